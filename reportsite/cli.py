@@ -1,0 +1,137 @@
+"""Command line: `import`, `check`, `build`, `serve`. Thin: parses arguments, calls one step, prints.
+
+Exit codes: 0 success; 1 some input was bad (each problem printed as `path:line: what; fix`, the
+good inputs still processed); 2 nothing was written (bad settings, a broken link, refused output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import Problem, ReportsiteError
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED = 0, 1, 2
+
+
+def _print_problems(problems: list[Problem]) -> None:
+    for problem in problems:
+        prefix = "warning: " if problem.severity == "warning" else ""
+        print(f"{prefix}{problem}", file=sys.stderr)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .ingest import collect_sources, import_file, output_name, render_content_file
+
+    out = Path(args.out) if args.out else Path(args.content) / "reports"
+    out.mkdir(parents=True, exist_ok=True)
+    sources = collect_sources([Path(p) for p in args.paths])
+    rows, failed = [], 0
+    for source in sources:
+        try:
+            report = import_file(source)
+        except ReportsiteError as exc:
+            _print_problems(exc.problems)
+            failed += 1
+            continue
+        target = out / output_name(report)
+        text = render_content_file(report)
+        if target.exists() and target.read_text(encoding="utf-8") != text and not args.force:
+            print(f"{target}:1: exists and differs from a fresh import (edited by hand?); "
+                  "pass --force to overwrite it", file=sys.stderr)
+            failed += 1
+            continue
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            target.write_text(text, encoding="utf-8")
+        fm = report.front_matter
+        j = fm["jurisdiction"]
+        place = "/".join(x for x in (j.get("province"), j.get("city"), j.get("name")) if x) or "?"
+        rows.append((source.name, str(target), place, str(fm.get("year") or "?"), str(report.sections),
+                     "; ".join(report.warnings) or "-"))
+        for warning in report.warnings:
+            print(f"warning: {source}:1: {warning}", file=sys.stderr)
+    _print_table(["source", "output", "jurisdiction", "year", "sections", "warnings"], rows)
+    print(f"imported {len(rows)} of {len(sources)} file(s)" + (f"; {failed} failed" if failed else ""))
+    return EXIT_BAD_INPUT if failed else EXIT_OK
+
+
+def _print_table(header: list[str], rows: list[tuple[str, ...]]) -> None:
+    if not rows:
+        return
+    widths = [max(_width(r[i]) for r in [tuple(header), *rows]) for i in range(len(header))]
+    for row in [tuple(header), *rows]:
+        print("  ".join(cell + " " * (w - _width(cell)) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _width(text: str) -> int:
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .model import load_content
+    from .topics import load_topics
+
+    content = load_content(Path(args.content))
+    load_topics(Path(args.content))
+    _print_problems(list(content.problems))
+    print(f"checked {len(content.reports)} report(s): {len(content.errors)} problem(s)")
+    return EXIT_BAD_INPUT if content.problems else EXIT_OK
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .pipeline import BuildOptions, build
+
+    result = build(BuildOptions(Path(args.content), Path(args.out), args.base_url, args.strict))
+    _print_problems(list(result.problems))
+    print(f"built {result.reports} report(s), {result.files} files into {args.out} in {result.seconds:.2f} s"
+          + (f"; {len(result.errors)} report(s) left out, see above" if result.errors else ""))
+    return EXIT_BAD_INPUT if result.errors else EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    return serve(args)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reportsite", description="Static site for 法治政府建设年度报告.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("import", help="raw report texts -> content/reports/*.md")
+    p.add_argument("paths", nargs="+", help="report files or folders of .txt files")
+    p.add_argument("--content", default="content", help="content folder (default content/)")
+    p.add_argument("--out", help="output folder (default CONTENT/reports)")
+    p.add_argument("--force", action="store_true", help="overwrite content files that differ")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("check", help="validate content without writing anything")
+    p.add_argument("--content", default="content")
+    p.set_defaults(func=cmd_check)
+
+    for name, func, help_text in (("build", cmd_build, "content -> static site"),
+                                  ("serve", cmd_serve, "build, serve and rebuild on change")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--content", default="content")
+        p.add_argument("--out", default="site")
+        p.add_argument("--base-url", help="URL the site is published at, e.g. https://example.org/fzbg/")
+        p.add_argument("--strict", action="store_true", help="treat warnings and bad reports as failure")
+        p.set_defaults(func=func)
+        if name == "serve":
+            p.add_argument("--port", type=int, default=8000)
+            p.add_argument("--host", default="127.0.0.1")
+            p.add_argument("--open", action="store_true", help="open the site in a browser")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ReportsiteError as exc:
+        _print_problems(exc.problems)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted; nothing was replaced", file=sys.stderr)
+        return 130

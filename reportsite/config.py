@@ -1,0 +1,63 @@
+"""Site settings from `content/site.yml` (title, base URL, footer fields of a Chinese government site)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+
+from .errors import fail
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    title: str = "法治政府建设年度报告"
+    subtitle: str = "各地法治政府建设年度报告汇编与比较"
+    base_url: str = "http://localhost:8000/"
+    organiser: str = ""  # 主办单位
+    icp: str = ""  # ICP备案号
+    police_record: str = ""  # 公安备案号
+    site_code: str = ""  # 网站标识码
+    contact: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def base_path(self) -> str:
+        """`/fzbg/` for https://example.org/fzbg/ (the sub-path the site is served under)."""
+        path = urlsplit(self.base_url).path or "/"
+        return path if path.endswith("/") else path + "/"
+
+    def absolute(self, site_path: str) -> str:
+        base = self.base_url if self.base_url.endswith("/") else self.base_url + "/"
+        return base + site_path.lstrip("/")
+
+
+_FIELDS = {"title", "subtitle", "base_url", "organiser", "icp", "police_record", "site_code", "contact"}
+
+
+def load_config(content_dir: Path, base_url: str | None = None) -> SiteConfig:
+    path = content_dir / "site.yml"
+    data: dict = {}
+    if path.exists():
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise fail(str(path), mark.line + 1 if mark else 1, f"not valid YAML ({getattr(exc, 'problem', exc)})",
+                       "fix the YAML syntax") from None
+        if not isinstance(data, dict):
+            raise fail(str(path), 1, "site.yml must be a mapping of settings", "write `title: …` lines")
+        unknown = set(data) - _FIELDS
+        if unknown:
+            raise fail(str(path), 1, f"unknown setting(s): {', '.join(sorted(unknown))}",
+                       f"use only {', '.join(sorted(_FIELDS))}")
+    settings = {k: str(v) for k, v in data.items() if v is not None}
+    if base_url:
+        settings["base_url"] = base_url
+    parts = urlsplit(settings.get("base_url", SiteConfig.base_url))
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise fail(str(path), 1, f"base_url {settings.get('base_url')!r} is not an http(s) URL",
+                   "write e.g. https://example.org/fzbg/")
+    return SiteConfig(**settings)

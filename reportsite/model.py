@@ -1,0 +1,393 @@
+"""The content model: `content/` Markdown files -> validated, typed Report objects with a section tree.
+
+Every problem is a Problem with `path:line`; a bad report is left out and the others still load.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import divisions as dv
+from .errors import Problem
+from .ingest import LEVELS
+from .markup import CN_DIGITS, match_heading, strip_markup
+from .slugs import default_slug, pinyin_slug
+
+MIN_YEAR, MAX_YEAR = 2000, date.today().year + 1
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
+ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,79}$")
+_LEVEL_ALIASES = {"省": "province", "直辖市": "province", "自治区": "province", "地级市": "city", "市": "city",
+                  "市辖区": "district", "区": "district", "县": "county", "县级市": "county", "旗": "county",
+                  "自治县": "county", "镇": "town", "乡": "town", "街道": "street", "部门": "department",
+                  "开发区": "other", "其他": "other"}
+LEVEL_LABELS = {"province": "省级", "city": "市级", "district": "市辖区", "county": "县(市)",
+                "town": "乡镇", "street": "街道", "department": "部门", "other": "其他(开发区等)"}
+
+
+@dataclass(frozen=True)
+class Jurisdiction:
+    name: str
+    level: str
+    city: str | None
+    province: str | None
+    adcode: str | None
+    county: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Identity of the jurisdiction across years (a department is its own jurisdiction)."""
+        return f"{self.adcode or ''}:{self.name}:{self.level}"
+
+
+@dataclass(frozen=True)
+class Section:
+    id: str
+    level: int  # 0 for the text before the first heading, then 2, 3, 4 (Markdown ## ### ####)
+    title: str  # heading text as written, without Markdown
+    body_md: str  # Markdown of this section's own text (not its subsections)
+    line: int  # line of the heading in the content file
+    parent: str | None  # id of the enclosing section
+    number: str | None = None
+
+    @property
+    def text(self) -> str:
+        """Plain text of the section's own body."""
+        return strip_markup(self.body_md)
+
+
+@dataclass(frozen=True)
+class Report:
+    path: str
+    slug: str
+    title: str
+    jurisdiction: Jurisdiction
+    year: int
+    published: date | None
+    issuer: str | None
+    source: str | None
+    sha256: str | None
+    sections: tuple[Section, ...]
+    aliases: dict[str, str] = field(default_factory=dict)  # old anchor -> current anchor
+    body_md: str = ""
+    warnings: tuple[str, ...] = ()
+
+    def section(self, section_id: str) -> Section | None:
+        return next((s for s in self.sections if s.id == section_id), None)
+
+    def heading_path(self, section: Section) -> list[Section]:
+        chain: list[Section] = []
+        current: Section | None = section
+        while current is not None:
+            chain.append(current)
+            current = self.section(current.parent) if current.parent else None
+        return [s for s in reversed(chain) if s.level > 0]
+
+
+@dataclass(frozen=True)
+class Content:
+    reports: tuple[Report, ...]
+    problems: tuple[Problem, ...]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+
+# ------------------------------------------------------------------------------------------------------
+# Front matter
+
+
+class _FrontMatterError(Exception):
+    def __init__(self, line: int, message: str, hint: str):
+        super().__init__(message)
+        self.line, self.message, self.hint = line, message, hint
+
+
+def split_front_matter(text: str) -> tuple[str, str, int]:
+    """(front matter YAML, body, line number where the body starts)."""
+    text = text.lstrip("\ufeff")
+    if not text.startswith("---\n"):
+        raise _FrontMatterError(1, "no front matter", "start the file with a `---` line, YAML fields, and `---`")
+    end = text.find("\n---\n", 3)
+    if end < 0:
+        if text.rstrip().endswith("\n---"):
+            end = len(text.rstrip()) - 4
+        else:
+            raise _FrontMatterError(1, "front matter is not closed", "add a line `---` after the YAML fields")
+    front = text[4:end + 1]
+    body = text[end + 5:]
+    return front, body, front.count("\n") + 3
+
+
+def parse_front_matter(front: str) -> tuple[dict[str, Any], dict[str, int]]:
+    """Safe-load YAML front matter; return (data, key -> line). Aliases are refused (alias bombs)."""
+    try:
+        for event in yaml.parse(front, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                line = event.start_mark.line + 2 if event.start_mark else 1
+                raise _FrontMatterError(line, "YAML aliases (*name) are not allowed in front matter",
+                                        "write the value out instead of referring to an anchor")
+        node = yaml.compose(front, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(front)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark else 1
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        hint = "use spaces, not tabs, to indent YAML" if "\t" in front else "fix the YAML syntax"
+        raise _FrontMatterError(line, f"front matter is not valid YAML ({problem})", hint) from None
+    if not isinstance(data, dict):
+        raise _FrontMatterError(2, "front matter must be a mapping of fields", "write `field: value` lines")
+    lines = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, _ in node.value:
+            lines[str(key.value)] = key.start_mark.line + 2
+    return data, lines
+
+
+# ------------------------------------------------------------------------------------------------------
+# Sections
+
+_HEADING_LINE = re.compile(r"^(#{2,6})[ \t]+(.+?)[ \t]*$")
+_EXPLICIT_ID = re.compile(r"\s*\{#([A-Za-z][A-Za-z0-9_-]*)\}\s*$")
+_CN_VALUE = {c: i + 1 for i, c in enumerate(CN_DIGITS)}
+
+
+def cn_numeral_value(numeral: str) -> int:
+    """一 -> 1, 十二 -> 12, 二十 -> 20; Arabic digits (also full-width) as they are."""
+    numeral = numeral.translate(str.maketrans("０１２３４５６７８９", "0123456789"))
+    if numeral.isdigit():
+        return int(numeral)
+    if "十" in numeral:
+        tens, _, ones = numeral.partition("十")
+        return (_CN_VALUE.get(tens, 1) if tens else 1) * 10 + (_CN_VALUE.get(ones, 0) if ones else 0)
+    return _CN_VALUE.get(numeral, 0)
+
+
+def _auto_id(level: int, title: str, numbers: list[int | None]) -> str:
+    """s2-1-3 for 二、> (一) > 3.: short, ASCII (survives being pasted into chat apps) and readable
+    by anyone who sees the report's own numbering; unnumbered headings fall back to pinyin."""
+    path = numbers[: level - 1]
+    if all(n for n in path):
+        return "s" + "-".join(str(n) for n in path)
+    return "h-" + (pinyin_slug(strip_markup(title)) or "section")
+
+
+def parse_sections(body: str, first_line: int) -> tuple[list[Section], list[tuple[int, str]]]:
+    """Split a Markdown body at ATX headings into sections with stable ids; return (sections, problems)."""
+    sections: list[Section] = []
+    problems: list[tuple[int, str]] = []
+    numbers: list[int | None] = [None] * 6
+    stack: list[tuple[int, str]] = []  # (level, id)
+    current = {"id": "preamble", "level": 0, "title": "", "line": first_line, "parent": None, "number": None}
+    buffer: list[str] = []
+    seen: Counter[str] = Counter()
+
+    def flush() -> None:
+        sections.append(Section(current["id"], current["level"], current["title"], "\n".join(buffer).strip(),
+                                current["line"], current["parent"], current["number"]))
+        buffer.clear()
+
+    in_fence = False
+    for offset, line in enumerate(body.split("\n")):
+        if line.startswith(("```", "~~~")):
+            in_fence = not in_fence
+        m = None if in_fence else _HEADING_LINE.match(line)
+        if not m:
+            buffer.append(line)
+            continue
+        flush()
+        level = min(len(m.group(1)), 4)
+        raw_title = m.group(2)
+        explicit = _EXPLICIT_ID.search(raw_title)
+        title = strip_markup(_EXPLICIT_ID.sub("", raw_title)).strip()
+        heading = match_heading(title)
+        number = heading.number if heading else None
+        numbers[level - 1] = cn_numeral_value(number) if heading and heading.level == level else None
+        for deeper in range(level, 6):
+            numbers[deeper] = None
+        section_id = explicit.group(1) if explicit else _auto_id(level, title, numbers[1:])
+        seen[section_id] += 1
+        if seen[section_id] > 1:
+            if explicit:
+                problems.append((first_line + offset, f"heading id #{section_id} is used twice"))
+            section_id = f"{section_id}-{seen[section_id]}"
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        current = {"id": section_id, "level": level, "title": title, "line": first_line + offset,
+                   "parent": stack[-1][1] if stack else None, "number": number}
+        stack.append((level, section_id))
+    flush()
+    if sections and sections[0].level == 0 and not sections[0].body_md:
+        sections.pop(0)
+    return sections, problems
+
+
+# ------------------------------------------------------------------------------------------------------
+# Validation
+
+
+def _str(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, (dict, list)):
+        raise ValueError(f"`{key}` must be text, not a {type(value).__name__}")
+    return str(value).strip() or None
+
+
+def _jurisdiction(data: dict[str, Any], table: dv.DivisionTable) -> Jurisdiction:
+    raw = data.get("jurisdiction")
+    if isinstance(raw, str):  # flat form: jurisdiction: 平谷区, level:, city:, province:
+        raw = {"name": raw, "level": data.get("level"), "city": data.get("city"), "province": data.get("province")}
+    if not isinstance(raw, dict):
+        raise ValueError("`jurisdiction` is missing or not a mapping (name, level, city, province, adcode)")
+    name = _str(raw, "name")
+    if not name:
+        raise ValueError("`jurisdiction.name` is missing")
+    level = _str(raw, "level")
+    level = _LEVEL_ALIASES.get(level or "", level)
+    adcode = _str(raw, "adcode")
+    city, province = _str(raw, "city"), _str(raw, "province")
+    if adcode is None:  # resolve a hand-written jurisdiction with the division table
+        matches = [d for d in table.by_name.get(name, ()) if (not city or d.city == city)
+                   and (not province or d.province == province)]
+        if len(matches) == 1:
+            adcode = matches[0].adcode
+            city, province = city or matches[0].city, province or matches[0].province
+            level = level or matches[0].level
+    elif adcode in table.by_code:
+        division = table.by_code[adcode]
+        city, province = city or division.city, province or division.province
+    if level not in LEVELS:
+        raise ValueError(f"`jurisdiction.level` is {level!r}, not one of {', '.join(LEVELS)}")
+    if adcode is not None and not re.fullmatch(r"\d{6}", adcode):
+        raise ValueError(f"`jurisdiction.adcode` {adcode!r} is not a 6-digit GB/T 2260 code")
+    return Jurisdiction(name, level, city, province, adcode, _str(raw, "county"))
+
+
+def _date(value: Any) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"date {value!r} is not YYYY-MM-DD") from None
+
+
+def load_report(path: Path, text: str, table: dv.DivisionTable | None = None) -> tuple[Report | None, list[Problem]]:
+    """Parse one content file. Returns (report or None, problems)."""
+    table = table or dv.load_divisions()
+    where = str(path)
+    try:
+        front, body, body_line = split_front_matter(text)
+        data, lines = parse_front_matter(front)
+    except _FrontMatterError as exc:
+        return None, [Problem(where, exc.line, exc.message, exc.hint)]
+
+    def problem(key: str, message: str, hint: str) -> Problem:
+        return Problem(where, lines.get(key.split(".")[0], 2), message, hint)
+
+    problems: list[Problem] = []
+    if not isinstance(data.get("title"), (str, int)) or not str(data["title"]).strip():
+        problems.append(problem("title", "`title` is missing or not text", "add `title: 报告标题`"))
+    year = data.get("year")
+    if isinstance(year, bool) or not isinstance(year, int):
+        problems.append(problem("year", f"`year` is {year!r}, not a whole number",
+                                "write the year reported on, e.g. `year: 2023`"))
+    elif not MIN_YEAR <= year <= MAX_YEAR:
+        problems.append(problem("year", f"`year` {year} is out of range {MIN_YEAR}-{MAX_YEAR}",
+                                "write the year the report covers"))
+    try:
+        jurisdiction = _jurisdiction(data, table)
+    except ValueError as exc:
+        problems.append(problem("jurisdiction", str(exc), "see the front-matter fields in README.md"))
+        jurisdiction = None
+    try:
+        published = _date(data.get("published", data.get("date")))
+        issuer, source = _str(data, "issuer"), _str(data, "source")
+    except ValueError as exc:
+        problems.append(problem("published", str(exc), "write dates as YYYY-MM-DD"))
+        published = issuer = source = None
+    aliases = data.get("aliases") or {}
+    if not isinstance(aliases, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()):
+        problems.append(problem("aliases", "`aliases` must map old anchor ids to current ones",
+                                "write `aliases: {s2-1: s2-2}`"))
+        aliases = {}
+    if problems or jurisdiction is None:
+        return None, problems
+    slug = data.get("slug")
+    if slug is None:
+        j = jurisdiction
+        slug = default_slug(adcode=j.adcode, name=j.name, level=j.level, city=j.city, county=j.county, year=year,
+                            issuer=issuer)
+    elif not isinstance(slug, str) or not SLUG_RE.match(slug):
+        return None, [problem("slug", f"`slug` {slug!r} is not lower-case ASCII letters, digits and hyphens",
+                              "write e.g. `slug: 130502-2023` (no slashes, dots or spaces)")]
+    sections, section_problems = parse_sections(body, body_line)
+    problems += [Problem(where, line, msg, "give each heading its own `{#id}`") for line, msg in section_problems]
+    ids = {s.id for s in sections}
+    for old, new in aliases.items():
+        if not ID_RE.match(old) or new not in ids:
+            problems.append(problem("aliases", f"alias #{old} -> #{new}: no section has the id #{new}",
+                                    "point the alias at an existing section id"))
+        elif old in ids:
+            problems.append(problem("aliases", f"alias #{old} is also a current section id",
+                                    "remove the alias; the section exists"))
+    if problems:
+        return None, problems
+    warnings = tuple(str(w) for w in data.get("warnings") or () if isinstance(w, str))
+    return Report(where, slug, _str(data, "title") or "", jurisdiction, year, published, issuer, source,
+                  _str(data, "sha256"), tuple(sections), dict(aliases), body, warnings), []
+
+
+def content_files(content_dir: Path) -> list[Path]:
+    return sorted((content_dir / "reports").rglob("*.md")) if (content_dir / "reports").is_dir() else sorted(
+        p for p in content_dir.rglob("*.md") if p.is_file())
+
+
+def load_content(content_dir: Path) -> Content:
+    """Load every report under content_dir/reports; duplicates of slug or jurisdiction+year are errors."""
+    table = dv.load_divisions()
+    reports: list[Report] = []
+    problems: list[Problem] = []
+    for path in content_files(content_dir):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            line = path.read_bytes()[: exc.start].count(b"\n") + 1
+            problems.append(Problem(str(path), line, "content file is not UTF-8", "re-save it as UTF-8"))
+            continue
+        report, found = load_report(path, text, table)
+        problems += found
+        if report:
+            reports.append(report)
+    return Content(*_drop_duplicates(reports, problems))
+
+
+def _drop_duplicates(reports: list[Report], problems: list[Problem]) -> tuple[tuple[Report, ...], tuple[Problem, ...]]:
+    kept: list[Report] = []
+    slugs: dict[str, Report] = {}
+    editions: dict[tuple[str, int], Report] = {}
+    for report in reports:
+        first = slugs.get(report.slug)
+        if first:
+            problems.append(Problem(report.path, 1, f"slug {report.slug!r} is already used by {first.path}",
+                                    "set a different `slug:` in one of them"))
+            continue
+        edition = editions.get((report.jurisdiction.key, report.year))
+        if edition:
+            problems.append(Problem(report.path, 1, f"{report.jurisdiction.name} {report.year} is also "
+                                    f"reported by {edition.path}", "remove the duplicate or correct `year:`"))
+            continue
+        slugs[report.slug] = editions[(report.jurisdiction.key, report.year)] = report
+        kept.append(report)
+    kept.sort(key=lambda r: (r.jurisdiction.province or "", r.jurisdiction.city or "", r.jurisdiction.name,
+                             r.year, r.slug))
+    return tuple(kept), tuple(problems)

@@ -1,0 +1,184 @@
+"""Render (continued): cross-jurisdiction index pages, topic pages and the site's machine files."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from .model import LEVEL_LABELS, Report, Section
+from .render import (
+    OutputFile,
+    PageRenderer,
+    SiteData,
+    city_code,
+    jurisdiction_label,
+    province_code,
+    region_id,
+    report_path,
+)
+from .topics import TopicMatch
+
+
+@dataclass(frozen=True)
+class Region:
+    """A page of the jurisdiction tree: a province, a city or one reporting jurisdiction."""
+
+    id: str
+    name: str
+    kind: str  # province / city / own
+    parent: str | None
+    reports: tuple[Report, ...]
+    children: tuple[str, ...]
+
+
+def build_regions(reports: tuple[Report, ...]) -> dict[str, Region]:
+    names: dict[str, str] = {}
+    kinds: dict[str, str] = {}
+    parents: dict[str, str | None] = {}
+    own_reports: dict[str, list[Report]] = defaultdict(list)
+    for report in reports:
+        j = report.jurisdiction
+        chain: list[tuple[str, str, str]] = []
+        prov, city = province_code(report), city_code(report)
+        if prov and j.province:
+            chain.append((prov, j.province, "province"))
+        if city and j.city and city != prov and j.city != j.province:
+            chain.append((city, j.city, "city"))
+        own = region_id(report)
+        if own not in {c[0] for c in chain}:
+            chain.append((own, jurisdiction_label(report), "own"))
+        parent = None
+        for code, name, kind in chain:
+            names.setdefault(code, name)
+            kinds.setdefault(code, kind)
+            parents.setdefault(code, parent)
+            parent = code
+        own_reports[chain[-1][0]].append(report)
+    children: dict[str | None, list[str]] = defaultdict(list)
+    for code, parent in parents.items():
+        children[parent].append(code)
+    return {code: Region(code, names[code], kinds[code], parents[code],
+                         tuple(sorted(own_reports.get(code, ()), key=lambda r: -r.year)),
+                         tuple(sorted(children.get(code, ()))))
+            for code in names}
+
+
+def region_reports(region: Region, regions: dict[str, Region]) -> list[Report]:
+    found = list(region.reports)
+    for child in region.children:
+        found += region_reports(regions[child], regions)
+    return found
+
+
+@dataclass(frozen=True)
+class TopicEntry:
+    report: Report
+    section: Section
+    match: TopicMatch
+    path: list[Section]
+
+
+def topic_entries(data: SiteData, topic_slug: str) -> list[TopicEntry]:
+    entries = []
+    for report in data.reports:
+        matches = data.topics.get(report.slug, {})
+        listed: set[str] = set()
+        for section in report.sections:
+            match = next((m for m in matches.get(section.id, ()) if m.topic == topic_slug), None)
+            if match is None or (section.parent and section.parent in listed):
+                continue  # a subsection of a listed section is shown through its parent
+            listed.add(section.id)
+            entries.append(TopicEntry(report, section, match, report.heading_path(section)))
+    return entries
+
+
+def section_excerpt_text(report: Report, section: Section) -> str:
+    """A section's own text, or its first subsection's when the section is only a heading."""
+    if section.body_md:
+        return section.text
+    child = next((s for s in report.sections if s.parent == section.id and s.body_md), None)
+    return child.text if child else ""
+
+
+def render_index_pages(renderer: PageRenderer, data: SiteData) -> Iterator[OutputFile]:
+    reports = data.reports
+    regions = build_regions(reports)
+    years = sorted({r.year for r in reports}, reverse=True)
+    levels = [lv for lv in LEVEL_LABELS if any(r.jurisdiction.level == lv for r in reports)]
+    topic_counts = {t.slug: len(topic_entries(data, t.slug)) for t in data.topic_rules.topics}
+    latest = sorted(reports, key=lambda r: (r.published or datetime.min.date(), r.year), reverse=True)[:10]
+    by_province = Counter(r.jurisdiction.province or "未知" for r in reports)
+    yield renderer.render("home.html", "", reports=reports, latest=latest, years=years, levels=levels,
+                          by_province=by_province.most_common(), by_year=Counter(r.year for r in reports),
+                          by_level=Counter(r.jurisdiction.level for r in reports), topics=data.topic_rules.topics,
+                          topic_counts=topic_counts, regions=regions,
+                          provinces=[regions[c] for c in sorted(c for c, r in regions.items() if r.parent is None)])
+    yield renderer.render("regions.html", "regions/", regions=regions,
+                          roots=[regions[c] for c in sorted(c for c, r in regions.items() if r.parent is None)],
+                          region_reports=region_reports)
+    for region in regions.values():
+        yield renderer.render("region.html", f"regions/{region.id}/", region=region, regions=regions,
+                              all_reports=sorted(region_reports(region, regions), key=lambda r: (-r.year, r.slug)),
+                              region_reports=region_reports)
+    yield renderer.render("years.html", "years/", years=years, by_year=Counter(r.year for r in reports))
+    for year in years:
+        yield renderer.render("list.html", f"years/{year}/", heading=f"{year}年度报告",
+                              reports=[r for r in reports if r.year == year], crumb_items=[("按年度", "years/")])
+    for level in levels:
+        yield renderer.render("list.html", f"levels/{level}/", heading=f"{LEVEL_LABELS[level]}报告",
+                              reports=[r for r in reports if r.jurisdiction.level == level],
+                              crumb_items=[("按层级", "levels/")])
+    yield renderer.render("levels.html", "levels/", levels=levels,
+                          by_level=Counter(r.jurisdiction.level for r in reports))
+    yield renderer.render("coverage.html", "coverage/", **coverage_matrix(reports))
+    yield renderer.render("topics.html", "topics/", topics=data.topic_rules.topics, topic_counts=topic_counts)
+    for topic in data.topic_rules.topics:
+        entries = topic_entries(data, topic.slug)
+        yield renderer.render("topic.html", f"topics/{topic.slug}/", topic=topic, entries=entries,
+                              excerpt_of=section_excerpt_text)
+    yield renderer.render("about.html", "about/")
+    yield renderer.render("search.html", "search/", topics=data.topic_rules.topics, years=years, levels=levels,
+                          provinces=sorted({r.jurisdiction.province for r in reports if r.jurisdiction.province}))
+    yield renderer.render("404.html", "404.html")
+    yield sitemap(data)
+    yield atom_feed(renderer, data)
+    yield OutputFile("robots.txt", f"User-agent: *\nAllow: /\nSitemap: {data.config.absolute('sitemap.xml')}\n"
+                     .encode())
+
+
+def coverage_matrix(reports: tuple[Report, ...]) -> dict:
+    years = sorted({r.year for r in reports})
+    if years:
+        years = list(range(years[0], years[-1] + 1))
+    rows: dict[str, dict] = {}
+    for report in reports:
+        key = report.jurisdiction.key
+        row = rows.setdefault(key, {"label": jurisdiction_label(report), "province": report.jurisdiction.province,
+                                    "city": report.jurisdiction.city, "by_year": {}})
+        row["by_year"][report.year] = report
+    ordered = sorted(rows.values(), key=lambda r: (r["province"] or "", r["city"] or "", r["label"]))
+    missing = sum(1 for row in ordered for y in years if y not in row["by_year"])
+    return {"years": years, "rows": ordered, "missing": missing}
+
+
+def sitemap(data: SiteData) -> OutputFile:
+    urls = [data.config.absolute(p) for p in ("", "regions/", "years/", "levels/", "coverage/", "topics/", "about/")]
+    urls += [data.config.absolute(report_path(r)) for r in data.reports]
+    body = "".join(f"<url><loc>{_xml(u)}</loc></url>" for u in urls)
+    xml = ('<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+           f"{body}</urlset>\n")
+    return OutputFile("sitemap.xml", xml.encode("utf-8"))
+
+
+def _xml(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def atom_feed(renderer: PageRenderer, data: SiteData) -> OutputFile:
+    reports = sorted(data.reports, key=lambda r: (r.published or datetime.min.date(), r.slug), reverse=True)[:50]
+    newest = max((r.published for r in reports if r.published), default=None)
+    updated = datetime.combine(newest, datetime.min.time(), UTC) if newest else datetime(2000, 1, 1, tzinfo=UTC)
+    return renderer.render("feed.xml", "feed.xml", reports=reports, updated=updated.isoformat(),
+                           report_path=report_path)

@@ -1,0 +1,203 @@
+"""Render: content model + derived views -> HTML/XML files (Jinja2 templates in templates/).
+
+All internal links are relative to the page that holds them, so the site works under any sub-path
+and on any static host; only canonical URLs, the sitemap and the feed use the configured base URL.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import markdown
+import nh3
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from .config import SiteConfig
+from .model import LEVEL_LABELS, Report, Section, pinyin_slug
+from .topics import TopicMatch, TopicRules
+
+ALLOWED_TAGS = {"p", "br", "strong", "em", "b", "i", "ul", "ol", "li", "blockquote", "code", "pre", "table",
+                "thead", "tbody", "tr", "th", "td", "hr", "sup", "sub", "span", "div", "a", "h5", "h6"}
+ALLOWED_ATTRS = {"*": {"class"}, "a": {"href", "title"}, "td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan"}}
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    path: str  # site-relative, forward slashes
+    data: bytes
+
+
+@dataclass(frozen=True)
+class SectionNode:
+    section: Section
+    html: str
+    topics: tuple[TopicMatch, ...]
+    children: list[SectionNode] = field(default_factory=list)
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SiteData:
+    """Everything the templates need, computed once before rendering."""
+
+    config: SiteConfig
+    reports: tuple[Report, ...]
+    topic_rules: TopicRules
+    topics: dict[str, dict[str, tuple[TopicMatch, ...]]]  # report slug -> section id -> matches
+    extra_report_panels: dict[str, list[str]] = field(default_factory=dict)  # slug -> HTML snippets
+    nav_extra: tuple[tuple[str, str], ...] = ()  # (label, site path) added to the main menu
+
+
+# ------------------------------------------------------------------------------------------------------
+# URLs
+
+
+def report_path(report: Report) -> str:
+    return f"reports/{report.slug}/"
+
+
+def region_id(report: Report) -> str:
+    """The page of the report's own jurisdiction: its adcode, or adcode + name for departments etc."""
+    j = report.jurisdiction
+    if j.level in ("department", "town", "street", "other") or not j.adcode:
+        own = report.issuer if j.level == "department" and report.issuer else j.name
+        return f"{j.adcode or 'x'}-{pinyin_slug(own, 10)}"
+    return j.adcode
+
+
+def province_code(report: Report) -> str | None:
+    return report.jurisdiction.adcode[:2] + "0000" if report.jurisdiction.adcode else None
+
+
+def city_code(report: Report) -> str | None:
+    j = report.jurisdiction
+    if not j.adcode or j.level == "province":
+        return None
+    code = j.adcode[:4] + "00"
+    return code if j.city else None
+
+
+def relative_url(from_page: str, target: str) -> str:
+    """Link from page `from_page` (site path of an .html file or a dir/) to `target` (site path)."""
+    base = posixpath.dirname(from_page) if not from_page.endswith("/") else from_page.rstrip("/")
+    anchor = ""
+    if "#" in target:
+        target, anchor = target.split("#", 1)
+        anchor = "#" + anchor
+    if target == "":
+        return anchor or "./"
+    rel = posixpath.relpath(target.rstrip("/") or ".", base or ".")
+    if target.endswith("/"):
+        rel = "./" if rel == "." else rel + "/"
+    return rel + anchor
+
+
+# ------------------------------------------------------------------------------------------------------
+# Markdown
+
+
+def make_markdown() -> markdown.Markdown:
+    return markdown.Markdown(extensions=["attr_list", "sane_lists"], output_format="html")
+
+
+def markdown_to_html(md: markdown.Markdown, text: str) -> str:
+    md.reset()
+    html = md.convert(text)
+    # Raw HTML a publisher pasted into a report is never trusted: allow-list sanitizer.
+    return nh3.clean(html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRS, url_schemes={"http", "https", "mailto"},
+                     link_rel="noopener noreferrer nofollow")
+
+
+def section_tree(report: Report, matches: dict[str, tuple[TopicMatch, ...]], md: markdown.Markdown) -> list[SectionNode]:
+    aliases: dict[str, list[str]] = defaultdict(list)
+    for old, new in report.aliases.items():
+        aliases[new].append(old)
+    roots: list[SectionNode] = []
+    by_id: dict[str, SectionNode] = {}
+    for section in report.sections:
+        node = SectionNode(section, markdown_to_html(md, section.body_md) if section.body_md else "",
+                           matches.get(section.id, ()), [], tuple(sorted(aliases.get(section.id, ()))))
+        by_id[section.id] = node
+        parent = by_id.get(section.parent) if section.parent else None
+        (parent.children if parent else roots).append(node)
+    return roots
+
+
+def display_heading(title: str) -> str:
+    """Headings split from their paragraph keep the full stop in the source; the page drops it."""
+    return title[:-1] if title.endswith("。") else title
+
+
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def excerpt(text: str, length: int = 120) -> str:
+    text = re.sub(r"\s+", "", text)
+    return text if len(text) <= length else text[:length] + "…"
+
+
+# ------------------------------------------------------------------------------------------------------
+# Rendering
+
+
+def make_environment(templates_dir: Path) -> Environment:
+    env = Environment(loader=FileSystemLoader(str(templates_dir)), autoescape=select_autoescape(["html", "xml"]),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["heading"] = display_heading
+    env.filters["excerpt"] = excerpt
+    env.filters["level_label"] = lambda level: LEVEL_LABELS.get(level, level)
+    env.filters["cn_date"] = lambda d: f"{d.year}年{d.month}月{d.day}日" if isinstance(d, date) else ""
+    return env
+
+
+class PageRenderer:
+    """Renders one template for one site path, with `url()` relative to that path."""
+
+    def __init__(self, env: Environment, data: SiteData):
+        self.env, self.data = env, data
+
+    def render(self, template: str, path: str, **context: Any) -> OutputFile:
+        page = path + "index.html" if path == "" or path.endswith("/") else path
+
+        def url(target: str) -> str:
+            return relative_url(page, target)
+
+        html = self.env.get_template(template).render(
+            url=url, page_path=path, canonical=self.data.config.absolute(path), site=self.data.config,
+            nav_extra=self.data.nav_extra, **context)
+        return OutputFile(page, html.encode("utf-8"))
+
+
+def report_description(report: Report) -> str:
+    first = next((s for s in report.sections if s.body_md), None)
+    return excerpt(first.text, 110) if first else report.title
+
+
+def jurisdiction_label(report: Report) -> str:
+    j = report.jurisdiction
+    if j.level == "department":
+        return report.issuer or j.name
+    return j.name
+
+
+def render_reports(renderer: PageRenderer, data: SiteData) -> Iterator[OutputFile]:
+    md = make_markdown()
+    by_key: dict[str, list[Report]] = defaultdict(list)
+    for report in data.reports:
+        by_key[report.jurisdiction.key].append(report)
+    for report in data.reports:
+        matches = data.topics.get(report.slug, {})
+        yield renderer.render(
+            "report.html", report_path(report), report=report, tree=section_tree(report, matches, md),
+            other_years=sorted((r for r in by_key[report.jurisdiction.key] if r is not report), key=lambda r: r.year),
+            description=report_description(report), region=region_id(report), province=province_code(report),
+            city=city_code(report), label=jurisdiction_label(report),
+            topic_names={t.slug: t.name for t in data.topic_rules.topics},
+            panels=data.extra_report_panels.get(report.slug, []))

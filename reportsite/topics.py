@@ -1,0 +1,105 @@
+"""Derived view: which sections are about which topic (rules in content/topics.yml).
+
+Assignment is explainable: every match keeps the words that produced it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .errors import fail
+from .model import SLUG_RE, Report, Section
+
+
+@dataclass(frozen=True)
+class Topic:
+    slug: str
+    name: str
+    description: str
+    keywords: tuple[str, ...]
+    heading_keywords: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TopicRules:
+    topics: tuple[Topic, ...]
+    heading_weight: int = 4
+    body_cap: int = 3
+    min_score: int = 4
+
+
+@dataclass(frozen=True)
+class TopicMatch:
+    topic: str  # slug
+    score: int
+    heading_words: tuple[str, ...]
+    body_words: tuple[tuple[str, int], ...]  # (word, occurrences)
+
+    def explain(self) -> str:
+        parts = [f"标题含“{w}”" for w in self.heading_words]
+        parts += [f"正文“{w}”×{n}" for w, n in self.body_words]
+        return "；".join(parts)
+
+
+def load_topics(content_dir: Path) -> TopicRules:
+    path = content_dir / "topics.yml"
+    if not path.exists():
+        return TopicRules(())
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise fail(str(path), mark.line + 1 if mark else 1, f"not valid YAML ({getattr(exc, 'problem', exc)})",
+                   "fix the YAML syntax") from None
+    topics, seen = [], set()
+    raw_topics = data.get("topics") if isinstance(data, dict) else None
+    if not isinstance(raw_topics, list):
+        raise fail(str(path), 1, "`topics:` must be a list", "see the comment at the top of topics.yml")
+    for i, raw in enumerate(raw_topics):
+        line = _line_of(path, i)
+        if not isinstance(raw, dict) or not raw.get("slug") or not raw.get("name"):
+            raise fail(str(path), line, f"topic #{i + 1} needs `slug` and `name`", "add both fields")
+        slug = str(raw["slug"])
+        if not SLUG_RE.match(slug) or slug in seen:
+            raise fail(str(path), line, f"topic slug {slug!r} is not unique lower-case ASCII",
+                       "use letters, digits and hyphens, once each")
+        seen.add(slug)
+        topics.append(Topic(slug, str(raw["name"]), str(raw.get("description", "")),
+                            tuple(str(w) for w in raw.get("keywords") or ()),
+                            tuple(str(w) for w in raw.get("heading_keywords") or ())))
+    return TopicRules(tuple(topics), int(data.get("heading_weight", 4)), int(data.get("body_cap", 3)),
+                      int(data.get("min_score", 4)))
+
+
+def _line_of(path: Path, index: int) -> int:
+    """Line of the index-th `- slug:` entry, for error messages."""
+    count = -1
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.lstrip().startswith("- "):
+            count += 1
+            if count == index:
+                return n
+    return 1
+
+
+def match_section(section: Section, topic: Topic, rules: TopicRules) -> TopicMatch | None:
+    heading_words = tuple(w for w in (*topic.heading_keywords, *topic.keywords) if w in section.title)
+    text = section.text
+    body_words = tuple((w, min(text.count(w), rules.body_cap)) for w in topic.keywords if w in text)
+    score = rules.heading_weight * len(heading_words) + sum(n for _, n in body_words)
+    if score < rules.min_score:
+        return None
+    return TopicMatch(topic.slug, score, heading_words, body_words)
+
+
+def assign_topics(report: Report, rules: TopicRules) -> dict[str, tuple[TopicMatch, ...]]:
+    """section id -> its topic matches, best first."""
+    assigned: dict[str, tuple[TopicMatch, ...]] = {}
+    for section in report.sections:
+        matches = [m for t in rules.topics if (m := match_section(section, t, rules))]
+        if matches:
+            assigned[section.id] = tuple(sorted(matches, key=lambda m: -m.score))
+    return assigned

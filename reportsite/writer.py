@@ -1,0 +1,69 @@
+"""Write: put the rendered site in place atomically.
+
+The new site is written into a temporary sibling directory and swapped in only when complete, so a
+failed or killed build leaves the previous output untouched. The build refuses output directories
+that could hold a user's work.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import fail
+
+MARKER = ".reportsite-output"
+
+
+def check_output_dir(out: Path, protected: Iterable[Path], content_dir: Path) -> None:
+    """Refuse `out` when it is, or contains, a protected folder, lies inside content/, or holds
+    files that reportsite did not write."""
+    out = out.resolve()
+    if out == Path(out.anchor) or out == Path.home():
+        raise fail(str(out), 0, "refusing to write the site into a root or home folder", "use e.g. --out site/")
+    for path in (*protected, content_dir):
+        path = path.resolve()
+        if path.is_relative_to(out):
+            raise fail(str(out), 0, f"refusing to write the site here: it would replace {path}",
+                       "choose an output folder of its own, e.g. --out site/")
+    if out.is_relative_to(content_dir.resolve()):
+        raise fail(str(out), 0, "refusing to write the site inside the content folder", "use e.g. --out site/")
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
+        raise fail(str(out), 0, "output folder exists, is not empty and was not made by reportsite",
+                   "empty it, or choose another --out")
+
+
+def write_site(out: Path, files: Iterable[tuple[str, bytes]]) -> int:
+    """Write all files into a temp dir beside `out`, then swap it in. Returns the number of files."""
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    try:
+        count = 0
+        for rel, data in files:
+            target = staging / rel
+            if not target.resolve().is_relative_to(staging):
+                raise fail(rel, 0, "output path escapes the site folder", "check slugs and paths")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            count += 1
+        (staging / MARKER).write_text("written by reportsite; safe to delete\n", encoding="utf-8")
+        _swap(staging, out)
+        return count
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _swap(staging: Path, out: Path) -> None:
+    if not out.exists():
+        os.replace(staging, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    os.rmdir(old)
+    os.replace(out, old)
+    os.replace(staging, out)
+    shutil.rmtree(old, ignore_errors=True)
