@@ -205,8 +205,10 @@ def detect_issuer(title: str | None, body_lines: list[str], meta: dict[str, str]
 
 LEVELS = ("province", "city", "district", "county", "town", "street", "department", "other")
 _DEPARTMENT = re.compile(r"^(?:中共)?(?P<org>\S{2,30}?(?:局|厅|委员会|办公室|中心))(?:关于)?(?:19|20)\d{2}")
-_TOWN = re.compile(r"(?P<name>[\u4e00-\u9fff]{2,8}?(?:街道|镇|乡))(?:人民政府|办事处|党工委|党委)?(?:关于)?(?:19|20)\d{2}")
-_ZONE = re.compile(r"(?P<name>[\u4e00-\u9fff]{2,16}?(?:经济技术开发区|高新技术产业开发区|经济开发区|开发区|高新区|示范区))")
+_TOWN = re.compile(r"(?P<name>[\u4e00-\u9fff]{2,8}?(?:街道|镇|乡))"
+                   r"(?:人民政府|办事处|党工委|党委)?(?:关于)?(?:19|20)\d{2}")
+_ZONE = re.compile(r"(?P<name>[\u4e00-\u9fff]{2,16}?"
+                   r"(?:经济技术开发区|高新技术产业开发区|经济开发区|开发区|高新区|示范区))")
 
 
 def _pick_division(title: str | None, text: str, table: dv.DivisionTable) -> tuple[dv.Division | None, str | None]:

@@ -135,7 +135,7 @@ def parse_front_matter(front: str) -> tuple[dict[str, Any], dict[str, int]]:
                 raise _FrontMatterError(line, "YAML aliases (*name) are not allowed in front matter",
                                         "write the value out instead of referring to an anchor")
         node = yaml.compose(front, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(front)
+        data = _construct(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark else 1
@@ -149,6 +149,26 @@ def parse_front_matter(front: str) -> tuple[dict[str, Any], dict[str, int]]:
         for key, _ in node.value:
             lines[str(key.value)] = key.start_mark.line + 2
     return data, lines
+
+
+def _construct(node: yaml.Node | None) -> Any:
+    """Build Python values from the composed node; a value YAML cannot build (2024-13-45) is located."""
+    if node is None:
+        return None
+    constructor = yaml.constructor.SafeConstructor()
+    try:
+        return constructor.construct_document(node)
+    except (ValueError, TypeError, OverflowError) as exc:
+        line = 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                try:
+                    yaml.constructor.SafeConstructor().construct_document(value)
+                except (ValueError, TypeError, OverflowError):
+                    line = key.start_mark.line + 2
+                    break
+        raise _FrontMatterError(line, f"a value cannot be read ({exc})",
+                                "write dates as YYYY-MM-DD and quote other text") from None
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -81,7 +81,8 @@ def city_code(report: Report) -> str | None:
     if not j.adcode or j.level == "province":
         return None
     code = j.adcode[:4] + "00"
-    return code if j.city else None
+    # A municipality (上海市) is its own city: no separate city page, as in pages.build_regions.
+    return code if j.city and j.city != j.province else None
 
 
 def relative_url(from_page: str, target: str) -> str:
@@ -115,7 +116,8 @@ def markdown_to_html(md: markdown.Markdown, text: str) -> str:
                      link_rel="noopener noreferrer nofollow")
 
 
-def section_tree(report: Report, matches: dict[str, tuple[TopicMatch, ...]], md: markdown.Markdown) -> list[SectionNode]:
+def section_tree(report: Report, matches: dict[str, tuple[TopicMatch, ...]],
+                 md: markdown.Markdown) -> list[SectionNode]:
     aliases: dict[str, list[str]] = defaultdict(list)
     for old, new in report.aliases.items():
         aliases[new].append(old)

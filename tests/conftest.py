@@ -1,0 +1,49 @@
+"""Shared fixtures: the five real raw reports, the committed content, and built sites."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# A copy of ../shared/raw-reports, byte for byte, so a clone tests itself.
+RAW_DIR = ROOT / "tests" / "data" / "raw-reports"
+CONTENT_DIR = ROOT / "content"
+
+SAMPLES = {
+    "000": "000_587ecf3fbd3c4a2b.txt",
+    "001": "001_e682de9bac8de13f.txt",
+    "002": "002_a62a3be5949b6c15.txt",
+    "003": "003_0db19a1b1cc97a3e.txt",
+    "004": "004_12d456f2e68e5874.txt",
+}
+
+
+@pytest.fixture(scope="session")
+def raw_dir() -> Path:
+    return RAW_DIR
+
+
+@pytest.fixture(scope="session")
+def sample_paths() -> dict[str, Path]:
+    return {key: RAW_DIR / name for key, name in SAMPLES.items()}
+
+
+@pytest.fixture()
+def content_copy(tmp_path: Path) -> Path:
+    """A writable copy of the committed content/ folder."""
+    target = tmp_path / "content"
+    shutil.copytree(CONTENT_DIR, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The committed content built once into a temporary site folder."""
+    from reportsite.pipeline import BuildOptions, build
+
+    out = tmp_path_factory.mktemp("built") / "site"
+    build(BuildOptions(CONTENT_DIR, out, templates_dir=ROOT / "templates", theme_dir=ROOT / "theme"))
+    return out
