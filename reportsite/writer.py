@@ -40,6 +40,7 @@ def write_site(out: Path, files: Iterable[tuple[str, bytes]]) -> int:
     """Write all files into a temp dir beside `out`, then swap it in. Returns the number of files."""
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(out)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     try:
         count = 0
@@ -56,6 +57,15 @@ def write_site(out: Path, files: Iterable[tuple[str, bytes]]) -> int:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Staging folders of a build that was killed (SIGKILL cannot clean up after itself). Their names are
+    ours alone; two builds into the same --out at the same time are not supported."""
+    for pattern in (f".{out.name}.new-*", f".{out.name}.old-*"):
+        for leftover in out.parent.glob(pattern):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _swap(staging: Path, out: Path) -> None:

@@ -1,0 +1,102 @@
+"""Atomic output: a failed or killed build leaves the previous site intact; unsafe --out is refused."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from reportsite.errors import ReportsiteError
+from reportsite.writer import check_output_dir, write_site
+
+from .conftest import ROOT
+
+
+def test_write_site_swaps_in_complete_output(tmp_path):
+    out = tmp_path / "site"
+    write_site(out, [("index.html", b"one"), ("a/b.html", b"two")])
+    write_site(out, [("index.html", b"three")])
+    assert (out / "index.html").read_bytes() == b"three" and not (out / "a").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["site"]  # no staging or old folders left behind
+
+
+def test_error_while_writing_keeps_previous_site(tmp_path):
+    out = tmp_path / "site"
+    write_site(out, [("index.html", b"old")])
+
+    def files():
+        yield "index.html", b"new"
+        raise ReportsiteError([])
+
+    with pytest.raises(ReportsiteError):
+        write_site(out, files())
+    assert (out / "index.html").read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["site"]
+
+
+@pytest.mark.parametrize("name", ["content", ".", "/", "templates"])
+def test_refuses_dangerous_output_dirs(tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    for folder in ("content", "templates", "theme"):
+        (tmp_path / folder).mkdir()
+    with pytest.raises(ReportsiteError):
+        check_output_dir(Path(name), [tmp_path / "templates", tmp_path / "theme", tmp_path], tmp_path / "content")
+
+
+def test_refuses_foreign_non_empty_dir_and_inside_content(tmp_path):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "thesis.docx").write_bytes(b"precious")
+    with pytest.raises(ReportsiteError, match="not empty and was not made by reportsite"):
+        check_output_dir(foreign, [], tmp_path / "content")
+    with pytest.raises(ReportsiteError, match="inside the content folder"):
+        check_output_dir(tmp_path / "content" / "site", [], tmp_path / "content")
+    assert (foreign / "thesis.docx").read_bytes() == b"precious"
+
+
+def _big_content(tmp_path: Path, content: Path) -> Path:
+    """Many reports (the samples over many years) so that a build takes long enough to be killed."""
+    big = tmp_path / "big"
+    shutil.copytree(content, big)
+    reports = big / "reports"
+    originals = list(reports.glob("*.md"))
+    for source in originals:
+        text = source.read_text(encoding="utf-8")
+        year = next(line for line in text.splitlines() if line.startswith("year: "))
+        for new_year in range(2000, 2020):
+            (reports / f"{source.stem}-{new_year}.md").write_text(text.replace(year, f"year: {new_year}", 1),
+                                                                  encoding="utf-8")
+    return big
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_killed_build_leaves_previous_site_intact(tmp_path, content_copy, sig):
+    out = tmp_path / "site"
+    build = [sys.executable, str(ROOT / "build.py"), "build", "--out", str(out)]
+    assert subprocess.run([*build, "--content", str(content_copy)], capture_output=True, timeout=120).returncode == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    big = _big_content(tmp_path, content_copy)
+    started = time.monotonic()
+    proc = subprocess.Popen([*build, "--content", str(big)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    staging = None
+    while time.monotonic() - started < 60 and proc.poll() is None:
+        staging = next(tmp_path.glob(".site.new-*"), None)
+        if staging and any(staging.rglob("*.html")):
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "build finished before it could be interrupted; make the corpus bigger"
+    os.kill(proc.pid, sig)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    if sig != signal.SIGKILL:  # a killed -9 process cannot clean up; the next build does
+        assert not list(tmp_path.glob(".site.new-*"))
+    result = subprocess.run([*build, "--content", str(content_copy)], capture_output=True, timeout=120)
+    assert result.returncode == 0 and not list(tmp_path.glob(".site.*"))
