@@ -14,6 +14,7 @@ from pathlib import Path
 from .errors import Problem, ReportsiteError
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED = 0, 1, 2
+CACHE_DIR = ".reportsite-cache"  # per-report and per-page work of earlier builds (cache.py)
 
 
 def _print_problems(problems: list[Problem]) -> None:
@@ -29,6 +30,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     sources = collect_sources([Path(p) for p in args.paths])
     rows, failed = [], 0
+    written_now: dict[Path, Path] = {}
     for source in sources:
         try:
             report = import_file(source)
@@ -37,6 +39,12 @@ def cmd_import(args: argparse.Namespace) -> int:
             failed += 1
             continue
         target = out / output_name(report)
+        if target in written_now:
+            print(f"{source}:1: same report (slug {target.stem}) as {written_now[target]} in this import; "
+                  "import one of them, or give one a `slug:` after import", file=sys.stderr)
+            failed += 1
+            continue
+        written_now[target] = source
         text = render_content_file(report)
         if target.exists() and target.read_text(encoding="utf-8") != text and not args.force:
             print(f"{target}:1: exists and differs from a fresh import (edited by hand?); "
@@ -81,11 +89,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from .cache import BuildCache
     from .pipeline import BuildOptions, build
 
-    result = build(BuildOptions(Path(args.content), Path(args.out), args.base_url, args.strict))
+    cache = None if args.no_cache else BuildCache(Path(CACHE_DIR))
+    result = build(BuildOptions(Path(args.content), Path(args.out), args.base_url, args.strict, cache=cache))
     _print_problems(list(result.problems))
-    print(f"built {result.reports} report(s), {result.files} files into {args.out} in {result.seconds:.2f} s"
+    written = f" ({result.written} rewritten)" if result.written is not None else ""
+    print(f"built {result.reports} report(s), {result.files} files{written} into {args.out} in {result.seconds:.2f} s"
           + (f"; {len(result.errors)} report(s) left out, see above" if result.errors else ""))
     return EXIT_BAD_INPUT if result.errors else EXIT_OK
 
@@ -118,6 +129,7 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", default="site")
         p.add_argument("--base-url", help="URL the site is published at, e.g. https://example.org/fzbg/")
         p.add_argument("--strict", action="store_true", help="treat warnings and bad reports as failure")
+        p.add_argument("--no-cache", action="store_true", help=f"do not use or fill the build cache {CACHE_DIR}/")
         p.set_defaults(func=func)
         if name == "serve":
             p.add_argument("--port", type=int, default=8000)

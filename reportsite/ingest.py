@@ -22,7 +22,7 @@ from . import divisions as dv
 from .errors import ReportsiteError, fail
 from .markup import match_heading, to_markdown
 from .slugs import default_slug
-from .textio import decode_report
+from .textio import blank_control_characters, decode_report
 
 # ------------------------------------------------------------------------------------------------------
 # Rules (data/chrome.yml)
@@ -302,19 +302,24 @@ def _meta_from_removed(removed: list[RemovedLine], rules: ImportRules) -> dict[s
     return meta
 
 
-def import_text(text: str, source: str, sha256: str, rules: ImportRules | None = None) -> ImportedReport:
-    """Turn decoded raw text into an ImportedReport; raises ReportsiteError if it is not a report."""
+def import_text(text: str, source: str, sha256: str, rules: ImportRules | None = None,
+                where: str | None = None) -> ImportedReport:
+    """Turn decoded raw text into an ImportedReport; raises ReportsiteError if it is not a report.
+
+    `source` is recorded in the front matter; `where` (default: source) names the file in errors."""
     rules = rules or load_rules()
+    where = where or source
+    text, controls = blank_control_characters(text)
     table = dv.load_divisions()
     lines = text.split("\n")
     kept, removed, title = split_chrome(lines, rules)
     body_lines = [line.strip().replace("\u3000", " ").strip() for line in kept]
     body_text = "\n".join(line for line in body_lines if line)
     if not body_text:
-        raise fail(source, 1, "only web-page chrome, no report text",
+        raise fail(where, 1, "only web-page chrome, no report text",
                    "copy the report's text from the page and import that")
     if not any(marker in body_text for marker in rules.report_markers):
-        raise fail(source, 1, "this text does not look like a rule-of-law report (none of "
+        raise fail(where, 1, "this text does not look like a rule-of-law report (none of "
                    f"{'/'.join(rules.report_markers)} occurs)", "check the file, or remove it from the import")
     meta = _meta_from_removed(removed, rules)
     published = parse_date(meta["published"]) if "published" in meta else None
@@ -325,6 +330,8 @@ def import_text(text: str, source: str, sha256: str, rules: ImportRules | None =
     jurisdiction, department, warning = resolve_jurisdiction(title, issuer, body_text, table)
     year = detect_year(title, body_text, published)
     warnings = [warning] if warning else []
+    if controls:
+        warnings.append(f"{controls} control character(s) replaced by spaces")
     if year is None:
         warnings.append("no report year found; set `year:` in the front matter")
     if department:
@@ -349,7 +356,7 @@ def import_text(text: str, source: str, sha256: str, rules: ImportRules | None =
 def import_file(path: Path, rules: ImportRules | None = None) -> ImportedReport:
     data = path.read_bytes()
     text, _ = decode_report(data, str(path))
-    return import_text(text, path.name, hashlib.sha256(data).hexdigest(), rules)
+    return import_text(text, path.name, hashlib.sha256(data).hexdigest(), rules, where=str(path))
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from .errors import Problem
 from .ingest import LEVELS
 from .markup import CN_DIGITS, match_heading, strip_markup
 from .slugs import default_slug, pinyin_slug
+from .textio import blank_control_characters
 
 MIN_YEAR, MAX_YEAR = 2000, date.today().year + 1
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
@@ -190,12 +191,12 @@ def cn_numeral_value(numeral: str) -> int:
     return _CN_VALUE.get(numeral, 0)
 
 
-def _auto_id(level: int, title: str, numbers: list[int | None]) -> str:
+def _auto_id(title: str, number: int | None, parent: str | None) -> str:
     """s2-1-3 for 二、> (一) > 3.: short, ASCII (survives being pasted into chat apps) and readable
-    by anyone who sees the report's own numbering; unnumbered headings fall back to pinyin."""
-    path = numbers[: level - 1]
-    if all(n for n in path):
-        return "s" + "-".join(str(n) for n in path)
+    by anyone who sees the report's own numbering; a subsection extends its parent's id, so ids
+    stay put when the wording changes. Unnumbered headings fall back to pinyin."""
+    if number:
+        return f"{parent}-{number}" if parent else f"s{number}"
     return "h-" + (pinyin_slug(strip_markup(title)) or "section")
 
 
@@ -203,7 +204,6 @@ def parse_sections(body: str, first_line: int) -> tuple[list[Section], list[tupl
     """Split a Markdown body at ATX headings into sections with stable ids; return (sections, problems)."""
     sections: list[Section] = []
     problems: list[tuple[int, str]] = []
-    numbers: list[int | None] = [None] * 6
     stack: list[tuple[int, str]] = []  # (level, id)
     current = {"id": "preamble", "level": 0, "title": "", "line": first_line, "parent": None, "number": None}
     buffer: list[str] = []
@@ -229,19 +229,19 @@ def parse_sections(body: str, first_line: int) -> tuple[list[Section], list[tupl
         title = strip_markup(_EXPLICIT_ID.sub("", raw_title)).strip()
         heading = match_heading(title)
         number = heading.number if heading else None
-        numbers[level - 1] = cn_numeral_value(number) if heading and heading.level == level else None
-        for deeper in range(level, 6):
-            numbers[deeper] = None
-        section_id = explicit.group(1) if explicit else _auto_id(level, title, numbers[1:])
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        parent = stack[-1][1] if stack else None
+        value = cn_numeral_value(number) if heading and heading.level == level else None
+        section_id = explicit.group(1) if explicit else _auto_id(title, value, parent)
         seen[section_id] += 1
         if seen[section_id] > 1:
             if explicit:
                 problems.append((first_line + offset, f"heading id #{section_id} is used twice"))
-            section_id = f"{section_id}-{seen[section_id]}"
-        while stack and stack[-1][0] >= level:
-            stack.pop()
+            # A repeated numbering (a second 一、 series) gets -x2, -x3: never clashes with s1-2 style ids.
+            section_id = f"{section_id}-x{seen[section_id]}"
         current = {"id": section_id, "level": level, "title": title, "line": first_line + offset,
-                   "parent": stack[-1][1] if stack else None, "number": number}
+                   "parent": parent, "number": number}
         stack.append((level, section_id))
     flush()
     if sections and sections[0].level == 0 and not sections[0].body_md:
@@ -305,11 +305,14 @@ def load_report(path: Path, text: str, table: dv.DivisionTable | None = None) ->
     """Parse one content file. Returns (report or None, problems)."""
     table = table or dv.load_divisions()
     where = str(path)
+    text, controls = blank_control_characters(text)
+    warnings = [Problem(where, 1, f"{controls} control character(s) replaced by spaces",
+                        "remove them from the file", "warning")] if controls else []
     try:
         front, body, body_line = split_front_matter(text)
         data, lines = parse_front_matter(front)
     except _FrontMatterError as exc:
-        return None, [Problem(where, exc.line, exc.message, exc.hint)]
+        return None, [Problem(where, exc.line, exc.message, exc.hint), *warnings]
 
     def problem(key: str, message: str, hint: str) -> Problem:
         return Problem(where, lines.get(key.split(".")[0], 2), message, hint)
@@ -341,7 +344,7 @@ def load_report(path: Path, text: str, table: dv.DivisionTable | None = None) ->
                                 "write `aliases: {s2-1: s2-2}`"))
         aliases = {}
     if problems or jurisdiction is None:
-        return None, problems
+        return None, problems + warnings
     slug = data.get("slug")
     if slug is None:
         j = jurisdiction
@@ -349,7 +352,7 @@ def load_report(path: Path, text: str, table: dv.DivisionTable | None = None) ->
                             issuer=issuer)
     elif not isinstance(slug, str) or not SLUG_RE.match(slug):
         return None, [problem("slug", f"`slug` {slug!r} is not lower-case ASCII letters, digits and hyphens",
-                              "write e.g. `slug: 130502-2023` (no slashes, dots or spaces)")]
+                              "write e.g. `slug: 130502-2023` (no slashes, dots or spaces)"), *warnings]
     sections, section_problems = parse_sections(body, body_line)
     problems += [Problem(where, line, msg, "give each heading its own `{#id}`") for line, msg in section_problems]
     ids = {s.id for s in sections}
@@ -361,10 +364,10 @@ def load_report(path: Path, text: str, table: dv.DivisionTable | None = None) ->
             problems.append(problem("aliases", f"alias #{old} is also a current section id",
                                     "remove the alias; the section exists"))
     if problems:
-        return None, problems
-    warnings = tuple(str(w) for w in data.get("warnings") or () if isinstance(w, str))
+        return None, problems + warnings
+    noted = tuple(str(w) for w in data.get("warnings") or () if isinstance(w, str))
     return Report(where, slug, _str(data, "title") or "", jurisdiction, year, published, issuer, source,
-                  _str(data, "sha256"), tuple(sections), dict(aliases), body, warnings), []
+                  _str(data, "sha256"), tuple(sections), dict(aliases), body, noted), warnings
 
 
 def content_files(content_dir: Path) -> list[Path]:

@@ -56,6 +56,9 @@ def decode_report(data: bytes, path: str) -> tuple[str, str]:
     if not data.strip():
         raise fail(path, 1, "the file is empty", "remove it or replace it with the report text")
     codec = detect_encoding(data)
+    if codec is None and b"\x00" in data:
+        raise fail(path, 1, "this is a binary file, not report text",
+                   "import the plain text of the report (copy it from the web page)")
     if codec is None:
         line = data[: _first_bad_offset(data)].count(b"\n") + 1
         raise fail(path, line, "bytes are neither UTF-8, UTF-16 nor GB18030",
@@ -77,3 +80,12 @@ def _first_bad_offset(data: bytes) -> int:
 
 def normalise_line_ends(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
+
+
+_CONTROLS = {c: " " for c in range(32) if chr(c) not in "\n\t"} | {0x7F: " "}
+
+
+def blank_control_characters(text: str) -> tuple[str, int]:
+    """Control characters (BEL, ESC …) are invalid in HTML and YAML text: they become spaces."""
+    cleaned = text.translate(_CONTROLS)
+    return cleaned, sum(1 for a, b in zip(text, cleaned, strict=True) if a != b)

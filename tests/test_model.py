@@ -124,3 +124,9 @@ def test_check_command_exit_codes(content_copy):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert f"{bad}:9: `year` is 'soon', not a whole number; " in result.stderr
+
+
+def test_repeated_numbering_gets_distinct_ids_that_never_clash():
+    body = "## 一、甲\n\n### (一)乙\n\n### (二)丙\n\n## 一、丁\n\n### (一)戊\n\n## 附件\n\n### (一)己\n"
+    ids = [s.id for s in parse_sections(body, 1)[0]]
+    assert ids == ["s1", "s1-1", "s1-2", "s1-x2", "s1-x2-1", "h-fu-jian", "h-fu-jian-1"]
