@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from reportsite.model import load_content, load_report, parse_sections
 
@@ -130,3 +132,15 @@ def test_repeated_numbering_gets_distinct_ids_that_never_clash():
     body = "## 一、甲\n\n### (一)乙\n\n### (二)丙\n\n## 一、丁\n\n### (一)戊\n\n## 附件\n\n### (一)己\n"
     ids = [s.id for s in parse_sections(body, 1)[0]]
     assert ids == ["s1", "s1-1", "s1-2", "s1-x2", "s1-x2-1", "h-fu-jian", "h-fu-jian-1"]
+
+
+YAMLISH = st.sampled_from(list("---\n :-[]{}&*!|>'\"#%@`,?年title year jurisdiction name level 2023 \t\\"))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=YAMLISH | st.characters(), max_size=300))
+def test_any_front_matter_loads_or_gives_located_problems(text):
+    report, problems = load_report(Path("p.md"), "---\n" + text + "\n---\n\n## 一、标题\n\n正文。\n")
+    assert report is not None or problems
+    for problem in problems:
+        assert problem.path == "p.md" and problem.line >= 1 and problem.message and problem.hint
