@@ -264,7 +264,7 @@ def resolve_jurisdiction(title: str | None, issuer: str | None, text: str,
             return _jurisdiction_dict(division, level="department"), org, None
     m = _TOWN.search(heading_text)
     if m and division.level in (dv.LEVEL_DISTRICT, dv.LEVEL_COUNTY):
-        town = m.group("name").removeprefix(division.name)
+        town = m.group("name").split(division.name)[-1]  # 青岛市城阳区棘洪滩街道 -> 棘洪滩街道
         level = "street" if town.endswith("街道") else "town"
         return _jurisdiction_dict(division, name=town, level=level, county=division.name), None, None
     m = _ZONE.search(heading_text)

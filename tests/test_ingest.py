@@ -238,3 +238,15 @@ def test_any_text_imports_or_raises_project_error(text):
     text, _ = blank_control_characters(text)
     kept = "".join(line for n, line in enumerate(text.split("\n"), 1) if n not in removed)
     assert _squash(strip_markup(report.body)) == _squash(kept)
+
+
+@pytest.mark.parametrize(("title", "name", "level"), [
+    ("青岛市城阳区棘洪滩街道办事处关于2024年法治政府建设情况的报告", "棘洪滩街道", "street"),
+    ("城阳区惜福镇2024年度法治政府建设工作报告", "惜福镇", "town"),
+    ("青岛高新技术产业开发区2024年度法治政府建设情况报告", "青岛高新技术产业开发区", "other"),
+    ("城阳区人民政府2024年度法治政府建设情况报告", "城阳区", "district"),
+])
+def test_towns_streets_and_zones_below_a_district(sample_paths, title, name, level):
+    body = sample_paths["001"].read_text(encoding="utf-8")
+    j = import_text(title + "\n" + body, "t.txt", "0" * 64).front_matter["jurisdiction"]
+    assert (j["name"], j["level"], j["city"], j["province"]) == (name, level, "青岛市", "山东省")
