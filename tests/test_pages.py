@@ -147,3 +147,13 @@ def test_broken_internal_anchor_fails_the_build_naming_page_and_link(content_cop
         _build(content_copy, tmp_path / "site")
     assert "reports/130502-2023/index.html" in str(exc.value) and "'#s9'" in str(exc.value)
     assert not (tmp_path / "site").exists()
+
+
+def test_every_page_has_csp_and_no_inline_script_or_style(built_site):
+    for path in built_site.rglob("*.html"):
+        html = path.read_text(encoding="utf-8")
+        rel = path.relative_to(built_site)
+        assert "default-src 'self'; script-src 'self'; style-src 'self'" in html, rel
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), f"{rel}: inline script"
+        assert not re.search(r"<style\b|\sstyle=", html), f"{rel}: inline style"
+        assert not re.search(r"\son[a-z]+=", html), f"{rel}: inline event handler"
