@@ -389,6 +389,30 @@ def output_name(report: ImportedReport) -> str:
                         county=j.get("county"), year=fm["year"], issuer=fm.get("issuer")) + ".md"
 
 
+def _recorded_sha256(path: Path) -> str | None:
+    """The sha256 a content file says its raw source had (None when it has no such field)."""
+    head = path.read_text(encoding="utf-8").split("\n---\n", 1)[0]
+    m = re.search(r"^sha256: ['\"]?([0-9a-f]{64})", head, re.MULTILINE)
+    return m.group(1) if m else None
+
+
+def choose_output(out_dir: Path, report: ImportedReport, taken: set[Path]) -> tuple[Path, ImportedReport]:
+    """Where this report's content file goes. A second, different report for the same jurisdiction and
+    year (a republished or revised text) gets its own slug `<slug>-<first 6 of its sha256>`, recorded
+    in its front matter, so both stay; importing the same raw file again finds its own file."""
+    sha = report.front_matter["sha256"]
+    first = out_dir / output_name(report)
+    for target in (first, first.with_name(f"{first.stem}-{sha[:6]}.md")):
+        if target in taken or (target.exists() and _recorded_sha256(target) not in (sha, None)):
+            continue
+        if target is first:
+            return target, report
+        front = {**report.front_matter, "slug": target.stem}
+        return target, ImportedReport(report.source, front, report.body, report.warnings)
+    raise fail(report.source, 1, f"a different report already uses {first.name} and {first.stem}-{sha[:6]}.md",
+               "import into another folder or remove the duplicate")
+
+
 def collect_sources(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:

@@ -405,11 +405,12 @@ def _drop_duplicates(reports: list[Report], problems: list[Problem]) -> tuple[tu
                                     "set a different `slug:` in one of them"))
             continue
         edition = editions.get((report.jurisdiction.key, report.year))
-        if edition:
+        if edition:  # kept: a revised or republished text is worth reading too, but say so
             problems.append(Problem(report.path, 1, f"{report.jurisdiction.name} {report.year} is also "
-                                    f"reported by {edition.path}", "remove the duplicate or correct `year:`"))
-            continue
-        slugs[report.slug] = editions[(report.jurisdiction.key, report.year)] = report
+                                    f"reported by {edition.path}", "remove one if it is a duplicate, or correct "
+                                    "`year:`", "warning"))
+        editions.setdefault((report.jurisdiction.key, report.year), report)
+        slugs[report.slug] = report
         kept.append(report)
     kept.sort(key=lambda r: (r.jurisdiction.province or "", r.jurisdiction.city or "", r.jurisdiction.name,
                              r.year, r.slug))

@@ -250,3 +250,19 @@ def test_towns_streets_and_zones_below_a_district(sample_paths, title, name, lev
     body = sample_paths["001"].read_text(encoding="utf-8")
     j = import_text(title + "\n" + body, "t.txt", "0" * 64).front_matter["jurisdiction"]
     assert (j["name"], j["level"], j["city"], j["province"]) == (name, level, "青岛市", "山东省")
+
+
+def test_two_different_texts_for_one_year_both_import_with_distinct_slugs(tmp_path, sample_paths):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    text = sample_paths["002"].read_text(encoding="utf-8")
+    (raw / "a.txt").write_text(text, encoding="utf-8")
+    (raw / "b.txt").write_text(text.replace("现将有关情况报告如下。", "现将有关情况报告如下(修订稿)。"), encoding="utf-8")
+    out = tmp_path / "out"
+    assert _run_import([str(raw), "--out", str(out)], tmp_path).returncode == 0
+    names = sorted((p.name for p in out.iterdir()), key=len)
+    assert names[0] == "610114-2023.md" and re.fullmatch(r"610114-2023-[0-9a-f]{6}\.md", names[1])
+    assert f"slug: {names[1][:-3]}" in (out / names[1]).read_text(encoding="utf-8")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert _run_import([str(raw), "--out", str(out)], tmp_path).returncode == 0  # idempotent
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
