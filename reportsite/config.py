@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import yaml
-
+from .datafile import read_yaml
 from .errors import fail
 
 
@@ -41,12 +40,7 @@ def load_config(content_dir: Path, base_url: str | None = None) -> SiteConfig:
     path = content_dir / "site.yml"
     data: dict = {}
     if path.exists():
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise fail(str(path), mark.line + 1 if mark else 1, f"not valid YAML ({getattr(exc, 'problem', exc)})",
-                       "fix the YAML syntax") from None
+        data = read_yaml(path) or {}
         if not isinstance(data, dict):
             raise fail(str(path), 1, "site.yml must be a mapping of settings", "write `title: …` lines")
         unknown = set(data) - _FIELDS

@@ -20,7 +20,7 @@ import yaml
 
 from . import divisions as dv
 from .errors import ReportsiteError, fail
-from .markup import match_heading, to_markdown
+from .markup import cn_int, match_heading, to_markdown
 from .slugs import default_slug
 from .textio import blank_control_characters, decode_report
 
@@ -142,18 +142,7 @@ def split_chrome(lines: list[str], rules: ImportRules) -> tuple[list[str], list[
 # ------------------------------------------------------------------------------------------------------
 # Metadata
 
-_CN_NUM = {c: i for i, c in enumerate("〇一二三四五六七八九")} | {"零": 0, "○": 0, "Ｏ": 0}
 _ISO_DATE = re.compile(r"(\d{4})\s*[-年/.]\s*(\d{1,2})\s*[-月/.]\s*(\d{1,2})")
-
-
-def _cn_int(text: str) -> int:
-    text = text.translate(str.maketrans("０１２３４５６７８９", "0123456789"))
-    if text.isdigit():
-        return int(text)
-    if "十" in text:
-        tens, _, ones = text.partition("十")
-        return (_CN_NUM.get(tens, 1) if tens else 1) * 10 + (_CN_NUM.get(ones, 0) if ones else 0)
-    return int("".join(str(_CN_NUM[c]) for c in text))
 
 
 def parse_date(text: str) -> date | None:
@@ -161,8 +150,8 @@ def parse_date(text: str) -> date | None:
     if not m:
         return None
     try:
-        return date(_cn_int(m.group(1)), _cn_int(m.group(2)), _cn_int(m.group(3)))
-    except (ValueError, KeyError):
+        return date(cn_int(m.group(1)), cn_int(m.group(2)), cn_int(m.group(3)))
+    except ValueError:
         return None
 
 

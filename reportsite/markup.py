@@ -22,6 +22,30 @@ HEADING_MAX = 80
 CLOSING_CLASS = "{: .closing }"
 
 
+_FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
+_CN_DIGIT_VALUES = {c: i for i, c in enumerate("〇一二三四五六七八九")} | {"零": 0, "○": 0, "Ｏ": 0}
+
+
+def _cn_digit(char: str) -> int:
+    try:
+        return _CN_DIGIT_VALUES[char]
+    except KeyError:
+        raise ValueError(f"not a Chinese numeral: {char!r}") from None
+
+
+def cn_int(text: str) -> int:
+    """二〇二四 -> 2024, 十二 -> 12, 二十 -> 20, ２３ -> 23 (the numbers of headings and dates)."""
+    text = text.strip().translate(_FULL_WIDTH_DIGITS)
+    if text.isdigit():
+        return int(text)
+    if "十" in text:
+        tens, _, ones = text.partition("十")
+        return (_cn_digit(tens) if tens else 1) * 10 + (_cn_digit(ones) if ones else 0)
+    if not text:
+        raise ValueError("empty numeral")
+    return int("".join(str(_cn_digit(c)) for c in text))
+
+
 @dataclass(frozen=True)
 class HeadingMatch:
     level: int  # 2, 3 or 4

@@ -17,7 +17,7 @@ import yaml
 from . import divisions as dv
 from .errors import Problem
 from .ingest import LEVELS
-from .markup import CN_DIGITS, match_heading, strip_markup
+from .markup import cn_int, match_heading, strip_markup
 from .slugs import default_slug, pinyin_slug
 from .textio import blank_control_characters
 
@@ -177,20 +177,6 @@ def _construct(node: yaml.Node | None) -> Any:
 
 _HEADING_LINE = re.compile(r"^(#{2,6})[ \t]+(.+?)[ \t]*$")
 _EXPLICIT_ID = re.compile(r"\s*\{#([A-Za-z][A-Za-z0-9_-]*)\}\s*$")
-_CN_VALUE = {c: i + 1 for i, c in enumerate(CN_DIGITS)}
-
-
-def cn_numeral_value(numeral: str) -> int:
-    """一 -> 1, 十二 -> 12, 二十 -> 20; Arabic digits (also full-width) as they are."""
-    numeral = numeral.translate(str.maketrans("０１２３４５６７８９", "0123456789"))
-    if numeral.isdigit():
-        return int(numeral)
-    if "十" in numeral:
-        tens, _, ones = numeral.partition("十")
-        return (_CN_VALUE.get(tens, 1) if tens else 1) * 10 + (_CN_VALUE.get(ones, 0) if ones else 0)
-    return _CN_VALUE.get(numeral, 0)
-
-
 def _auto_id(title: str, number: int | None, parent: str | None) -> str:
     """s2-1-3 for 二、> (一) > 3.: short, ASCII (survives being pasted into chat apps) and readable
     by anyone who sees the report's own numbering; a subsection extends its parent's id, so ids
@@ -232,7 +218,7 @@ def parse_sections(body: str, first_line: int) -> tuple[list[Section], list[tupl
         while stack and stack[-1][0] >= level:
             stack.pop()
         parent = stack[-1][1] if stack else None
-        value = cn_numeral_value(number) if heading and heading.level == level else None
+        value = cn_int(number) if heading and heading.level == level else None
         section_id = explicit.group(1) if explicit else _auto_id(title, value, parent)
         seen[section_id] += 1
         if seen[section_id] > 1:

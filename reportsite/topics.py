@@ -8,8 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from .datafile import read_yaml
 from .errors import fail
 from .model import SLUG_RE, Report, Section
 
@@ -48,12 +47,7 @@ def load_topics(content_dir: Path) -> TopicRules:
     path = content_dir / "topics.yml"
     if not path.exists():
         return TopicRules(())
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise fail(str(path), mark.line + 1 if mark else 1, f"not valid YAML ({getattr(exc, 'problem', exc)})",
-                   "fix the YAML syntax") from None
+    data = read_yaml(path) or {}
     topics, seen = [], set()
     raw_topics = data.get("topics") if isinstance(data, dict) else None
     if not isinstance(raw_topics, list):

@@ -257,7 +257,8 @@ def test_two_different_texts_for_one_year_both_import_with_distinct_slugs(tmp_pa
     raw.mkdir()
     text = sample_paths["002"].read_text(encoding="utf-8")
     (raw / "a.txt").write_text(text, encoding="utf-8")
-    (raw / "b.txt").write_text(text.replace("现将有关情况报告如下。", "现将有关情况报告如下(修订稿)。"), encoding="utf-8")
+    revised = text.replace("现将有关情况报告如下。", "现将有关情况报告如下(修订稿)。")
+    (raw / "b.txt").write_text(revised, encoding="utf-8")
     out = tmp_path / "out"
     assert _run_import([str(raw), "--out", str(out)], tmp_path).returncode == 0
     names = sorted((p.name for p in out.iterdir()), key=len)

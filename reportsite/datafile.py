@@ -1,0 +1,22 @@
+"""Editable YAML data files (site.yml, topics.yml, indicators.yml …): read safely, errors located."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import fail
+
+
+def read_yaml(path: Path) -> Any:
+    """`yaml.safe_load` of a data file; bad YAML is one `path:line: …; fix` error, never a traceback."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise fail(str(path), mark.line + 1 if mark else 1, f"not valid YAML ({getattr(exc, 'problem', exc)})",
+                   "fix the YAML syntax") from None
+    except UnicodeDecodeError:
+        raise fail(str(path), 1, "not UTF-8 text", "re-save the file as UTF-8") from None
