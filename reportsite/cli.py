@@ -24,27 +24,22 @@ def _print_problems(problems: list[Problem]) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .ingest import collect_sources, import_file, output_name, render_content_file
+    from .ingest import choose_output, collect_sources, import_file, render_content_file
 
     out = Path(args.out) if args.out else Path(args.content) / "reports"
     out.mkdir(parents=True, exist_ok=True)
     sources = collect_sources([Path(p) for p in args.paths])
     rows, failed = [], 0
-    written_now: dict[Path, Path] = {}
+    taken: set[Path] = set()
     for source in sources:
         try:
             report = import_file(source)
+            target, report = choose_output(out, report, taken)
         except ReportsiteError as exc:
             _print_problems(exc.problems)
             failed += 1
             continue
-        target = out / output_name(report)
-        if target in written_now:
-            print(f"{source}:1: same report (slug {target.stem}) as {written_now[target]} in this import; "
-                  "import one of them, or give one a `slug:` after import", file=sys.stderr)
-            failed += 1
-            continue
-        written_now[target] = source
+        taken.add(target)
         text = render_content_file(report)
         if target.exists() and target.read_text(encoding="utf-8") != text and not args.force:
             print(f"{target}:1: exists and differs from a fresh import (edited by hand?); "
@@ -89,14 +84,22 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .cache import BuildCache
+    from .cache import BuildCache, Progress
     from .pipeline import BuildOptions, build
 
     cache = None if args.no_cache else BuildCache(Path(CACHE_DIR))
+    if cache:
+        cache.progress = Progress(sys.stderr.isatty())
     result = build(BuildOptions(Path(args.content), Path(args.out), args.base_url, args.strict, cache=cache))
     _print_problems(list(result.problems))
-    written = f" ({result.written} rewritten)" if result.written is not None else ""
-    print(f"built {result.reports} report(s), {result.files} files{written} into {args.out} in {result.seconds:.2f} s"
+    work = ""
+    if cache:
+        s = cache.stats
+        work = (f" ({s.parsed} report(s) parsed, {len(s.rendered) + s.uncached} page(s) rendered, {s.reused} reused;"
+                f" {result.written} file(s) rewritten)")
+        if not (s.parsed or s.rendered or s.uncached or s.reused):
+            work = " (nothing changed since the last build: 0 report(s) parsed, 0 file(s) rewritten)"
+    print(f"built {result.reports} report(s), {result.files} files into {args.out} in {result.seconds:.2f} s{work}"
           + (f"; {len(result.errors)} report(s) left out, see above" if result.errors else ""))
     return EXIT_BAD_INPUT if result.errors else EXIT_OK
 

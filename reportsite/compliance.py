@@ -12,8 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .datafile import read_yaml
 from .errors import fail
 from .model import Report, Section
 
@@ -97,12 +96,7 @@ def load_part_rules(content_dir: Path) -> PartRules:
     if not path.exists():
         return PartRules(())
     text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise fail(str(path), mark.line + 1 if mark else 1, f"not valid YAML ({getattr(exc, 'problem', exc)})",
-                   "fix the YAML syntax") from None
+    data = read_yaml(path) or {}
     raw_parts = data.get("parts") if isinstance(data, dict) else None
     if not isinstance(raw_parts, list):
         raise fail(str(path), 1, "`parts:` must be a list", "see the comment at the top of required_parts.yml")
@@ -174,16 +168,23 @@ def check_report(report: Report, rules: PartRules) -> Compliance:
         part = next((p for p in rules.parts if _matches(p.headings, section.title, report.year)), None)
         if part:
             owner[section.id] = part
-    findings = {p.key: _finding(report, p, tops, owner) for p in rules.parts}
+    plan_roots = {s.id for s in tops if owner.get(s.id) and owner[s.id].plans}
+    # A plan to "do X" is not a report that X was done: plan sections never count as a mention.
+    outside_plans = [s for s in report.sections if not _within(report, s, plan_roots)]
+    findings = {p.key: _finding(report, p, tops, owner, outside_plans) for p in rules.parts}
     deadline = date(report.year + 1, rules.deadline_month, rules.deadline_day)
-    if report.published is None:
-        status = UNKNOWN
-    else:
-        status = ON_TIME if report.published <= deadline else LATE
+    status = _deadline_status(report.published, deadline)
     return Compliance(report, tuple(findings[p.key] for p in rules.in_regulation_order), deadline, status)
 
 
-def _finding(report: Report, part: Part, tops: list[Section], owner: dict[str, Part]) -> PartFinding:
+def _deadline_status(published: date | None, deadline: date) -> str:
+    if published is None:
+        return UNKNOWN
+    return ON_TIME if published <= deadline else LATE
+
+
+def _finding(report: Report, part: Part, tops: list[Section], owner: dict[str, Part],
+             searchable: list[Section]) -> PartFinding:
     own = tuple(s for s in tops if owner.get(s.id) is part)
     if own:
         return PartFinding(part, FOUND, own)
@@ -196,7 +197,7 @@ def _finding(report: Report, part: Part, tops: list[Section], owner: dict[str, P
             others.append(section)
         if others:
             return PartFinding(part, FOUND, tuple(others))
-    mention = next((s for s in report.sections if part.text and _matches(part.text, s.text, report.year)), None)
+    mention = next((s for s in searchable if part.text and _matches(part.text, s.text, report.year)), None)
     if mention:
         return PartFinding(part, MENTIONED, (mention,))
     return PartFinding(part, MISSING, ())

@@ -43,13 +43,19 @@ def resolve(page: str, href: str) -> tuple[str, str]:
     return target, unquote(parts.fragment)
 
 
+def parse_page(html: bytes) -> _LinkParser:
+    """The ids and links of one page (`.ids`, `.links`); kept by the build cache for unchanged pages."""
+    parser = _LinkParser()
+    parser.feed(html.decode("utf-8"))
+    return parser
+
+
 def check_links(pages: Iterable[tuple[str, bytes]], existing: set[str]) -> list[Problem]:
     """`pages`: (site path, html) of every HTML page; `existing`: every file path in the site."""
-    parsed: dict[str, _LinkParser] = {}
-    for path, html in pages:
-        parser = _LinkParser()
-        parser.feed(html.decode("utf-8"))
-        parsed[path] = parser
+    return check_parsed({path: parse_page(html) for path, html in pages}, existing)
+
+
+def check_parsed(parsed: dict[str, _LinkParser], existing: set[str]) -> list[Problem]:
     problems = []
     for path, parser in parsed.items():
         for line, href in parser.links:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -20,6 +20,7 @@ import nh3
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from .config import SiteConfig
+from .figures import Analysis
 from .model import LEVEL_LABELS, Report, Section, pinyin_slug
 from .topics import TopicMatch, TopicRules
 
@@ -32,6 +33,18 @@ ALLOWED_ATTRS = {"*": {"class"}, "a": {"href", "title"}, "td": {"colspan", "rows
 class OutputFile:
     path: str  # site-relative, forward slashes
     data: bytes
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A template value computed only when the page is rendered: a page cache that finds the page
+    unchanged (same function, same arguments) skips the work (see cache.py)."""
+
+    function: Callable[..., Any]
+    args: tuple[Any, ...]
+
+    def value(self) -> Any:
+        return self.function(*self.args)
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,7 @@ class SiteData:
     topics: dict[str, dict[str, tuple[TopicMatch, ...]]]  # report slug -> section id -> matches
     extra_report_panels: dict[str, list[str]] = field(default_factory=dict)  # slug -> HTML snippets
     nav_extra: tuple[tuple[str, str], ...] = ()  # (label, site path) added to the main menu
+    analysis: Analysis | None = None  # key figures, indicator values and the structure check (figures.py)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -171,6 +185,7 @@ class PageRenderer:
         def url(target: str) -> str:
             return relative_url(page, target)
 
+        context = {k: v.value() if isinstance(v, Deferred) else v for k, v in context.items()}
         html = self.env.get_template(template).render(
             url=url, page_path=path, canonical=self.data.config.absolute(path), site=self.data.config,
             nav_extra=self.data.nav_extra, **context)
@@ -197,7 +212,7 @@ def render_reports(renderer: PageRenderer, data: SiteData) -> Iterator[OutputFil
     for report in data.reports:
         matches = data.topics.get(report.slug, {})
         yield renderer.render(
-            "report.html", report_path(report), report=report, tree=section_tree(report, matches, md),
+            "report.html", report_path(report), report=report, tree=Deferred(section_tree, (report, matches, md)),
             other_years=sorted((r for r in by_key[report.jurisdiction.key] if r is not report), key=lambda r: r.year),
             description=report_description(report), region=region_id(report), province=province_code(report),
             city=city_code(report), label=jurisdiction_label(report),

@@ -21,6 +21,7 @@ def page(browser, site_url):
 
 
 def test_opening_a_section_anchor_scrolls_and_highlights_it(page, site_url):
+    page.emulate_media(reduced_motion="reduce")  # no fade-in: the highlight is there at once
     page.goto(site_url + "reports/370214-2024/#s1-2")
     section = page.locator("section:has(> #s1-2)")
     assert "is-target" in section.get_attribute("class")

@@ -1,0 +1,181 @@
+"""Render (continued): indicator comparison pages, the report-structure check, key-figure panels and the
+data exports for researchers (data/reports.csv, data/reports.json, data/figures.csv)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from jinja2 import Environment
+
+from .figures import Analysis, Indicator, IndicatorValue, load_analysis, number_text
+from .model import LEVEL_LABELS, Report
+from .render import (
+    OutputFile,
+    PageRenderer,
+    SiteData,
+    jurisdiction_label,
+    make_environment,
+    relative_url,
+    report_path,
+)
+
+NAV = (("指标对比", "indicators/"), ("合规检查", "compliance/"))
+STATUS_LABELS = {"found": "有", "mentioned": "仅正文提及", "missing": "缺"}
+DEADLINE_LABELS = {"on_time": "按时公开", "late": "逾期公开", "unknown": "发布日期不详"}
+
+
+def figure_link(value: IndicatorValue) -> str:
+    """Site path that opens the report at the value's sentence and highlights it (theme/figures.js)."""
+    return f"{report_path(value.report)}?fig={value.figure.id}#{value.figure.section_id}"
+
+
+def with_analysis(data: SiteData, content_dir: Path, templates_dir: Path) -> SiteData:
+    """SiteData plus key figures and the structure check, their report-page panels and menu entries."""
+    analysis = load_analysis(data.reports, content_dir)
+    env = make_environment(templates_dir)
+    panels = {slug: list(items) for slug, items in data.extra_report_panels.items()}
+    for report in data.reports:
+        panels.setdefault(report.slug, []).insert(0, report_panel(env, data, analysis, report))
+    nav = data.nav_extra + tuple(item for item in NAV if item not in data.nav_extra)
+    return replace(data, analysis=analysis, extra_report_panels=panels, nav_extra=nav)
+
+
+def report_panel(env: Environment, data: SiteData, analysis: Analysis, report: Report) -> str:
+    page = report_path(report) + "index.html"
+    return env.get_template("_figures_panel.html").render(
+        url=lambda target: relative_url(page, target), report=report,
+        values=analysis.values.get(report.slug, ()), compliance=analysis.compliance[report.slug],
+        status_labels=STATUS_LABELS, deadline_labels=DEADLINE_LABELS)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Indicator pages
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    value: IndicatorValue
+    y: int
+    width: float
+
+
+@dataclass(frozen=True)
+class Chart:
+    bars: tuple[Bar, ...]
+    width: int
+    height: int
+    label_width: int
+    bar_height: int
+    plot_width: int
+    maximum: float
+
+
+def bar_chart(values: list[IndicatorValue], indicator: Indicator) -> Chart | None:
+    """Horizontal bars of the like-for-like values, largest first; geometry for a static SVG."""
+    charted = sorted((v for v in values if v.charted), key=lambda v: (-v.figure.value, v.report.slug))
+    if not charted:
+        return None
+    label_width, plot_width, bar_height, gap = 150, 340, 22, 10
+    maximum = max(v.figure.value for v in charted)
+    if indicator.is_rate:
+        maximum = max(maximum, 100.0)
+    bars = tuple(Bar(f"{jurisdiction_label(v.report)} {v.report.year}", v, 10 + i * (bar_height + gap),
+                     round(plot_width * v.figure.value / maximum, 1) if maximum else 0.0)
+                 for i, v in enumerate(charted))
+    height = 10 + len(bars) * (bar_height + gap) + 10
+    return Chart(bars, label_width + plot_width + 80, height, label_width, bar_height, plot_width, maximum)
+
+
+@dataclass(frozen=True)
+class MatrixRow:
+    report: Report  # the jurisdiction's most recent report, for its name and place
+    cells: dict[int, list[IndicatorValue]]  # year -> values
+
+
+def indicator_matrix(values: list[IndicatorValue]) -> tuple[list[int], list[MatrixRow]]:
+    years = sorted({v.report.year for v in values})
+    rows: dict[str, MatrixRow] = {}
+    for v in sorted(values, key=lambda v: (-v.report.year, v.report.slug)):
+        row = rows.setdefault(v.report.jurisdiction.key, MatrixRow(v.report, {}))
+        row.cells.setdefault(v.report.year, []).append(v)
+    ordered = sorted(rows.values(), key=lambda r: (r.report.jurisdiction.province or "",
+                                                   r.report.jurisdiction.city or "", jurisdiction_label(r.report)))
+    return years, ordered
+
+
+def render_analysis_pages(renderer: PageRenderer, data: SiteData) -> Iterator[OutputFile]:
+    analysis: Analysis | None = data.analysis
+    if analysis is None:
+        return
+    indicators = analysis.rules.indicators
+    by_indicator = {i.slug: analysis.by_indicator(i.slug) for i in indicators}
+    common = {"figure_link": figure_link, "label_of": jurisdiction_label, "level_labels": LEVEL_LABELS,
+              "number_text": number_text}
+    yield renderer.render("indicators.html", "indicators/", indicators=indicators, by_indicator=by_indicator,
+                          **common)
+    for indicator in indicators:
+        values = by_indicator[indicator.slug]
+        years, rows = indicator_matrix(values)
+        yield renderer.render("indicator.html", f"indicators/{indicator.slug}/", indicator=indicator,
+                              values=sorted(values, key=lambda v: (-v.report.year, jurisdiction_label(v.report))),
+                              years=years, rows=rows, chart=bar_chart(values, indicator), **common)
+    checks = [analysis.compliance[r.slug] for r in sorted(data.reports, key=lambda r: (-r.year, r.slug))]
+    yield renderer.render("compliance.html", "compliance/", checks=checks,
+                          parts=analysis.part_rules.in_regulation_order, status_labels=STATUS_LABELS,
+                          deadline_labels=DEADLINE_LABELS, deadline=analysis.part_rules, **common)
+    yield from data_exports(data, analysis)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Data exports
+
+
+REPORT_FIELDS = ("slug", "title", "jurisdiction", "level", "province", "city", "adcode", "year", "published",
+                 "issuer", "source", "url", "deadline", "deadline_status")
+FIGURE_FIELDS = ("report", "jurisdiction", "year", "indicator", "indicator_name", "value", "unit", "as_written",
+                 "flags", "section", "sentence", "url")
+
+
+def report_record(data: SiteData, analysis: Analysis, report: Report) -> dict[str, object]:
+    j = report.jurisdiction
+    check = analysis.compliance[report.slug]
+    record: dict[str, object] = {
+        "slug": report.slug, "title": report.title, "jurisdiction": jurisdiction_label(report), "level": j.level,
+        "province": j.province or "", "city": j.city or "", "adcode": j.adcode or "", "year": report.year,
+        "published": report.published.isoformat() if report.published else "", "issuer": report.issuer or "",
+        "source": report.source or "", "url": data.config.absolute(report_path(report)),
+        "deadline": check.deadline.isoformat(), "deadline_status": check.deadline_status}
+    for finding in check.findings:
+        record[f"part_{finding.part.key}"] = finding.status
+    return record
+
+
+def _csv(rows: list[dict[str, object]], fields: list[str]) -> bytes:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode("utf-8-sig")  # with BOM, so Excel opens Chinese text correctly
+
+
+def data_exports(data: SiteData, analysis: Analysis) -> Iterator[OutputFile]:
+    records = [report_record(data, analysis, r) for r in data.reports]
+    part_fields = [f"part_{p.key}" for p in analysis.part_rules.in_regulation_order]
+    yield OutputFile("data/reports.csv", _csv(records, [*REPORT_FIELDS, *part_fields]))
+    yield OutputFile("data/reports.json", (json.dumps(records, ensure_ascii=False, indent=1) + "\n").encode())
+    rows = []
+    for report in data.reports:
+        for v in analysis.values.get(report.slug, ()):
+            rows.append({
+                "report": report.slug, "jurisdiction": jurisdiction_label(report), "year": report.year,
+                "indicator": v.indicator.slug, "indicator_name": v.indicator.name,
+                "value": number_text(v.figure.value), "unit": v.figure.unit, "as_written": v.figure.text,
+                "flags": ";".join(v.flags), "section": v.figure.section_id, "sentence": v.figure.sentence,
+                "url": data.config.absolute(figure_link(v))})
+    yield OutputFile("data/figures.csv", _csv(rows, list(FIGURE_FIELDS)))

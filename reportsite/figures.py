@@ -1,0 +1,387 @@
+"""Derived view: the figures a report states, and which of them are comparable indicators.
+
+Every number with a unit (42件, 2000余件, 3.96万户, 十余个, 99.89%) is read with the words around it, its
+sentence and its section. Indicator rules (content/indicators.yml) decide which figures measure the same
+thing across reports. Precision first: plans, targets and changes are never values; values that are true
+but not like-for-like (市本级, 累计 ...) are flagged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cn2an
+
+from .compliance import Compliance, PartRules, check_reports, load_part_rules
+from .datafile import read_yaml
+from .errors import fail
+from .model import SLUG_RE, Report
+
+# ------------------------------------------------------------------------------------------------------
+# Reading numbers
+
+# Longest first, so 人次 is not read as 人 and 个百分点 not as 个.
+UNITS = ("个百分点", "人次", "件次", "家次", "户次", "场次", "万元", "亿元", "件", "次", "人", "项", "场", "家", "个",
+         "条", "份", "户", "名", "元", "%", "％")
+_CN_NUMERAL = "零〇一二两三四五六七八九十百千万亿"
+_NUMBER = re.compile(
+    r"(?P<num>\d+(?:\.\d+)?(?P<mult>[万亿])?|[" + _CN_NUMERAL + r"]+)"
+    r"(?P<approx>余|多)?(?P<unit>" + "|".join(re.escape(u) for u in UNITS) + r")(?P<bound>以上|左右)?")
+# A lone 一 ... 九 before a unit is almost always an idiom (一件事, 三项制度, 一次办), not a count.
+_LONE_DIGIT = set("零〇一二两三四五六七八九百千万亿")
+_SENTENCE = re.compile(r"[^。！？；;!?\n]+[。！？；;!?]?")
+_CLAUSE_END = "，,：:；;。！？!?"
+_QUOTES = str.maketrans("", "", "“”\"‘’「」『』")
+_SMALL_WORDS = re.compile(r"(共计|总计|合计|分别为|分别|达到|共|为|达|约|近|超过|逾|是|了|有)$")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One number with its unit, as the report states it."""
+
+    id: str  # <section id>-n<k>: the k-th figure of the section
+    section_id: str
+    sentence: str
+    text: str  # as written, with unit: 2000余件
+    value: float  # in `unit` (万/亿 multiplied out, except 万元/亿元)
+    unit: str
+    approx: bool  # 余 / 多 / 以上 / 左右
+    before: str  # the clause's words before the number, after any earlier figure in it
+    after: str  # the words after the unit to the clause's end
+    clause_before: str  # the whole clause before the number
+    sentence_before: str  # the sentence before the number
+    in_plans: bool  # in the next-year plan section
+
+    @property
+    def phrase(self) -> str:
+        """What the number measures, in the report's words: 办理行政复议案件 / 政务服务事项开通网上办理."""
+        return (self.before or self.after).strip()
+
+    @property
+    def clause(self) -> str:
+        return self.clause_before + self.text + self.after
+
+
+def number_text(value: float) -> str:
+    """39600.0 -> '39600', 99.89 -> '99.89' (no exponent, no trailing .0)."""
+    return str(int(value)) if value == int(value) else f"{value:.12g}"
+
+
+def parse_number(num: str, mult: str | None) -> float | None:
+    """'3.96', '万' -> 39600; '十' -> 10; '两千' -> 2000; None when it is not a number."""
+    if num[0].isdigit():
+        value = float(num.rstrip("万亿"))
+        return value * {"万": 1e4, "亿": 1e8}.get(mult or "", 1)
+    if len(num) == 1 and num in _LONE_DIGIT:
+        return None
+    if not any(c in num for c in "一二两三四五六七八九十"):
+        return None
+    try:
+        return float(cn2an.cn2an(num, "smart"))
+    except (ValueError, KeyError):
+        return None
+
+
+def _unit_and_value(match: re.Match[str]) -> tuple[str, float] | None:
+    num, mult, unit = match["num"], match["mult"], match["unit"]
+    if unit == "％":
+        unit = "%"
+    if unit == "元" and (mult or num[-1] in "万亿"):  # 26万余元 -> 26 万元: money keeps its customary unit
+        multiplier = mult or num[-1]
+        number = num.rstrip("万亿")
+        value = parse_number(number, None)
+        return (multiplier + "元", value) if value is not None else None
+    if unit == "元":
+        return None
+    value = parse_number(num, mult)
+    return (unit, value) if value is not None else None
+
+
+def _clause_start(sentence: str, end: int) -> int:
+    return max(sentence.rfind(c, 0, end) for c in _CLAUSE_END) + 1
+
+
+def _clause_end(sentence: str, start: int) -> int:
+    ends = [i for i in (sentence.find(c, start) for c in _CLAUSE_END) if i >= 0]
+    return min(ends) if ends else len(sentence)
+
+
+def sentence_figures(sentence: str) -> list[tuple[re.Match[str], str, float]]:
+    found = []
+    for m in _NUMBER.finditer(sentence):
+        start = m.start()
+        if start > 0 and (sentence[start - 1] == "第" or sentence[start - 1].isdigit()
+                          or sentence[start - 1] in ".．·"):
+            continue  # 第三批 is an ordinal; 4.15 and 5·15 are dates
+        parsed = _unit_and_value(m)
+        if parsed:
+            found.append((m, *parsed))
+    return found
+
+
+def extract_figures(report: Report, plan_sections: frozenset[str] = frozenset()) -> tuple[Figure, ...]:
+    figures: list[Figure] = []
+    for section in report.sections:
+        count = 0
+        for sm in _SENTENCE.finditer(section.text):
+            sentence = sm.group().strip()
+            previous_end = 0
+            for m, unit, value in sentence_figures(sentence):
+                count += 1
+                clause_start = _clause_start(sentence, m.start())
+                local_start = max(clause_start, previous_end)
+                end = m.end()
+                figures.append(Figure(
+                    id=f"{section.id}-n{count}", section_id=section.id, sentence=sentence, text=m.group(),
+                    value=value, unit=unit, approx=bool(m["approx"] or m["bound"]),
+                    before=sentence[local_start:m.start()].lstrip("、和及与"),
+                    after=sentence[end:_clause_end(sentence, end)],
+                    clause_before=sentence[clause_start:m.start()], sentence_before=sentence[:m.start()],
+                    in_plans=section.id in plan_sections))
+                previous_end = end
+    return tuple(figures)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Indicator rules
+
+
+@dataclass(frozen=True)
+class MatchRule:
+    before: re.Pattern[str] | None = None
+    after: re.Pattern[str] | None = None
+    sentence: re.Pattern[str] | None = None
+    exclude: re.Pattern[str] | None = None
+
+    def fits(self, figure: Figure) -> bool:
+        if self.before and not self.before.search(_lead_words(figure.before)):
+            return False
+        if self.after and not self.after.match(figure.after.translate(_QUOTES)):
+            return False
+        if self.sentence and not self.sentence.search(figure.sentence):
+            return False
+        return not (self.exclude and self.exclude.search(figure.clause))
+
+
+def _lead_words(text: str) -> str:
+    text = text.translate(_QUOTES).strip()
+    while (shorter := _SMALL_WORDS.sub("", text)) != text:
+        text = shorter
+    return text
+
+
+@dataclass(frozen=True)
+class Indicator:
+    slug: str
+    name: str
+    description: str
+    units: tuple[str, ...]
+    rules: tuple[MatchRule, ...]
+    stock: bool = False
+
+    @property
+    def unit(self) -> str:
+        return self.units[0]
+
+    @property
+    def is_rate(self) -> bool:
+        return self.units == ("%",)
+
+    def fits(self, figure: Figure) -> bool:
+        return figure.unit in self.units and any(rule.fits(figure) for rule in self.rules)
+
+
+@dataclass(frozen=True)
+class FlagRule:
+    label: str
+    pattern: re.Pattern[str] | None
+    where: str  # sentence_before / clause_before / clause
+    unless: str | None = None  # pattern source; may hold {year}
+    show_match: bool = False
+    skip_stock: bool = False
+    other_year: bool = False
+
+    def flag(self, figure: Figure, report: Report, indicator: Indicator) -> str | None:
+        if self.skip_stock and indicator.stock:
+            return None
+        text = getattr(figure, self.where)
+        if self.other_year:
+            years = {int(y) for y in re.findall(r"(?<!\d)((?:19|20)\d\d)年", text)}
+            return self.label if years - {report.year} else None
+        m = self.pattern.search(text) if self.pattern else None
+        if not m:
+            return None
+        if self.unless and re.search(self.unless.replace("{year}", str(report.year)), text):
+            return None
+        return m.group() if self.show_match else self.label
+
+
+@dataclass(frozen=True)
+class IndicatorRules:
+    indicators: tuple[Indicator, ...]
+    flags: tuple[FlagRule, ...] = ()
+    targets: re.Pattern[str] | None = None
+    changes: re.Pattern[str] | None = None
+
+
+_WHERE = ("sentence_before", "clause_before", "clause")
+
+
+def load_indicators(content_dir: Path) -> IndicatorRules:
+    path = content_dir / "indicators.yml"
+    if not path.exists():
+        return IndicatorRules(())
+    text = path.read_text(encoding="utf-8")
+    data = read_yaml(path) or {}
+    if not isinstance(data, dict) or not isinstance(data.get("indicators"), list):
+        raise fail(str(path), 1, "`indicators:` must be a list", "see the comment at the top of indicators.yml")
+    lines = _entry_lines(text)
+
+    def regex(source: Any, line: int, anchor: str = "") -> re.Pattern[str] | None:
+        if source in (None, ""):
+            return None
+        pattern = {"end": f"(?:{source})$", "start": f"(?:{source})"}.get(anchor, str(source))
+        try:
+            return re.compile(pattern)
+        except re.error as exc:
+            raise fail(str(path), line, f"pattern {source!r} is not a valid regular expression ({exc})",
+                       "fix the pattern; quote it in '...'") from None
+
+    indicators, seen = [], set()
+    for i, raw in enumerate(data["indicators"]):
+        line = lines.get(("slug", i), 1)
+        if not isinstance(raw, dict) or not raw.get("slug") or not raw.get("name") or not raw.get("units"):
+            raise fail(str(path), line, f"indicator #{i + 1} needs `slug`, `name` and `units`", "add the fields")
+        slug = str(raw["slug"])
+        if not SLUG_RE.match(slug) or slug in seen:
+            raise fail(str(path), line, f"indicator slug {slug!r} is not unique lower-case ASCII",
+                       "use letters, digits and hyphens, once each")
+        seen.add(slug)
+        units = tuple("%" if str(u) == "％" else str(u) for u in raw["units"])
+        unknown = [u for u in units if u not in UNITS]
+        if unknown:
+            raise fail(str(path), line, f"indicator {slug}: unit {unknown[0]!r} is not read from reports",
+                       f"use one of {' '.join(UNITS)}")
+        raw_rules = raw.get("match")
+        if not isinstance(raw_rules, list) or not raw_rules or not all(isinstance(r, dict) for r in raw_rules):
+            raise fail(str(path), line, f"indicator {slug}: `match:` must be a list of rules",
+                       "give at least one rule with `before:` or `after:`")
+        rules = tuple(MatchRule(regex(r.get("before"), line, "end"), regex(r.get("after"), line, "start"),
+                                regex(r.get("sentence"), line), regex(r.get("exclude"), line)) for r in raw_rules)
+        if not all(r.before or r.after for r in rules):
+            raise fail(str(path), line, f"indicator {slug}: every rule needs `before:` or `after:`",
+                       "say which words must stand next to the number")
+        indicators.append(Indicator(slug, str(raw["name"]), str(raw.get("description", "")), units, rules,
+                                    bool(raw.get("stock"))))
+    flags = []
+    for i, raw in enumerate(data.get("flags") or ()):
+        line = lines.get(("label", i), 1)
+        where = raw.get("where", "sentence_before") if isinstance(raw, dict) else None
+        if not isinstance(raw, dict) or not raw.get("label") or where not in _WHERE \
+                or not (raw.get("pattern") or raw.get("other_year")):
+            raise fail(str(path), line, f"flag #{i + 1} needs `label`, `pattern` (or `other_year: true`) and "
+                       f"`where` one of {', '.join(_WHERE)}", "add the fields")
+        flags.append(FlagRule(str(raw["label"]), regex(raw.get("pattern"), line), where,
+                              str(raw["unless"]) if raw.get("unless") else None, bool(raw.get("show_match")),
+                              bool(raw.get("skip_stock")), bool(raw.get("other_year"))))
+    return IndicatorRules(tuple(indicators), tuple(flags), regex(data.get("targets"), 1),
+                          regex(data.get("changes"), 1))
+
+
+def _entry_lines(text: str) -> dict[tuple[str, int], int]:
+    """(first key of a list entry, its index) -> line, for error messages."""
+    found: dict[tuple[str, int], int] = {}
+    counts: dict[str, int] = defaultdict(int)
+    for n, line in enumerate(text.splitlines(), 1):
+        m = re.match(r"\s*- (slug|label):", line)
+        if m:
+            found[(m.group(1), counts[m.group(1)])] = n
+            counts[m.group(1)] += 1
+    return found
+
+
+# ------------------------------------------------------------------------------------------------------
+# Figures -> indicator values
+
+
+@dataclass(frozen=True)
+class IndicatorValue:
+    indicator: Indicator
+    report: Report
+    figure: Figure
+    flags: tuple[str, ...] = ()
+    also: tuple[Figure, ...] = ()  # the same value stated again elsewhere in the report
+
+    @property
+    def charted(self) -> bool:
+        """Only like-for-like values are compared in charts."""
+        return not self.flags
+
+
+def _candidates(figures: tuple[Figure, ...], indicator: Indicator, rules: IndicatorRules) -> list[Figure]:
+    found = []
+    for figure in figures:
+        if figure.in_plans or not indicator.fits(figure):
+            continue
+        if rules.targets and rules.targets.search(figure.clause):
+            continue  # 力争达到…: a target, not an achievement
+        if rules.changes and rules.changes.search(_lead_words(figure.before)):
+            continue  # 同比增长12%: a change, not a level
+        found.append(figure)
+    # A 其中 clause after a value of the same indicator in the same sentence is a breakdown of it.
+    return [f for f in found if not ("其中" in f.clause_before
+                                     and any(g.sentence == f.sentence and g.id < f.id for g in found))]
+
+
+def indicator_values(report: Report, figures: tuple[Figure, ...], rules: IndicatorRules) -> list[IndicatorValue]:
+    values: list[IndicatorValue] = []
+    for indicator in rules.indicators:
+        candidates = _candidates(figures, indicator, rules)
+        if not candidates:
+            continue
+        distinct = {(f.value, f.unit) for f in candidates}
+        if len(distinct) == 1:
+            first = candidates[0]
+            values.append(IndicatorValue(indicator, report, first, _flags(first, report, indicator, rules),
+                                         tuple(candidates[1:])))
+            continue
+        for figure in candidates:
+            values.append(IndicatorValue(indicator, report, figure,
+                                         ("数值不一", *_flags(figure, report, indicator, rules))))
+    return values
+
+
+def _flags(figure: Figure, report: Report, indicator: Indicator, rules: IndicatorRules) -> tuple[str, ...]:
+    found = [flag.flag(figure, report, indicator) for flag in rules.flags]
+    return tuple(dict.fromkeys(f for f in found if f))
+
+
+# ------------------------------------------------------------------------------------------------------
+# Everything the pages need
+
+
+@dataclass(frozen=True)
+class Analysis:
+    rules: IndicatorRules
+    part_rules: PartRules
+    figures: dict[str, tuple[Figure, ...]] = field(default_factory=dict)  # report slug -> figures
+    values: dict[str, tuple[IndicatorValue, ...]] = field(default_factory=dict)  # report slug -> values
+    compliance: dict[str, Compliance] = field(default_factory=dict)  # report slug -> check
+
+    def by_indicator(self, slug: str) -> list[IndicatorValue]:
+        return [v for values in self.values.values() for v in values if v.indicator.slug == slug]
+
+
+def analyse(reports: tuple[Report, ...], rules: IndicatorRules, part_rules: PartRules) -> Analysis:
+    compliance = check_reports(reports, part_rules)
+    figures = {r.slug: extract_figures(r, compliance[r.slug].plan_section_ids()) for r in reports}
+    values = {r.slug: tuple(indicator_values(r, figures[r.slug], rules)) for r in reports}
+    return Analysis(rules, part_rules, figures, values, compliance)
+
+
+def load_analysis(reports: tuple[Report, ...], content_dir: Path) -> Analysis:
+    return analyse(reports, load_indicators(content_dir), load_part_rules(content_dir))

@@ -1,0 +1,297 @@
+"""`build.py serve`: build the site into memory, serve it with live reload, rebuild what changed on save.
+
+The site is kept in memory (nothing is written to --out). A save under content/, templates/ or theme/
+triggers a rebuild through the same pipeline as `build`, with a BuildCache so that only the pages whose
+inputs changed are rendered again (cache.py); the browser is then told to reload by the `livereload`
+package's protocol: a page reload, or, when only stylesheets changed, a stylesheet swap in place.
+
+We use livereload's WebSocket handler and its client script, but not its `Server`: that injects an
+inline <script>, which the site's Content-Security-Policy (`script-src 'self'`) blocks, and it ignores
+changes for 3 s after each reload. Here the client is loaded as `<script src="/livereload.js">` from
+this server (same origin, so the CSP allows it) and only in served pages, never in `build` output.
+
+A bad edit never stops the server: a build error (broken YAML in site.yml/topics.yml, a template error,
+a broken link) is shown instead of every page, and a report whose front matter is broken is shown as
+an error page at its address, each naming `path:line` and the message; fixing the file recovers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import mimetypes
+import os
+import sys
+import time
+import traceback
+import webbrowser
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from jinja2 import TemplateSyntaxError
+
+from .cache import BuildCache, file_stamps
+from .errors import Problem, ReportsiteError
+from .pipeline import DEFERRABLE, BuildOptions, render_site
+from .render import report_path
+
+POLL_SECONDS = 0.1
+SEARCH_INDEX = "search/idx/"  # fetched by the search page on demand: no page reload when only it changes
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "object-src 'none'; base-uri 'none'")
+TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".json": "application/json",
+         ".xml": "application/xml", ".css": "text/css", ".html": "text/html", ".svg": "image/svg+xml",
+         ".txt": "text/plain", ".woff2": "font/woff2"}
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    content_type: str
+    body: bytes
+    location: str | None = None
+
+
+def problem_of(exc: BaseException) -> Problem:
+    """A located problem for an exception raised while building (template errors, bugs)."""
+    if isinstance(exc, TemplateSyntaxError):
+        return Problem(exc.filename or exc.name or "template", exc.lineno, f"template error: {exc.message}",
+                       "fix the template")
+    frames = traceback.extract_tb(exc.__traceback__)
+    for frame in reversed(frames):  # Jinja puts template lines into the traceback
+        if frame.filename.endswith((".html", ".xml")):
+            return Problem(frame.filename, frame.lineno or 0, f"template error: {type(exc).__name__}: {exc}",
+                           "fix the template")
+    last = frames[-1] if frames else None
+    return Problem(last.filename if last else "reportsite", (last.lineno or 0) if last else 0,
+                   f"{type(exc).__name__}: {exc}", "this looks like a bug in reportsite; please report it")
+
+
+class Preview:
+    """The site in memory, rebuilt incrementally; answers requests for it."""
+
+    def __init__(self, options: BuildOptions):
+        if options.cache is None:
+            options = BuildOptions(**{**options.__dict__, "cache": BuildCache()})
+        options.cache.deferrable = DEFERRABLE  # type: ignore[union-attr]
+        self.options = options
+        self.files: dict[str, bytes] = {}
+        self.failure: list[Problem] = []  # the last build failed: shown instead of every page
+        self.problems: tuple[Problem, ...] = ()  # reports left out of the last build
+        self.page_of_file: dict[str, str] = {}  # content file -> its report page, as last built
+        self.seconds = 0.0
+
+    # -- building ----------------------------------------------------------------------------------
+
+    @property
+    def pending(self) -> bool:
+        """The last rebuild reused a deferred result (the search index): rebuild once more to finish."""
+        return bool(self.options.cache and self.options.cache.pending)
+
+    def rebuild(self, defer: bool = False) -> list[str]:
+        """Build again; returns the site paths whose bytes changed (added, changed or removed), or
+        ["*"] when the build failed or recovered (every page changes then). With `defer`, slow
+        whole-site work (DEFERRABLE) may be left for the next rebuild: see `pending`."""
+        started = time.perf_counter()
+        failed_before = bool(self.failure)
+        assert self.options.cache is not None
+        self.options.cache.defer = defer
+        try:
+            content, files = render_site(self.options)
+        except ReportsiteError as exc:
+            self.failure = list(exc.problems)
+        except Exception as exc:  # a template error or a bug must not stop the preview
+            self.failure = [problem_of(exc)]
+        else:
+            self.failure = []
+            self.problems = content.problems
+            for report in content.reports:
+                self.page_of_file[report.path] = report_path(report) + "index.html"
+            new = {f.path: f.data for f in files}
+            changed = sorted(p for p in new.keys() | self.files.keys() if new.get(p) != self.files.get(p))
+            self.files = new
+        finally:
+            self.seconds = time.perf_counter() - started
+        if self.failure or failed_before:
+            return ["*"]
+        return changed
+
+    # -- answering ---------------------------------------------------------------------------------
+
+    def respond(self, raw_path: str) -> Response:
+        """The response for a request path as sent by the browser (percent-encoded)."""
+        path = unquote(urlsplit(raw_path).path, errors="strict")
+        parts = path.split("/")
+        if not path.startswith("/") or "\\" in path or "\0" in path or any(p in (".", "..") for p in parts):
+            return Response(400, "text/plain; charset=utf-8", b"bad path\n")
+        site_path = "/".join(p for p in parts if p)
+        if path.endswith("/") and site_path:
+            site_path += "/"
+        if site_path == "" or site_path.endswith("/"):
+            site_path += "index.html"
+        elif site_path not in self.files and site_path + "/index.html" in self.files:
+            return Response(301, "text/plain; charset=utf-8", b"", location="/" + site_path + "/")
+        is_page = site_path.endswith(".html")
+        if self.failure and is_page:
+            return Response(500, "text/html; charset=utf-8", error_page("构建失败", self.failure))
+        if site_path in self.files:
+            return Response(200, content_type(site_path), self.files[site_path])
+        left_out = [p for p in self.problems if p.severity == "error" and self.page_of_file.get(p.path) == site_path]
+        if left_out:
+            return Response(500, "text/html; charset=utf-8", error_page("报告有误，未能生成本页", left_out))
+        if is_page and self.problems:
+            return Response(404, "text/html; charset=utf-8", error_page("页面不存在；以下报告有误", self.problems))
+        return Response(404, "text/html; charset=utf-8", self.files.get("404.html", b"<h1>404</h1>"))
+
+
+def content_type(path: str) -> str:
+    ext = os.path.splitext(path)[1].lower()
+    kind = TYPES.get(ext) or mimetypes.guess_type(path)[0] or "application/octet-stream"
+    return kind + "; charset=utf-8" if kind.startswith("text/") or kind.endswith(("json", "xml")) else kind
+
+
+def error_page(title: str, problems: list[Problem] | tuple[Problem, ...]) -> bytes:
+    items = "".join(f"<li><code>{html.escape(p.path)}:{p.line}</code>: {html.escape(p.message)}；"
+                    f"{html.escape(p.hint)}</li>\n" for p in problems)
+    return (f'<!DOCTYPE html>\n<html lang="zh-CN">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
+            f'<title>{html.escape(title)} - 预览</title>\n<link rel="stylesheet" href="/assets/site.css">\n</head>\n'
+            f'<body>\n<main class="wrap build-error">\n<h1>{html.escape(title)}</h1>\n'
+            f'<p>修改下列文件并保存，页面会自动刷新。</p>\n<ul class="problems">\n{items}</ul>\n'
+            "</main>\n</body>\n</html>\n").encode()
+
+
+def inject_client(body: bytes, port: int) -> bytes:
+    """Load livereload's client from this server (CSP `script-src 'self'` allows it; no inline script)."""
+    tag = f'<script src="/livereload.js?port={port}"></script>'.encode()
+    return body.replace(b"</head>", tag + b"</head>", 1)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Watching
+
+
+def reload_message_paths(changed: list[str]) -> list[str]:
+    """What to tell livereload: the stylesheets (reloaded in place) when only stylesheets changed,
+    else one path that makes the client reload the page."""
+    if not changed:
+        return []
+    if all(p.endswith(".css") for p in changed):
+        return changed
+    return ["*" if changed == ["*"] else next((p for p in changed if not p.endswith(".css")), changed[0])]
+
+
+# ------------------------------------------------------------------------------------------------------
+# Server
+
+
+def serve(args: argparse.Namespace) -> int:
+    from livereload.handlers import LiveReloadHandler, LiveReloadJSHandler
+    from livereload.watcher import Watcher
+    from tornado import httpserver, ioloop, netutil, web
+
+    from .cli import CACHE_DIR
+    from .pipeline import project_path
+
+    cache_dir = None if args.no_cache else Path(CACHE_DIR)
+    options = BuildOptions(Path(args.content), Path(args.out), args.base_url, args.strict,
+                           templates_dir=project_path("templates"), theme_dir=project_path("theme"),
+                           cache=BuildCache(cache_dir))
+    preview = Preview(options)
+    started = time.perf_counter()
+    preview.rebuild()
+    report_build(preview, "built", len(preview.files))
+    sockets = netutil.bind_sockets(args.port, args.host)
+    port = sockets[0].getsockname()[1]
+
+    class SiteHandler(web.RequestHandler):
+        def get(self) -> None:
+            self._answer(head=False)
+
+        def head(self) -> None:
+            self._answer(head=True)
+
+        def _answer(self, head: bool) -> None:
+            try:
+                response = preview.respond(self.request.path)
+            except UnicodeDecodeError:
+                response = Response(400, "text/plain; charset=utf-8", b"bad path\n")
+            self.set_status(response.status)
+            self.set_header("Content-Type", response.content_type)
+            self.set_header("Cache-Control", "no-store")
+            if response.location:
+                self.set_header("Location", response.location)
+            body = response.body
+            if response.content_type.startswith("text/html"):
+                body = inject_client(body, port)
+            if not head:
+                self.write(body)
+
+    LiveReloadHandler.watcher = Watcher()  # only read for its log line
+    LiveReloadHandler.live_css = True
+    app = web.Application([(r"/livereload", LiveReloadHandler), (r"/livereload\.js", LiveReloadJSHandler),
+                           (r".*", SiteHandler)])
+    server = httpserver.HTTPServer(app)
+    server.add_sockets(sockets)
+    url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{port}/"
+    print(f"serving {url} (started in {time.perf_counter() - started:.2f} s; Ctrl-C to stop)", flush=True)
+
+    roots = [options.content_dir, options.templates_dir, options.theme_dir]
+    state = {"snapshot": file_stamps(roots), "busy": False}
+    loop = ioloop.IOLoop.current()
+    builder = ThreadPoolExecutor(1, thread_name_prefix="rebuild")  # requests are answered meanwhile
+
+    def notify(changed: list[str]) -> None:
+        for path in reload_message_paths(changed):
+            LiveReloadHandler.reload_waiters(path)
+
+    def rebuild() -> None:
+        try:
+            changed = preview.rebuild(defer=True)
+            report_build(preview, "rebuilt", len(changed))
+            loop.add_callback(notify, changed)
+            if preview.pending:  # the search index, after the page has been reloaded
+                changed = preview.rebuild()
+                report_build(preview, "search index updated", len(changed), problems=False)
+                if any(not p.startswith(SEARCH_INDEX) for p in changed):
+                    loop.add_callback(notify, changed)
+        finally:
+            state["busy"] = False
+
+    def poll() -> None:
+        if state["busy"]:
+            return
+        now = file_stamps(roots)
+        if now == state["snapshot"]:
+            return
+        state["snapshot"] = now
+        state["busy"] = True
+        builder.submit(rebuild)
+
+    watcher = ioloop.PeriodicCallback(poll, POLL_SECONDS * 1000)
+    watcher.start()
+    if args.open:
+        webbrowser.open(url)
+    try:
+        loop.start()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        watcher.stop()
+        server.stop()
+        builder.shutdown(wait=False, cancel_futures=True)
+        print("stopped", flush=True)
+    return 0
+
+
+def report_build(preview: Preview, verb: str, count: int, problems: bool = True) -> None:
+    for problem in (preview.failure or preview.problems) if problems else ():
+        prefix = "warning: " if problem.severity == "warning" else ""
+        print(f"{prefix}{problem}", file=sys.stderr, flush=True)
+    if preview.failure:
+        print(f"build failed in {preview.seconds:.2f} s; showing the error in the browser", flush=True)
+    else:
+        what = "files" if verb == "built" else "files changed"
+        print(f"{verb} in {preview.seconds:.2f} s: {count} {what}", flush=True)

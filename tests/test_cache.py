@@ -1,0 +1,173 @@
+"""cache: a cached build is byte-identical to a cold one; code, template and content changes invalidate
+exactly what depends on them; unchanged files are not rewritten."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reportsite.cache import BuildCache, Fingerprinter, MemoRenderer, Unfingerprintable, package_version
+from reportsite.config import load_config
+from reportsite.pipeline import BuildOptions, build, derive, render_site
+from reportsite.render import make_environment
+from reportsite.topics import load_topics
+
+from .conftest import ROOT
+from .test_serve import REPORT, edit_report, edit_template, edit_topics
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> BuildOptions:
+    for name in ("content", "templates", "theme"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    return BuildOptions(tmp_path / "content", tmp_path / "site", templates_dir=tmp_path / "templates",
+                        theme_dir=tmp_path / "theme")
+
+
+def with_cache(options: BuildOptions, cache: BuildCache | None, out: Path | None = None) -> BuildOptions:
+    return BuildOptions(**{**options.__dict__, "cache": cache, "out_dir": out or options.out_dir})
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_cached_build_is_byte_identical_to_cold_build(project: BuildOptions, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    build(with_cache(project, None, tmp_path / "cold"))
+    first = BuildCache(cache_dir)
+    build(with_cache(project, first, tmp_path / "warm1"))
+    assert first.stats.parsed == 5 and first.stats.rendered
+    second = BuildCache(cache_dir)  # a new process: everything comes from the disk cache
+    build(with_cache(project, second, tmp_path / "warm2"))
+    assert second.stats.parsed == 0 and second.stats.rendered == [] and second.stats.reused > 50
+    cold = tree(tmp_path / "cold")
+    assert tree(tmp_path / "warm1") == cold
+    assert tree(tmp_path / "warm2") == cold
+
+
+def test_code_version_change_invalidates_everything(project: BuildOptions, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    build(with_cache(project, BuildCache(cache_dir, version="release-1")))
+    same = BuildCache(cache_dir, version="release-1")
+    build(with_cache(project, same))
+    assert same.stats.parsed == 0 and same.stats.rendered == []
+    new = BuildCache(cache_dir, version="release-2")
+    build(with_cache(project, new))
+    assert new.stats.parsed == 5 and new.stats.reused == 0
+
+
+def test_code_version_follows_package_files(tmp_path: Path) -> None:
+    package = tmp_path / "reportsite"
+    shutil.copytree(ROOT / "reportsite", package, ignore=shutil.ignore_patterns("__pycache__"))
+    before = package_version(package)
+    (package / "__pycache__").mkdir(exist_ok=True)
+    (package / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"compiled")
+    assert package_version(package) == before  # compiled files are not code changes
+    with (package / "render.py").open("a", encoding="utf-8") as f:
+        f.write("\n# a change\n")
+    assert package_version(package) != before
+    (package / "render.py").write_bytes((ROOT / "reportsite" / "render.py").read_bytes())
+    with (package / "data" / "chrome.yml").open("a", encoding="utf-8") as f:
+        f.write("\n# data files are code too\n")
+    assert package_version(package) != before
+
+
+def test_template_change_invalidates_pages_using_it(project: BuildOptions, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    build(with_cache(project, BuildCache(cache_dir)))
+    edit_template(project)  # list.html: the year and level lists
+    cache = BuildCache(cache_dir)
+    build(with_cache(project, cache))
+    assert cache.stats.parsed == 0
+    assert cache.stats.rendered and all(p.startswith(("years/2", "levels/")) for p in cache.stats.rendered)
+    build(with_cache(project, None, tmp_path / "cold"))
+    assert tree(project.out_dir) == tree(tmp_path / "cold")
+
+
+def test_base_template_change_invalidates_every_page(project: BuildOptions, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    build(with_cache(project, BuildCache(cache_dir)))
+    base = project.templates_dir / "base.html"
+    base.write_text(base.read_text(encoding="utf-8").replace("</footer>", "<p>新页脚</p></footer>"), encoding="utf-8")
+    cache = BuildCache(cache_dir)
+    build(with_cache(project, cache))
+    pages = [p for p in tree(project.out_dir) if p.endswith(".html")]
+    assert sorted(cache.stats.rendered) == sorted(pages)
+
+
+def test_content_changes_invalidate_what_depends_on_them(project: BuildOptions, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    build(with_cache(project, BuildCache(cache_dir)))
+    edit_report(project)
+    edit_topics(project)
+    cache = BuildCache(cache_dir)
+    build(with_cache(project, cache))
+    assert cache.stats.parsed == 1  # only the edited report is parsed again
+    assert "reports/130502-2023/index.html" in cache.stats.rendered
+    build(with_cache(project, None, tmp_path / "cold"))
+    assert tree(project.out_dir) == tree(tmp_path / "cold")
+
+
+def test_unchanged_files_are_not_rewritten_and_removed_ones_are_deleted(project: BuildOptions) -> None:
+    cache = BuildCache()
+    build(with_cache(project, cache))
+    out = project.out_dir
+    untouched = out / "reports" / "610114-2023" / "index.html"
+    stamp = untouched.stat().st_mtime_ns
+    os.utime(untouched, ns=(stamp, stamp - 10_000_000))  # so a rewrite would show
+    stamp = untouched.stat().st_mtime_ns
+    edit_report(project)
+    result = build(with_cache(project, cache))
+    assert untouched.stat().st_mtime_ns == stamp
+    assert result.written and result.written < result.files / 4
+    (project.content_dir / REPORT).unlink()
+    build(with_cache(project, cache))
+    assert not (out / "reports" / "130502-2023").exists()
+    _, files = render_site(with_cache(project, None))
+    assert tree(out).keys() - {".reportsite-output"} == {f.path for f in files}
+
+
+def test_unknown_values_make_a_page_uncached_never_stale(project: BuildOptions) -> None:
+    with pytest.raises(Unfingerprintable):
+        Fingerprinter().of({"x": object()})
+    cache = BuildCache()
+    content = cache.load_content(project.content_dir)
+    data = derive(content, load_topics(project.content_dir), load_config(project.content_dir), cache)
+    renderer = MemoRenderer(make_environment(project.templates_dir), data, cache)
+    first = renderer.render("404.html", "404.html", marker=object())
+    again = renderer.render("404.html", "404.html", marker=object())
+    assert first.data == again.data and cache.stats.uncached == 2 and cache.stats.rendered == []
+    renderer.render("404.html", "404.html", marker="known")
+    renderer.render("404.html", "404.html", marker="known")
+    assert cache.stats.rendered == ["404.html"] and cache.stats.reused == 1
+
+
+def test_fingerprint_distinguishes_values() -> None:
+    fp = Fingerprinter()
+    assert fp.of([1, 2]) != fp.of([2, 1]) and fp.of({"a": 1}) != fp.of({"a": "1"})
+    assert fp.of(None) != fp.of("None") and fp.of(1) != fp.of(True) and fp.of(1) != fp.of(1.0)
+    big = list(range(100))
+    assert fp.of(big) == fp.of(list(range(100))) != fp.of(list(range(101)))
+
+
+def test_build_with_unchanged_inputs_does_nothing(project: BuildOptions, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    first = build(with_cache(project, BuildCache(cache_dir)))
+    before = tree(project.out_dir)
+    again = BuildCache(cache_dir)
+    result = build(with_cache(project, again))
+    assert (result.reports, result.files, result.problems, result.written) == (first.reports, first.files,
+                                                                                first.problems, 0)
+    assert again.stats.reused == 0 and again.stats.rendered == [] and tree(project.out_dir) == before
+    (project.out_dir / "index.html").write_text("edited by hand", encoding="utf-8")  # the output changed
+    repaired = BuildCache(cache_dir)
+    build(with_cache(project, repaired))
+    assert repaired.stats.reused > 0 and tree(project.out_dir) == before
+    edit_report(project)  # an input changed
+    edited = BuildCache(cache_dir)
+    build(with_cache(project, edited))
+    assert edited.stats.parsed == 1 and "reports/130502-2023/index.html" in edited.stats.rendered

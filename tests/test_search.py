@@ -1,0 +1,202 @@
+"""The search index (reportsite/search.py) on the five real samples, and its agreement with the browser's
+query cutting (theme/search-worker.js, run for real in Chromium)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reportsite import search
+from reportsite.errors import ReportsiteError
+from reportsite.model import load_content
+from reportsite.pipeline import BuildOptions, build
+from tests.conftest import CHROMIUM, CONTENT_DIR, ROOT, serve_directory
+
+QUERIES = ["行政复议", "复议", "法律明白人", "城事通", "网办率", "12345热线", "2023年", "“放管服”", "放管服改革",
+           "行政复议 案件数", "合法性审查", "１２３４５热线", "行政復議", "重大行政决策程序", "公共法律服务体系建设",
+           "\"行政执法 三项制度\"", "constructor __proto__", "普法宣传教育", "营商环境", "依法治区", "一网通办",
+           "人民调解委员会"]
+
+
+def index_dir(site: Path) -> Path:
+    return site / "search" / "idx"
+
+
+def load_manifest(site: Path) -> dict:
+    return json.loads((index_dir(site) / "manifest.json").read_text(encoding="utf-8"))
+
+
+def postings_of(site: Path, term: str) -> list[int]:
+    """Section numbers of a term, read the way the browser reads them (shard by FNV-1a of the term)."""
+    manifest = load_manifest(site)
+    own = manifest["ownFiles"]
+    name = f"b{own[term]}" if term in own else str(search.fnv1a(term) % manifest["termShards"])
+    shard = json.loads((index_dir(site) / "t" / f"{name}.json").read_text(encoding="utf-8"))
+    if term not in shard:
+        return []
+    numbers, last = [], 0
+    for delta in shard[term][1]:
+        last += delta
+        numbers.append(last)
+    return numbers
+
+
+def section_rows(site: Path) -> list[tuple[str, str, str]]:
+    """(report page, section id, text) for every section number, from the text shards."""
+    rows = []
+    for i in range(len(load_manifest(site)["docStarts"])):
+        shard = json.loads((index_dir(site) / "d" / f"{i}.json").read_text(encoding="utf-8"))
+        rows += [(shard["r"][r][0], anchor, text) for r, anchor, _path, _title, text in shard["s"]]
+    return rows
+
+
+def test_normalise_and_runs_fold_width_case_and_punctuation():
+    assert search.normalise("ＡＢＣ１２３４５热线") == "abc12345热线"
+    cut = [r for r, _ in search.runs("“放管服”改革，12345热线。2023年")]
+    assert cut == ["放管服", "改革", "12345", "热线", "2023", "年"]
+
+
+def test_fnv1a_matches_reference_values():
+    # Published FNV-1a 32-bit test vectors; the worker's hash must give the same (checked in Chromium below).
+    assert search.fnv1a("") == 0x811C9DC5
+    assert search.fnv1a("a") == 0xE40C292C
+    assert search.fnv1a("foobar") == 0xBF9CF968
+
+
+def test_index_covers_every_section_and_stays_within_file_budget(built_site: Path):
+    manifest = load_manifest(built_site)
+    reports = load_content(CONTENT_DIR).reports
+    assert manifest["sections"] == sum(len(r.sections) for r in reports)
+    assert len(section_rows(built_site)) == manifest["sections"]
+    files = [p for p in index_dir(built_site).rglob("*") if p.is_file()]
+    assert len(files) == 1 + len(manifest["ownFiles"]) + manifest["termShards"] + len(manifest["docStarts"])
+    assert len(files) <= search.load_search_settings(CONTENT_DIR).max_files
+
+
+def test_bigram_layer_finds_part_words_in_all_reports(built_site: Path):
+    rows = section_rows(built_site)
+    for term in ("复议", "行政复议"):
+        found = {rows[n][0] for n in postings_of(built_site, term)}
+        expected = {page for page, _, text in rows if term in text}
+        assert found >= expected and len(expected) == 5
+
+
+def test_search_mode_words_and_facets_are_in_the_index(built_site: Path):
+    manifest = load_manifest(built_site)
+    assert "城事通" in manifest["vocab"] and "法律明白人" not in manifest["stop"]
+    assert postings_of(built_site, "城事通")
+    years = {row[0] for row in manifest["facets"]["y"]}
+    assert {"2020", "2023", "2024"} <= years
+    assert manifest["t2s"] and len(manifest["t2s"]) % 2 == 0
+
+
+def test_heading_words_weigh_more_than_body_words():
+    text = search.section_text("行政复议", "开展行政复议工作。", heading_weight=4)
+    assert text.length == 4 * 4 + len("开展行政复议工作")
+    counter = search.TermCounter({"行政复议"})
+    assert counter.of(text.heading_runs, text.heading_joins)["行政复议"] == 1
+    assert counter.of(text.body_runs, text.body_joins)["行政复议"] == 1
+
+
+def test_words_are_indexed_wherever_they_stand_and_pairs_cross_punctuation():
+    segmenter = search.Segmenter({})
+    text = search.section_text("", "人民调解员调解纠纷，深化“八五”普法。", heading_weight=4)
+    vocab = search.vocabulary([search.section_text("", "加强人民调解工作", 4), text], segmenter,
+                              search.SearchSettings())
+    assert "人民调解" in vocab
+    terms = search.TermCounter(vocab).of(text.body_runs, text.body_joins)
+    assert terms["人民调解"] == 1  # jieba cut 人民调解员 otherwise, the word is still found here
+    assert terms["五普"] == 1 and terms["调解"] == 2
+
+
+def test_build_fails_loudly_when_the_segmenter_finds_nothing(content_copy: Path, tmp_path: Path, monkeypatch):
+    import jieba
+
+    monkeypatch.setattr(jieba, "cut_for_search", lambda text, HMM=True: iter(()))
+    with pytest.raises(ReportsiteError) as caught:
+        build(BuildOptions(content_copy, tmp_path / "site", templates_dir=ROOT / "templates",
+                           theme_dir=ROOT / "theme"))
+    message = str(caught.value)
+    assert "segmenter" in message and "jieba" in message
+    assert not (tmp_path / "site").exists()
+
+
+def test_bad_search_settings_name_the_file(content_copy: Path):
+    (content_copy / "search.yml").write_text("heading_weight: [\n", encoding="utf-8")
+    with pytest.raises(ReportsiteError, match=r"search\.yml:\d+: not valid YAML"):
+        search.load_search_settings(content_copy)
+    (content_copy / "search.yml").write_text("heading_wieght: 3\n", encoding="utf-8")
+    with pytest.raises(ReportsiteError, match="unknown search setting"):
+        search.load_search_settings(content_copy)
+
+
+def test_traditional_map_only_maps_characters_the_index_lacks():
+    pairs = search.traditional_map({"复", "议", "办", "覆"})
+    mapping = {pairs[i]: pairs[i + 1] for i in range(0, len(pairs), 2)}
+    assert mapping["議"] == "议" and mapping["復"] == "复" and mapping["辦"] == "办"
+    assert "覆" not in mapping  # a Simplified character of its own stays as it is
+
+
+@pytest.mark.browser
+def test_browser_query_terms_are_index_terms(built_site: Path, browser):
+    """Tokenizer agreement: every term the real worker code asks for is a term the build wrote
+    (or a term too frequent to index, listed as such), and lands in the same shard."""
+    if not CHROMIUM.exists():
+        pytest.skip("no chromium")
+    server, url = serve_directory(built_site)
+    try:
+        page = browser.new_page()
+        page.goto(url + "about/")
+        page.add_script_tag(url=url + "assets/search-worker.js")
+        answer = page.evaluate(
+            """async (queries) => {
+                const m = await (await fetch('../search/idx/manifest.json')).json();
+                const S = self.ReportsiteSearch;
+                const t2s = new Map();
+                for (let i = 0; i + 1 < m.t2s.length; i += 2) t2s.set(m.t2s[i], m.t2s[i + 1]);
+                const vocab = new Set(m.vocab);
+                const maxLen = m.vocab.reduce((n, w) => Math.max(n, w.length), 3);
+                const out = {};
+                for (const q of queries) {
+                    const terms = S.queryTerms(S.parseQuery(q, t2s), vocab, maxLen);
+                    out[q] = terms.map((t) => [t, S.fnv1a(t), S.shardOf(m, t)]);
+                }
+                out.__norm = S.normaliseQuery('行政復議ＡＢＣ', t2s);
+                return out;
+            }""", QUERIES)
+        page.close()
+    finally:
+        server.shutdown()
+    manifest = load_manifest(built_site)
+    stop = set(manifest["stop"])
+    assert answer.pop("__norm") == "行政复议abc"
+    texts = [search.normalise(s.title + "\n" + s.text) for r in load_content(CONTENT_DIR).reports for s in r.sections]
+    checked = 0
+    for query, terms in answer.items():
+        assert terms, f"no terms for {query}"
+        runs = [run for run, _ in search.runs(query) if len(run) > 1 or not search.is_han(run)]
+        if not all(any(run in text for text in texts) for run in runs):
+            continue  # words that are in no report cannot be in the index
+        checked += 1
+        for term, hashed, shard in terms:
+            assert hashed == search.fnv1a(term), term
+            own = manifest["ownFiles"]
+            assert shard == (f"t/b{own[term]}.json" if term in own else f"t/{hashed % manifest['termShards']}.json")
+            assert term in stop or postings_of(built_site, term), f"{query}: browser term {term!r} not in the index"
+    assert checked >= 15
+    assert [t[0] for t in answer["法律明白人"]] == ["法律", "明白人"]
+    assert [t[0] for t in answer["行政復議"]] == ["行政复议"]
+
+
+def test_fast_segmenter_cuts_exactly_like_jieba_on_the_samples():
+    """rjieba is used only because it gives jieba's tokens; prove it on every run of the samples."""
+    rjieba = pytest.importorskip("rjieba")
+    import jieba
+
+    runs = {run for r in load_content(CONTENT_DIR).reports for s in r.sections
+            for run, _ in search.runs(s.title + "\n" + s.text) if search.is_han(run)}
+    assert len(runs) > 1000
+    differ = [run for run in sorted(runs) if list(rjieba.cut_for_search(run)) != list(jieba.cut_for_search(run))]
+    assert differ == []

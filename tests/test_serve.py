@@ -1,0 +1,280 @@
+"""serve: incremental rebuilds equal full rebuilds, bad edits show an error page, only the site is served."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from reportsite.cache import BuildCache
+from reportsite.pipeline import BuildOptions, render_site
+from reportsite.serve import Preview, inject_client, reload_message_paths
+
+from .conftest import ROOT
+
+REPORT = "reports/130502-2023.md"  # 邢台市襄都区 2023
+OTHER_PAGE = "reports/610114-2023/index.html"  # another jurisdiction's report
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> BuildOptions:
+    """A writable copy of content/, templates/ and theme/."""
+    for name in ("content", "templates", "theme"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    return BuildOptions(tmp_path / "content", tmp_path / "site", templates_dir=tmp_path / "templates",
+                        theme_dir=tmp_path / "theme")
+
+
+def full_build(options: BuildOptions) -> dict[str, bytes]:
+    """The reference: the whole pipeline without any cache."""
+    _, files = render_site(BuildOptions(**{**options.__dict__, "cache": None}))
+    return {f.path: f.data for f in files}
+
+
+def replace_in(path: Path, old: str, new: str, count: int = 1) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, count), encoding="utf-8")
+    bump_mtime(path)
+
+
+def bump_mtime(path: Path) -> None:
+    """Filesystems with coarse timestamps: make sure the edit is seen as one."""
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+
+
+def edit_report(o: BuildOptions) -> None:
+    replace_in(o.content_dir / REPORT, "## 一、加强政治引领", "新增的一句话：本段为测试编辑。\n\n## 一、加强政治引领")
+
+
+def add_report(o: BuildOptions) -> None:
+    text = (o.content_dir / REPORT).read_text(encoding="utf-8")
+    text = text.replace("year: 2023", "year: 2022").replace("2023年度", "2022年度")
+    (o.content_dir / "reports" / "130502-2022.md").write_text(text, encoding="utf-8")
+
+
+def delete_report(o: BuildOptions) -> None:
+    (o.content_dir / REPORT).unlink()
+
+
+def rename_heading(o: BuildOptions) -> None:
+    replace_in(o.content_dir / REPORT, "## 二、转变政府职能,优化营商环境", "## 二、深化放管服改革,优化营商环境")
+
+
+def edit_template(o: BuildOptions) -> None:
+    replace_in(o.templates_dir / "list.html", "{% block main %}", '{% block main %}\n<p class="note">模板修改</p>')
+
+
+def edit_topics(o: BuildOptions) -> None:
+    replace_in(o.content_dir / "topics.yml", "keywords: [营商环境,", "keywords: [营商环境, 法律明白人, 信用,")
+
+
+def edit_stylesheet(o: BuildOptions) -> None:
+    with (o.theme_dir / "site.css").open("a", encoding="utf-8") as f:
+        f.write("\n.test-edit { color: red; }\n")
+    bump_mtime(o.theme_dir / "site.css")
+
+
+EDITS: dict[str, Callable[[BuildOptions], None]] = {
+    "edit a report": edit_report, "add a report": add_report, "delete a report": delete_report,
+    "rename a heading": rename_heading, "edit a template": edit_template, "edit topics": edit_topics,
+    "edit the stylesheet": edit_stylesheet,
+}
+
+
+@pytest.mark.parametrize("name", EDITS)
+def test_incremental_rebuild_equals_full_rebuild(project: BuildOptions, name: str) -> None:
+    preview = Preview(BuildOptions(**{**project.__dict__, "cache": BuildCache()}))
+    preview.rebuild()
+    assert not preview.failure and preview.files == full_build(project)
+    before = dict(preview.files)
+
+    EDITS[name](project)
+    changed = preview.rebuild()
+
+    assert not preview.failure, preview.failure
+    expected = full_build(project)
+    assert preview.files.keys() == expected.keys()
+    assert [p for p in expected if preview.files[p] != expected[p]] == []
+    assert changed == sorted(p for p in before.keys() | expected.keys() if before.get(p) != expected.get(p))
+    assert changed, "the edit changed nothing"
+    stats = preview.options.cache.stats  # type: ignore[union-attr]
+    assert stats.reused > 0, "nothing was reused: the rebuild was not incremental"
+
+
+def test_deferred_search_index_catches_up_on_the_next_rebuild(project: BuildOptions) -> None:
+    preview = Preview(project)
+    preview.rebuild()
+    before = dict(preview.files)
+    edit_report(project)
+    changed = preview.rebuild(defer=True)  # the page first ...
+    assert preview.pending and "reports/130502-2023/index.html" in changed
+    assert not any(p.startswith("search/idx/") for p in changed)
+    assert all(preview.files[p] == before[p] for p in before if p.startswith("search/idx/"))
+    changed = preview.rebuild()  # ... then the search index
+    assert not preview.pending and changed and all(p.startswith("search/idx/") for p in changed)
+    assert preview.files == full_build(project)
+
+
+def test_edited_report_renders_only_pages_that_depend_on_it(project: BuildOptions) -> None:
+    preview = Preview(BuildOptions(**{**project.__dict__, "cache": BuildCache()}))
+    preview.rebuild()
+    edit_report(project)
+    preview.rebuild()
+    rendered = set(preview.options.cache.stats.rendered)  # type: ignore[union-attr]
+    assert "reports/130502-2023/index.html" in rendered
+    assert OTHER_PAGE not in rendered  # another jurisdiction's report does not list this one
+    assert "about/index.html" not in rendered and "years/2020/index.html" not in rendered
+    other_reports = {p for p in preview.files if p.startswith("reports/")} - {"reports/130502-2023/index.html"}
+    assert not rendered & other_reports
+
+
+def test_template_edit_rerenders_only_pages_using_it(project: BuildOptions) -> None:
+    preview = Preview(BuildOptions(**{**project.__dict__, "cache": BuildCache()}))
+    preview.rebuild()
+    edit_template(project)
+    changed = preview.rebuild()
+    rendered = set(preview.options.cache.stats.rendered)  # type: ignore[union-attr]
+    assert rendered and all(p.startswith(("years/2", "levels/")) for p in rendered), rendered
+    assert "years/2023/index.html" in changed and OTHER_PAGE not in changed
+
+
+def test_stylesheet_change_reloads_only_the_stylesheet(project: BuildOptions) -> None:
+    preview = Preview(BuildOptions(**{**project.__dict__, "cache": BuildCache()}))
+    preview.rebuild()
+    edit_stylesheet(project)
+    changed = preview.rebuild()
+    assert changed == ["assets/site.css"]
+    assert reload_message_paths(changed) == ["assets/site.css"]  # livereload swaps the stylesheet in place
+    assert reload_message_paths(["assets/site.css", "index.html"]) == ["index.html"]  # whole page
+
+
+def test_broken_front_matter_shows_error_page_and_recovers(project: BuildOptions) -> None:
+    preview = Preview(project)
+    preview.rebuild()
+    page = "/reports/130502-2023/"
+    assert preview.respond(page).status == 200
+    good = (project.content_dir / REPORT).read_text(encoding="utf-8")
+    replace_in(project.content_dir / REPORT, "year: 2023", "year: [2023")
+    assert preview.rebuild()  # the report's page went away
+    response = preview.respond(page)
+    assert response.status == 500
+    body = response.body.decode()
+    where = re.escape(str(project.content_dir / REPORT))
+    assert re.search(rf"{where}:\d+</code>: front matter is not valid YAML", body)
+    assert preview.respond("/").status == 200  # the rest of the site is still served
+    (project.content_dir / REPORT).write_text(good, encoding="utf-8")
+    bump_mtime(project.content_dir / REPORT)
+    preview.rebuild()
+    assert preview.respond(page).status == 200 and preview.files == full_build(project)
+
+
+def test_template_error_names_template_line_and_recovers(project: BuildOptions) -> None:
+    preview = Preview(project)
+    preview.rebuild()
+    template = project.templates_dir / "list.html"
+    good = template.read_text(encoding="utf-8")
+    replace_in(template, "{% block main %}", "{% block main %}\n{% if %}")
+    assert preview.rebuild() == ["*"]
+    response = preview.respond("/years/2023/")
+    assert response.status == 500
+    line = good.splitlines().index("{% block main %}") + 2
+    assert f"list.html:{line}</code>: template error" in response.body.decode()
+    replace_in(template, "{% if %}", "{{ no_such_value.attribute }}")
+    preview.rebuild()
+    assert "list.html:" in preview.respond("/").body.decode()  # a render-time error is located too
+    template.write_text(good, encoding="utf-8")
+    bump_mtime(template)
+    assert preview.rebuild() == ["*"]
+    assert preview.respond("/years/2023/").status == 200 and not preview.failure
+
+
+def test_broken_site_settings_show_error_page(project: BuildOptions) -> None:
+    preview = Preview(project)
+    preview.rebuild()
+    replace_in(project.content_dir / "site.yml", "title: 法治政府建设年度报告", "title: [法治政府建设年度报告")
+    preview.rebuild()
+    body = preview.respond("/").body.decode()
+    assert f"{project.content_dir / 'site.yml'}:" in body and "not valid YAML" in body
+
+
+def test_requests_outside_the_site_are_refused(project: BuildOptions) -> None:
+    preview = Preview(project)
+    preview.rebuild()
+    for path in ("/../pyproject.toml", "/assets/../../content/site.yml", "/%2e%2e/%2e%2e/etc/passwd",
+                 "/%2E%2E%2fetc%2fpasswd", "/..%5c..%5cetc%5cpasswd", "//etc/passwd", "/etc/passwd",
+                 str(ROOT / "pyproject.toml"), "/%00", "/assets/%2e%2e/index.html"):
+        response = preview.respond(path)
+        assert response.status in (400, 404), path
+        assert b"root:" not in response.body and b"[project]" not in response.body
+    assert preview.respond("/assets/site.css").status == 200
+    assert preview.respond("/reports/130502-2023").location == "/reports/130502-2023/"
+
+
+def test_livereload_client_is_only_in_served_pages(built_site: Path) -> None:
+    assert all(b"livereload" not in p.read_bytes() for p in built_site.rglob("*.html"))
+    page = (built_site / "index.html").read_bytes()
+    served = inject_client(page, 8123)
+    assert served.count(b'<script src="/livereload.js?port=8123"></script></head>') == 1
+    assert b"script-src 'self'" in served  # the client is same-origin: allowed by the page's CSP
+
+
+# ------------------------------------------------------------------------------------------------------
+# The command
+
+
+def start_serve(options: BuildOptions, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    """`build.py serve` on a free port in a subprocess; returns (process, base URL)."""
+    command = [sys.executable, str(ROOT / "build.py"), "serve", "--port", "0", "--content", str(options.content_dir),
+               "--no-cache", *extra]
+    process = subprocess.Popen(command, cwd=options.templates_dir.parent, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        match = re.search(r"serving (http://127\.0\.0\.1:\d+/)", line)
+        if match:
+            return process, match.group(1)
+        if not line and process.poll() is not None:
+            break
+    process.kill()
+    raise AssertionError("serve did not print its URL")
+
+
+def raw_get(url: str, path: str) -> tuple[int, bytes]:
+    """GET with the path sent exactly as given (no client-side normalising of ../)."""
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    connection.putrequest("GET", path, skip_host=False, skip_accept_encoding=True)
+    connection.endheaders()
+    response = connection.getresponse()
+    return response.status, response.read()
+
+
+def test_serve_command_binds_loopback_refuses_traversal_and_stops_on_ctrl_c(project: BuildOptions) -> None:
+    process, url = start_serve(project)
+    try:
+        status, body = raw_get(url, "/")
+        assert status == 200 and b'<script src="/livereload.js?port=' in body
+        status, body = raw_get(url, "/livereload.js")
+        assert status == 200 and b"LiveReload" in body
+        for path in ("/../../../../etc/passwd", "/%2e%2e/%2e%2e/%2e%2e/etc/passwd", "//etc/passwd",
+                     "/assets/..%2f..%2f..%2fpyproject.toml"):
+            status, body = raw_get(url, path)
+            assert status in (400, 404) and b"root:" not in body and b"[project]" not in body, path
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=20)
+    assert process.returncode == 0, output
+    assert "stopped" in output and "Traceback" not in output
