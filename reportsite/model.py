@@ -127,15 +127,19 @@ def split_front_matter(text: str) -> tuple[str, str, int]:
     return front, body, front.count("\n") + 3
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~4x faster, same result
+
+
 def parse_front_matter(front: str) -> tuple[dict[str, Any], dict[str, int]]:
     """Safe-load YAML front matter; return (data, key -> line). Aliases are refused (alias bombs)."""
     try:
-        for event in yaml.parse(front, Loader=yaml.SafeLoader):
+        events = yaml.parse(front, Loader=_LOADER) if "*" in front else ()  # no `*`, no alias: skip the scan
+        for event in events:
             if isinstance(event, yaml.AliasEvent):
                 line = event.start_mark.line + 2 if event.start_mark else 1
                 raise _FrontMatterError(line, "YAML aliases (*name) are not allowed in front matter",
                                         "write the value out instead of referring to an anchor")
-        node = yaml.compose(front, Loader=yaml.SafeLoader)
+        node = yaml.compose(front, Loader=_LOADER)
         data = _construct(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

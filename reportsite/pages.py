@@ -65,6 +65,16 @@ def build_regions(reports: tuple[Report, ...]) -> dict[str, Region]:
             for code in names}
 
 
+def region_chain(region: Region, regions: dict[str, Region]) -> list[tuple[str, str]]:
+    """(name, site path) of the regions above `region`, outermost first."""
+    chain = []
+    parent = region.parent
+    while parent:
+        chain.insert(0, (regions[parent].name, f"regions/{parent}/"))
+        parent = regions[parent].parent
+    return chain
+
+
 def region_reports(region: Region, regions: dict[str, Region]) -> list[Report]:
     found = list(region.reports)
     for child in region.children:
@@ -119,9 +129,12 @@ def render_index_pages(renderer: PageRenderer, data: SiteData) -> Iterator[Outpu
                           roots=[regions[c] for c in sorted(c for c, r in regions.items() if r.parent is None)],
                           region_reports=region_reports)
     for region in regions.values():
-        yield renderer.render("region.html", f"regions/{region.id}/", region=region, regions=regions,
-                              all_reports=sorted(region_reports(region, regions), key=lambda r: (-r.year, r.slug)),
-                              region_reports=region_reports)
+        # Only what this page shows is passed, so an edit re-renders only the regions that hold the report.
+        yield renderer.render("region.html", f"regions/{region.id}/", region=region,
+                              crumb_items=[("按地区", "regions/"), *region_chain(region, regions)],
+                              children=[(c, regions[c].name, len(region_reports(regions[c], regions)))
+                                        for c in region.children],
+                              all_reports=sorted(region_reports(region, regions), key=lambda r: (-r.year, r.slug)))
     yield renderer.render("years.html", "years/", years=years, by_year=Counter(r.year for r in reports))
     for year in years:
         yield renderer.render("list.html", f"years/{year}/", heading=f"{year}年度报告",

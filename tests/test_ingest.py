@@ -267,3 +267,33 @@ def test_two_different_texts_for_one_year_both_import_with_distinct_slugs(tmp_pa
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     assert _run_import([str(raw), "--out", str(out)], tmp_path).returncode == 0  # idempotent
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+MAKE_CORPUS = ROOT.parent / "shared" / "bench" / "make_corpus.py"
+
+
+@pytest.mark.skipif(not MAKE_CORPUS.exists(), reason="../shared/bench/make_corpus.py is not beside the checkout")
+def test_synthetic_corpus_metadata_matches_its_ground_truth(tmp_path):
+    """300 generated reports (random places all over China, 2019-2025) against the generator's manifest."""
+    import csv
+
+    subprocess.run([sys.executable, str(MAKE_CORPUS), "--seeds", str(ROOT / "tests" / "data" / "raw-reports"),
+                    "--out", str(tmp_path), "--n", "300", "--manifest", str(tmp_path / "truth.tsv")],
+                   check=True, capture_output=True, timeout=120)
+    rows = list(csv.DictReader((tmp_path / "truth.tsv").open(encoding="utf-8"), delimiter="\t"))
+    wrong: dict[str, list[str]] = {"jurisdiction": [], "city": [], "province": [], "year": [], "published": []}
+    for row in rows:
+        path = tmp_path / row["file"]
+        fm = import_file(path).front_matter
+        j = fm["jurisdiction"]
+        for key, got in (("jurisdiction", j["name"]), ("city", j["city"]), ("province", j["province"]),
+                         ("year", str(fm["year"]))):
+            if got != row[key]:
+                wrong[key].append(f"{row['file']}: {got} != {row[key]}")
+        y, m, d = (int(x) for x in row["date"].split("-"))
+        text = path.read_text(encoding="utf-8")
+        if (row["date"] in text or f"{y}年{m}月{d}日" in text) and str(fm["published"]) != row["date"]:
+            wrong["published"].append(row["file"])
+    assert len(rows) == 300
+    assert not wrong["jurisdiction"] and not wrong["year"] and not wrong["published"], wrong
+    assert len(wrong["city"]) <= 3 and len(wrong["province"]) <= 3, wrong  # 江北区 is in 重庆 and in 宁波
