@@ -177,7 +177,8 @@ def coverage_matrix(reports: tuple[Report, ...]) -> dict:
 
 
 def sitemap(data: SiteData) -> OutputFile:
-    urls = [data.config.absolute(p) for p in ("", "regions/", "years/", "levels/", "coverage/", "topics/", "about/")]
+    pages = ("", "regions/", "years/", "levels/", "coverage/", "topics/", "about/", *(p for _, p in data.nav_extra))
+    urls = [data.config.absolute(p) for p in pages]
     urls += [data.config.absolute(report_path(r)) for r in data.reports]
     body = "".join(f"<url><loc>{_xml(u)}</loc></url>" for u in urls)
     xml = ('<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'

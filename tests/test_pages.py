@@ -120,6 +120,8 @@ def test_index_pages_cover_tree_years_levels_coverage_topics(built_site):
     assert (built_site / "levels" / "county" / "index.html").exists()
     for name in ("sitemap.xml", "feed.xml", "robots.txt", "404.html"):
         assert (built_site / name).exists()
+    sitemap = (built_site / "sitemap.xml").read_text(encoding="utf-8")
+    assert sitemap.count("<loc>") == 9 + 5 and "/reports/371329-2024/</loc>" in sitemap
 
 
 def test_topic_pages_link_to_sections_and_explain(built_site):
