@@ -39,6 +39,17 @@ def content_copy(tmp_path: Path) -> Path:
     return target
 
 
+@pytest.fixture()
+def project(tmp_path: Path):
+    """Build options over a writable copy of content/, templates/ and theme/."""
+    from reportsite.pipeline import BuildOptions
+
+    for name in ("content", "templates", "theme"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    return BuildOptions(tmp_path / "content", tmp_path / "site", templates_dir=tmp_path / "templates",
+                        theme_dir=tmp_path / "theme")
+
+
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The committed content built once into a temporary site folder."""

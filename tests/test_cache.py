@@ -19,14 +19,6 @@ from .conftest import ROOT
 from .test_serve import REPORT, edit_report, edit_template, edit_topics
 
 
-@pytest.fixture()
-def project(tmp_path: Path) -> BuildOptions:
-    for name in ("content", "templates", "theme"):
-        shutil.copytree(ROOT / name, tmp_path / name)
-    return BuildOptions(tmp_path / "content", tmp_path / "site", templates_dir=tmp_path / "templates",
-                        theme_dir=tmp_path / "theme")
-
-
 def with_cache(options: BuildOptions, cache: BuildCache | None, out: Path | None = None) -> BuildOptions:
     return BuildOptions(**{**options.__dict__, "cache": cache, "out_dir": out or options.out_dir})
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,14 +23,6 @@ from .conftest import ROOT
 REPORT = "reports/130502-2023.md"  # 邢台市襄都区 2023
 OTHER_PAGE = "reports/610114-2023/index.html"  # another jurisdiction's report
 
-
-@pytest.fixture()
-def project(tmp_path: Path) -> BuildOptions:
-    """A writable copy of content/, templates/ and theme/."""
-    for name in ("content", "templates", "theme"):
-        shutil.copytree(ROOT / name, tmp_path / name)
-    return BuildOptions(tmp_path / "content", tmp_path / "site", templates_dir=tmp_path / "templates",
-                        theme_dir=tmp_path / "theme")
 
 
 def full_build(options: BuildOptions) -> dict[str, bytes]:
