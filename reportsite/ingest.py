@@ -224,15 +224,29 @@ def _pick_division(title: str | None, text: str, table: dv.DivisionTable) -> tup
         return None, "no jurisdiction named in the text; add `jurisdiction:` to the front matter"
     ranked = counts.most_common()
     name, score = ranked[0]
-    if len(ranked) > 1 and ranked[1][1] == score:
-        return None, (f"jurisdiction unclear ({name} or {ranked[1][0]}, named equally often); "
-                      "set `jurisdiction.adcode` in the front matter")
+    tied = [n for n, c in ranked if c == score]
+    if len(tied) > 1:
+        name = _innermost(tied, table)
+        if name is None:
+            return None, (f"jurisdiction unclear ({' or '.join(tied)}, named equally often); "
+                          "set `jurisdiction.adcode` in the front matter")
     candidates = table.by_name[name]
     division = dv.disambiguate(candidates, text)
     if division is None:
         where = " or ".join(f"{d.province}{d.city or ''} ({d.adcode})" for d in candidates)
         return None, f"{name} is ambiguous: {where}; set `jurisdiction.adcode` in the front matter"
     return division, None
+
+
+def _innermost(names: list[str], table: dv.DivisionTable) -> str | None:
+    """Of names tied for most mentions, the one inside all the others (曹县 in 菏泽市 in 山东省): the
+    report is about it and the others are its parents. None when they are not nested."""
+    for name in names:
+        for division in table.by_name[name]:
+            parents = {division.name, division.city, division.province}
+            if all(other in parents for other in names):
+                return name
+    return None
 
 
 def _jurisdiction_dict(division: dv.Division, name: str | None = None, level: str | None = None,
@@ -408,6 +422,10 @@ def choose_output(out_dir: Path, report: ImportedReport, taken: set[Path]) -> tu
     in its front matter, so both stay; importing the same raw file again finds its own file."""
     sha = report.front_matter["sha256"]
     first = out_dir / output_name(report)
+    if report.front_matter["jurisdiction"].get("adcode") is None:
+        # Pin the slug: once an editor fills in the jurisdiction, the URL must not move or collide.
+        report = ImportedReport(report.source, {**report.front_matter, "slug": first.stem}, report.body,
+                                report.warnings)
     for target in (first, first.with_name(f"{first.stem}-{sha[:6]}.md")):
         if target in taken or (target.exists() and _recorded_sha256(target) not in (sha, None)):
             continue

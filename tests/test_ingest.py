@@ -297,3 +297,20 @@ def test_synthetic_corpus_metadata_matches_its_ground_truth(tmp_path):
     assert len(rows) == 300
     assert not wrong["jurisdiction"] and not wrong["year"] and not wrong["published"], wrong
     assert len(wrong["city"]) <= 3 and len(wrong["province"]) <= 3, wrong  # 江北区 is in 重庆 and in 宁波
+
+
+def test_tie_between_a_county_and_its_city_goes_to_the_county():
+    text = ("菏泽市曹县2022年法治政府建设年度报告\n2022年,曹县深入推进依法行政。菏泽市委部署的各项法治任务全部完成。\n"
+            "一、主要举措和成效\n(一)加强领导。一是健全机制。\n")
+    j = import_text(text, "t.txt", "0" * 64).front_matter["jurisdiction"]
+    assert (j["name"], j["adcode"], j["city"]) == ("曹县", "371721", "菏泽市")
+
+
+def test_unresolved_jurisdiction_pins_its_slug(tmp_path):
+    raw = tmp_path / "a.txt"
+    raw.write_text(_report("朝阳区"), encoding="utf-8")
+    out = tmp_path / "out"
+    assert _run_import([str(raw), "--out", str(out)], tmp_path).returncode == 0
+    (written,) = out.iterdir()
+    assert written.name == "chao-yang-qu-2023.md"
+    assert "\nslug: chao-yang-qu-2023\n" in written.read_text(encoding="utf-8")
