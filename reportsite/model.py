@@ -141,6 +141,10 @@ def parse_front_matter(front: str) -> tuple[dict[str, Any], dict[str, int]]:
                                         "write the value out instead of referring to an anchor")
         node = yaml.compose(front, Loader=_LOADER)
         data = _construct(node)
+    except UnicodeEncodeError as exc:  # a lone surrogate: libyaml takes only valid Unicode
+        line = front[: exc.start].count("\n") + 2
+        raise _FrontMatterError(line, "front matter holds a character that is not valid Unicode",
+                                "re-save the file as UTF-8") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark else 1
