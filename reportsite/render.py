@@ -151,7 +151,6 @@ def display_heading(title: str) -> str:
     return title[:-1] if title.endswith("。") else title
 
 
-_TAGS = re.compile(r"<[^>]+>")
 
 
 def excerpt(text: str, length: int = 120) -> str:
