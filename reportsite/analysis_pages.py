@@ -6,21 +6,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
+from typing import Any
 
-from jinja2 import Environment
-
-from .figures import Analysis, Indicator, IndicatorValue, load_analysis, number_text
+from .compliance import PartRules
+from .figures import Analysis, Indicator, IndicatorRules, IndicatorValue, analyse_report, combine, number_text
 from .model import LEVEL_LABELS, Report
 from .render import (
     OutputFile,
+    Page,
     PageRenderer,
+    ReportPanel,
     SiteData,
     jurisdiction_label,
-    make_environment,
-    relative_url,
     report_path,
 )
 
@@ -34,23 +33,25 @@ def figure_link(value: IndicatorValue) -> str:
     return f"{report_path(value.report)}?fig={value.figure.id}#{value.figure.section_id}"
 
 
-def with_analysis(data: SiteData, content_dir: Path, templates_dir: Path) -> SiteData:
-    """SiteData plus key figures and the structure check, their report-page panels and menu entries."""
-    analysis = load_analysis(data.reports, content_dir)
-    env = make_environment(templates_dir)
+Memo = Callable[..., Any]
+
+
+def _direct(function: Callable[..., Any], *args: Any) -> Any:
+    return function(*args)
+
+
+def with_analysis(data: SiteData, rules: IndicatorRules, part_rules: PartRules, call: Memo = _direct) -> SiteData:
+    """SiteData plus key figures and the structure check, their report-page panels and menu entries.
+    `call(function, *args)` may remember the per-report work (a build cache)."""
+    analysis = combine(rules, part_rules, {r.slug: call(analyse_report, r, rules, part_rules) for r in data.reports})
     panels = {slug: list(items) for slug, items in data.extra_report_panels.items()}
     for report in data.reports:
-        panels.setdefault(report.slug, []).insert(0, report_panel(env, data, analysis, report))
+        panels.setdefault(report.slug, []).insert(0, ReportPanel("_figures_panel.html", {
+            "report": report, "figure_values": analysis.values.get(report.slug, ()),
+            "compliance": analysis.compliance[report.slug], "status_labels": STATUS_LABELS,
+            "deadline_labels": DEADLINE_LABELS}))
     nav = data.nav_extra + tuple(item for item in NAV if item not in data.nav_extra)
     return replace(data, analysis=analysis, extra_report_panels=panels, nav_extra=nav)
-
-
-def report_panel(env: Environment, data: SiteData, analysis: Analysis, report: Report) -> str:
-    page = report_path(report) + "index.html"
-    return env.get_template("_figures_panel.html").render(
-        url=lambda target: relative_url(page, target), report=report,
-        values=analysis.values.get(report.slug, ()), compliance=analysis.compliance[report.slug],
-        status_labels=STATUS_LABELS, deadline_labels=DEADLINE_LABELS)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -109,7 +110,7 @@ def indicator_matrix(values: list[IndicatorValue]) -> tuple[list[int], list[Matr
     return years, ordered
 
 
-def render_analysis_pages(renderer: PageRenderer, data: SiteData) -> Iterator[OutputFile]:
+def render_analysis_pages(renderer: PageRenderer, data: SiteData) -> Iterator[Page]:
     analysis: Analysis | None = data.analysis
     if analysis is None:
         return

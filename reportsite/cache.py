@@ -18,11 +18,9 @@ import hashlib
 import os
 import pickle
 import re
-import shutil
 import sys
-import tempfile
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
@@ -33,10 +31,12 @@ from jinja2 import Environment, meta
 
 from . import divisions as dv
 from . import writer
-from .errors import Problem, fail
-from .links import check_parsed, parse_page
-from .model import Content, Report, _drop_duplicates, content_files, load_report
-from .render import OutputFile, PageRenderer, SiteData
+from .errors import Problem
+from .links import PageLinks
+from .model import Content, Report, ReportWork, Section, _drop_duplicates, content_files, parse_files
+from .render import Page, PageRenderer, PendingPage, SiteData
+from .renderpool import RenderedPage
+from .workers import PARALLEL_MIN
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 CACHE_FORMAT = "1"
@@ -89,6 +89,7 @@ class Unfingerprintable(Exception):
 
 
 SHARED_SIZE = 8
+_REFERABLE = (Report, Section)
 _SCALARS = frozenset({int, float, bool, type(None)})
 
 
@@ -99,10 +100,27 @@ class Fingerprinter:
 
     def __init__(self) -> None:
         self._known: dict[int, tuple[object, bytes]] = {}  # id -> (object kept alive, digest)
+        self._by_digest: dict[bytes, object] | None = None  # reports and sections by digest (object_of)
         self._fields: dict[type, tuple[str, ...]] = {}
 
     def register(self, obj: object, digest: bytes) -> None:
         self._known[id(obj)] = (obj, digest)
+        if type(obj) in _REFERABLE:
+            self._by_digest = None
+
+    def reference_of(self, obj: object) -> bytes | None:
+        """A report's or section's digest, to store it by reference (DiskStore.put)."""
+        if type(obj) in _REFERABLE:
+            known = self._known.get(id(obj))
+            if known is not None and known[0] is obj:
+                return known[1]
+        return None
+
+    def object_of(self, digest: bytes) -> object:
+        """The report or section of this build with that digest (KeyError: the value is stale)."""
+        if self._by_digest is None:
+            self._by_digest = {d: o for o, d in self._known.values() if type(o) in _REFERABLE}
+        return self._by_digest[digest]
 
     def register_report(self, report: Report, digest: bytes) -> None:
         self.register(report, digest)
@@ -130,9 +148,11 @@ class Fingerprinter:
             h.update(b"K")
             h.update(known[1])
             return
-        if isinstance(value, (dict, list, tuple, set, frozenset)) and len(value) >= SHARED_SIZE:
-            # Big containers are often shared by many pages (all regions, all reports): digest once per
-            # build. The object is kept alive with its digest, so its id cannot be reused meanwhile.
+        if (isinstance(value, (dict, list, tuple, set, frozenset)) and len(value) >= SHARED_SIZE) or (
+                dataclasses.is_dataclass(value) and not isinstance(value, type)):
+            # Big containers and dataclasses are often shared by many pages (all regions, all reports, an
+            # indicator value on its report's page and on the indicator's): digest once per build. The
+            # object is kept alive with its digest, so its id cannot be reused meanwhile.
             inner = hashlib.blake2b(digest_size=16)
             self._feed_value(inner, value)
             self.register(value, inner.digest())
@@ -209,8 +229,10 @@ def template_digests(env: Environment) -> Callable[[str], bytes]:
         if name not in sources:
             assert env.loader is not None
             source, filename, _ = env.loader.get_source(env, name)
-            refs = {r for r in meta.find_referenced_templates(env.parse(source, name, filename)) if r is not None}
-            sources[name] = (source, refs)
+            found = set(meta.find_referenced_templates(env.parse(source, name, filename)))
+            if None in found:  # an include chosen at render time (a report panel): any partial, _*.html
+                found |= set(env.list_templates(filter_func=lambda t: t.rpartition("/")[2].startswith("_")))
+            sources[name] = (source, {r for r in found if r is not None and r != name})
         for ref in sorted(sources[name][1]):
             closure(ref, seen)
 
@@ -254,19 +276,30 @@ class DiskStore:
         name = key.hex()
         return self.directory / kind / name[:2] / f"{name}.pickle"
 
-    def get(self, kind: str, key: bytes) -> Any | None:
+    def get(self, kind: str, key: bytes, known: Fingerprinter | None = None) -> Any | None:
+        """The value stored under `key`; references to known reports and sections (see put) are
+        resolved to the objects of this build."""
         try:
             with self._path(kind, key).open("rb") as f:
-                return pickle.load(f)
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+                unpickler = pickle.Unpickler(f)
+                if known is not None:
+                    unpickler.persistent_load = known.object_of  # type: ignore[method-assign]
+                return unpickler.load()
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, KeyError):
             return None
 
-    def put(self, kind: str, key: bytes, value: Any) -> None:
+    def put(self, kind: str, key: bytes, value: Any, known: Fingerprinter | None = None) -> None:
+        """Store `value`. With `known`, the reports and sections in it are stored as references to the
+        build's own objects (by digest): a page then fingerprints a value read back from disk exactly
+        as the value computed in the build that stored it."""
         path = self._path(kind, key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with tmp.open("wb") as f:
-            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+            pickler = pickle.Pickler(f, protocol=pickle.HIGHEST_PROTOCOL)
+            if known is not None:
+                pickler.persistent_id = known.reference_of  # type: ignore[method-assign]
+            pickler.dump(value)
         os.replace(tmp, path)
 
 
@@ -278,8 +311,8 @@ class BuildCache:
         self.disk = DiskStore(directory / f"v{CACHE_FORMAT}") if directory else None
         self.files: dict[str, LoadedFile] = {}
         self.memo: dict[bytes, Any] = {}
-        self.pages: dict[str, tuple[bytes, OutputFile]] = {}  # site path -> (key, page)
-        self.links: dict[int, tuple[OutputFile, Any]] = {}  # id(page) -> (page, parsed ids and links)
+        self.pages: dict[str, PageEntry] = {}  # site path -> what the last build made there
+        self.site: Path | None = None  # the folder the entries without bytes are in (`build`)
         self.fingerprint = Fingerprinter()
         self.stats = BuildStats()
         self.progress = Progress()
@@ -288,7 +321,6 @@ class BuildCache:
         self.pending = False
         self._last: dict[Callable[..., Any], tuple[bytes, Any]] = {}
         self._used: set[bytes] = set()
-        self._pages_used: set[str] = set()
 
     def new_build(self) -> None:
         """Start a build: fresh statistics; reports are registered again as they are loaded."""
@@ -296,21 +328,62 @@ class BuildCache:
         self.fingerprint = Fingerprinter()
         self.pending = False
         self._used = set()
-        self._pages_used: set[str] = set()
 
-    def end_build(self, files: list[OutputFile]) -> None:
-        """Forget what this build did not use (deleted reports, old versions of edited ones)."""
+    def end_build(self, made: list[RenderedPage], keys: dict[str, bytes | None], site: Path | None) -> None:
+        """Remember what this build made (`keys`: page path -> its inputs' digest) and forget what it
+        did not use (deleted reports, old versions of edited ones). `site`: the folder the files were
+        written to, whose files then stand for their bytes; None keeps the bytes in memory (`serve`)."""
         self.progress.done()
-        self.pages = {p: v for p, v in self.pages.items() if p in self._pages_used}
         self.memo = {k: v for k, v in self.memo.items() if k in self._used}
-        live = {id(f) for f in files}
-        self.links = {k: v for k, v in self.links.items() if k in live}
+        stamps = file_stamps_with_inode(site, [m.path for m in made]) if site else {}
+        self.pages = {m.path: PageEntry(keys.get(m.path), m.digest, m.links, m.data, stamps.get(m.path))
+                      for m in made}
+        self.site = site
+        if self.disk and site is not None:
+            self.disk.put("site", _blake(str(site).encode()), self.pages)
+
+    def open_site(self, site: Path) -> None:
+        """Before building into `site`: take over what the last build (of this process or an earlier one)
+        left there."""
+        site = site.resolve()
+        if self.site != site:
+            found = self.disk.get("site", _blake(str(site).encode())) if self.disk else None
+            self.pages = found if isinstance(found, dict) else {}
+            self.site = site
+
+    def reusable(self, path: str, key: bytes | None = None, digest: bytes | None = None) -> PageEntry | None:
+        """The entry of `path` when it is what the last build made for this key (or these bytes) and
+        the file is still there untouched."""
+        entry = self.pages.get(path)
+        if entry is None or (key is not None and entry.key != key) or (digest is not None and entry.digest != digest):
+            return None
+        if entry.data is not None or self.unchanged_file(path, entry.digest) is not None:
+            return entry
+        return None
+
+    def unchanged_file(self, path: str, digest: bytes) -> Path | None:
+        """The previous site's file at `path` when it holds the bytes of `digest`: known from its stamp,
+        or, when it was touched since, by reading it."""
+        entry = self.pages.get(path)
+        if entry is None or entry.digest != digest or self.site is None:
+            return None
+        file = self.site / path
+        try:
+            st = os.stat(file)
+            if (st.st_mtime_ns, st.st_size, st.st_ino) == entry.stamp:
+                return file
+            if hashlib.blake2b(file.read_bytes(), digest_size=16).digest() == digest:
+                return file
+        except OSError:
+            pass
+        return None
 
     # -- content -----------------------------------------------------------------------------------
 
-    def load_content(self, content_dir: Path) -> Content:
+    def load_content(self, content_dir: Path, work: Sequence[ReportWork] = ()) -> Content:
         """model.load_content, reading and parsing only files that changed since the last call; many
-        files to parse (a cold build) are parsed by a pool of processes."""
+        files to parse (a cold build) are parsed by a pool of processes, which also do the per-report
+        `work`: its results are remembered as if `call` had computed them."""
         table = dv.load_divisions()
         entries: dict[str, LoadedFile | tuple[tuple[int, int, int], bytes, bytes]] = {}
         for path in content_files(content_dir):
@@ -318,21 +391,25 @@ class BuildCache:
         todo = [(p, e[2]) for p, e in entries.items() if not isinstance(e, LoadedFile)]
         self.stats.parsed += len(todo)
         self.progress.start("解析报告", len(todo))
-        parsed = dict(zip((p for p, _ in todo), parse_files(todo, table, self.progress.advance), strict=True))
+        parsed = dict(zip((p for p, _ in todo), parse_files(todo, table, work, self.progress.advance), strict=True))
         self.progress.done()
         reports: list[Report] = []
         problems: list[Problem] = []
         for path, entry in entries.items():
-            if not isinstance(entry, LoadedFile):
-                stamp, digest, _ = entry
-                report, found = parsed[path]
+            fresh = parsed.get(path)
+            if fresh is not None:
+                stamp, digest, _ = entry  # type: ignore[misc]
                 if self.disk:
-                    self.disk.put("report", digest, (report, found))
-                entry = entries[path] = LoadedFile(stamp, digest, report, tuple(found))
+                    self.disk.put("report", digest, (fresh.report, list(fresh.problems)))
+                entry = entries[path] = LoadedFile(stamp, digest, fresh.report, fresh.problems)
+            assert isinstance(entry, LoadedFile)
             problems += entry.problems
             if entry.report is not None:
                 reports.append(entry.report)
                 self.fingerprint.register_report(entry.report, entry.digest)
+                if fresh is not None:
+                    for (function, args), value in zip(work, fresh.derived, strict=True):
+                        self.remember(function, (entry.report, *args), value)
         self.files = entries  # type: ignore[assignment]  # all LoadedFile now; deleted files forgotten
         return Content(*_drop_duplicates(reports, problems))
 
@@ -355,6 +432,16 @@ class BuildCache:
 
     # -- derived values ----------------------------------------------------------------------------
 
+    def remember(self, function: Callable[..., Any], args: tuple[Any, ...], value: Any) -> None:
+        """Store what function(*args) returned, computed elsewhere (a parse worker)."""
+        try:
+            key = _blake(self.version, self.fingerprint.of(function, *args))
+        except Unfingerprintable:
+            return
+        self.memo[key] = value
+        if self.disk:
+            self.disk.put("call", key, (value,), self.fingerprint)
+
     def call(self, function: Callable[..., Any], *args: Any) -> Any:
         """function(*args), remembered under the digest of the function and its arguments.
 
@@ -374,102 +461,49 @@ class BuildCache:
         if key in self.memo:
             value = self.memo[key]
         else:
-            found = self.disk.get("call", key) if self.disk else None
+            found = self.disk.get("call", key, self.fingerprint) if self.disk else None
             if found is not None:
                 value = found[0]
             else:
                 value = function(*args)
                 if self.disk:
-                    self.disk.put("call", key, (value,))
+                    self.disk.put("call", key, (value,), self.fingerprint)
             self.memo[key] = value
         self._last[function] = (key, value)
         if (isinstance(value, (dict, list, tuple, set, frozenset)) and value) or dataclasses.is_dataclass(value):
             self.fingerprint.register(value, key)  # a pure function's result is known by its inputs
         return value
 
-    # -- pages -------------------------------------------------------------------------------------
-
-    def page(self, path: str, key: bytes, render: Callable[[], OutputFile]) -> OutputFile:
-        """The page rendered for `key` before, or render it now."""
-        self._pages_used.add(path)
-        old = self.pages.get(path)
-        if old is not None and old[0] == key:
-            self.stats.reused += 1
-            return old[1]
-        found = self.disk.get("page", key) if self.disk else None
-        if found is not None:
-            self.stats.reused += 1
-            page, links = OutputFile(found[0], found[1]), found[2]
-        else:
-            page = render()
-            links = page_links(page)
-            self.stats.rendered.append(page.path)
-            if self.disk:
-                self.disk.put("page", key, (page.path, page.data, links))
-        self.pages[path] = (key, page)
-        if links is not None:
-            self.links[id(page)] = (page, links)
-        return page
-
-    def check_links(self, files: list[OutputFile]) -> list[Problem]:
-        """links.check_links, parsing only pages that were rendered again."""
-        parsed = {}
-        for f in files:
-            if not f.path.endswith(".html"):
-                continue
-            known = self.links.get(id(f))
-            if known is None or known[0] is not f:
-                known = (f, page_links(f))
-                self.links[id(f)] = known
-            parsed[f.path] = known[1]
-        return check_parsed(parsed, {f.path for f in files})
 
 
 @dataclasses.dataclass(frozen=True)
-class PageLinks:
-    """What links.check_parsed needs of a page: its ids and its (line, href) links."""
+class PageEntry:
+    """What a build made at one path: enough to reuse it without rendering or reading it again."""
 
-    ids: frozenset[str]
-    links: tuple[tuple[int, str], ...]
-
-
-def page_links(page: OutputFile) -> PageLinks | None:
-    if not page.path.endswith(".html"):
-        return None
-    parsed = parse_page(page.data)
-    return PageLinks(frozenset(parsed.ids), tuple(parsed.links))
+    key: bytes | None  # digest of the page's inputs (None: a file not made from a template)
+    digest: bytes  # of its bytes
+    links: PageLinks | None  # its ids and links, for the link check
+    data: bytes | None  # the bytes (`serve`), or None: they are in the site folder (`build`)
+    stamp: tuple[int, int, int] | None = None  # (mtime_ns, size, inode) of that file when written
 
 
-PARALLEL_MIN = 200  # files: below this a pool costs more than it saves
-CHUNK = 25
+@dataclasses.dataclass(frozen=True)
+class KeptPage:
+    """A page whose inputs are unchanged since the last build: its file is taken over as it is."""
+
+    path: str
+    entry: PageEntry
 
 
-def parse_files(items: list[tuple[str, bytes]], table: dv.DivisionTable,
-                advance: Callable[[int], None]) -> list[tuple[Report | None, list[Problem]]]:
-    """Parse content files, in worker processes when there are many (a cold build)."""
-    workers = min(os.cpu_count() or 1, 8)
-    if len(items) < PARALLEL_MIN or workers < 2:
-        out = []
-        for path, data in items:
-            out.append(_parse_file(Path(path), data, table))
-            advance(1)
-        return out
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    chunks = [items[i:i + CHUNK] for i in range(0, len(items), CHUNK)]
-    context = multiprocessing.get_context("fork")  # workers inherit the loaded division table
-    results = []
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        for chunk_result in pool.map(_parse_chunk, chunks):
-            results += chunk_result
-            advance(len(chunk_result))
-    return results
-
-
-def _parse_chunk(items: list[tuple[str, bytes]]) -> list[tuple[Report | None, list[Problem]]]:
-    table = dv.load_divisions()
-    return [_parse_file(Path(path), data, table) for path, data in items]
+def file_stamps_with_inode(site: Path, paths: list[str]) -> dict[str, tuple[int, int, int]]:
+    stamps = {}
+    for path in paths:
+        try:
+            st = os.stat(site / path)
+        except OSError:
+            continue
+        stamps[path] = (st.st_mtime_ns, st.st_size, st.st_ino)
+    return stamps
 
 
 class Progress:
@@ -496,34 +530,28 @@ class Progress:
             self._bar = None
 
 
-def _parse_file(path: Path, data: bytes, table: dv.DivisionTable) -> tuple[Report | None, list[Problem]]:
-    """Same as one step of model.load_content."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        return None, [Problem(str(path), line, "content file is not UTF-8", "re-save it as UTF-8")]
-    return load_report(path, text, table)
-
-
 class MemoRenderer(PageRenderer):
-    """A PageRenderer that renders a page only when the digest of its inputs changed."""
+    """Collects the pages to render, except those whose inputs' digest is unchanged since the last
+    build: those are kept as they are."""
 
     def __init__(self, env: Environment, data: SiteData, cache: BuildCache):
         super().__init__(env, data)
         self.cache = cache
         self.template_digest = template_digests(env)
-        cache.progress.start("生成页面", len(cache.pages) or None)
 
-    def render(self, template: str, path: str, **context: Any) -> OutputFile:
-        self.cache.progress.advance()
+    def render(self, template: str, path: str, **context: Any) -> Page | KeptPage:  # type: ignore[override]
+        pending = PendingPage(template, path, context)
         try:
             inputs = self.cache.fingerprint.of(self.data.config, self.data.nav_extra, dict(sorted(context.items())))
-            key = _blake(self.cache.version, self.template_digest(template), path.encode(), inputs)
         except Unfingerprintable:
             self.cache.stats.uncached += 1
-            return PageRenderer.render(self, template, path, **context)
-        return self.cache.page(path, key, lambda: PageRenderer.render(self, template, path, **context))
+            return pending
+        key = _blake(self.cache.version, self.template_digest(template), path.encode(), inputs)
+        entry = self.cache.reusable(pending.path, key=key)
+        if entry is not None:
+            self.cache.stats.reused += 1
+            return KeptPage(pending.path, entry)
+        return dataclasses.replace(pending, key=key)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -584,44 +612,3 @@ def remember_build(cache: BuildCache, inputs: bytes, out: Path, summary: Any) ->
         cache.disk.put("build", _blake(str(out.resolve()).encode()), (inputs, _out_digest(out), summary))
 
 
-# ------------------------------------------------------------------------------------------------------
-# Writing only what changed
-
-
-@dataclasses.dataclass(frozen=True)
-class WriteResult:
-    written: int  # files whose bytes are new
-    kept: int  # files whose bytes were unchanged: linked from the previous site, not rewritten
-
-
-def write_site_keeping_unchanged(out: Path, files: Iterable[OutputFile]) -> WriteResult:
-    """writer.write_site (a staging folder swapped in whole, so a failed or killed build leaves the
-    previous site intact), except that a file whose bytes are unchanged is hard-linked from the
-    previous site instead of written again: it keeps its inode and timestamp, and costs no write."""
-    out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    writer._remove_leftovers(out)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
-    written = kept = 0
-    try:
-        for f in files:
-            target = staging / f.path
-            if not target.resolve().is_relative_to(staging):
-                raise fail(f.path, 0, "output path escapes the site folder", "check slugs and paths")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            old = out / f.path
-            try:
-                if old.stat().st_size == len(f.data) and old.read_bytes() == f.data:
-                    os.link(old, target)
-                    kept += 1
-                    continue
-            except OSError:  # no previous file, or no hard links on this filesystem
-                pass
-            target.write_bytes(f.data)
-            written += 1
-        (staging / writer.MARKER).write_text("written by reportsite; safe to delete\n", encoding="utf-8")
-        writer._swap(staging, out)
-        return WriteResult(written, kept)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise

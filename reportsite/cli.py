@@ -99,6 +99,9 @@ def cmd_build(args: argparse.Namespace) -> int:
                 f" {result.written} file(s) rewritten)")
         if not (s.parsed or s.rendered or s.uncached or s.reused):
             work = " (nothing changed since the last build: 0 report(s) parsed, 0 file(s) rewritten)"
+    if args.timings:
+        for step, seconds in result.steps:
+            print(f"  {step:<30} {seconds:7.2f} s", file=sys.stderr)
     print(f"built {result.reports} report(s), {result.files} files into {args.out} in {result.seconds:.2f} s{work}"
           + (f"; {len(result.errors)} report(s) left out, see above" if result.errors else ""))
     return EXIT_BAD_INPUT if result.errors else EXIT_OK
@@ -134,6 +137,8 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument("--strict", action="store_true", help="treat warnings and bad reports as failure")
         p.add_argument("--no-cache", action="store_true", help=f"do not use or fill the build cache {CACHE_DIR}/")
         p.set_defaults(func=func)
+        if name == "build":
+            p.add_argument("--timings", action="store_true", help="print the time each step took")
         if name == "serve":
             p.add_argument("--port", type=int, default=8000)
             p.add_argument("--host", default="127.0.0.1")

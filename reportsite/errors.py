@@ -26,6 +26,9 @@ class ReportsiteError(Exception):
         self.problems = [problems] if isinstance(problems, Problem) else list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
 
+    def __reduce__(self) -> tuple[type, tuple[list[Problem]]]:  # raised in a worker process, shown by the parent
+        return ReportsiteError, (self.problems,)
+
 
 def fail(path: str, line: int, message: str, hint: str) -> ReportsiteError:
     return ReportsiteError(Problem(str(path), line, message, hint))

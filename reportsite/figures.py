@@ -16,7 +16,7 @@ from typing import Any
 
 import cn2an
 
-from .compliance import Compliance, PartRules, check_reports, load_part_rules
+from .compliance import Compliance, PartRules, check_report, load_part_rules
 from .datafile import read_yaml
 from .errors import fail
 from .model import SLUG_RE, Report
@@ -376,11 +376,30 @@ class Analysis:
         return [v for values in self.values.values() for v in values if v.indicator.slug == slug]
 
 
+@dataclass(frozen=True)
+class ReportAnalysis:
+    """The analysis of one report: a pure function of the report and the rules, so a build cache can
+    keep it for reports that did not change."""
+
+    compliance: Compliance
+    figures: tuple[Figure, ...]
+    values: tuple[IndicatorValue, ...]
+
+
+def analyse_report(report: Report, rules: IndicatorRules, part_rules: PartRules) -> ReportAnalysis:
+    compliance = check_report(report, part_rules)
+    figures = extract_figures(report, compliance.plan_section_ids())
+    return ReportAnalysis(compliance, figures, tuple(indicator_values(report, figures, rules)))
+
+
+def combine(rules: IndicatorRules, part_rules: PartRules, parts: dict[str, ReportAnalysis]) -> Analysis:
+    """The site's analysis from its reports' (report slug -> analysis, in report order)."""
+    return Analysis(rules, part_rules, {slug: a.figures for slug, a in parts.items()},
+                    {slug: a.values for slug, a in parts.items()}, {slug: a.compliance for slug, a in parts.items()})
+
+
 def analyse(reports: tuple[Report, ...], rules: IndicatorRules, part_rules: PartRules) -> Analysis:
-    compliance = check_reports(reports, part_rules)
-    figures = {r.slug: extract_figures(r, compliance[r.slug].plan_section_ids()) for r in reports}
-    values = {r.slug: tuple(indicator_values(r, figures[r.slug], rules)) for r in reports}
-    return Analysis(rules, part_rules, figures, values, compliance)
+    return combine(rules, part_rules, {r.slug: analyse_report(r, rules, part_rules) for r in reports})
 
 
 def load_analysis(reports: tuple[Report, ...], content_dir: Path) -> Analysis:

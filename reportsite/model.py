@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from .ingest import LEVELS
 from .markup import cn_int, match_heading, strip_markup
 from .slugs import default_slug, pinyin_slug
 from .textio import blank_control_characters
+from .workers import map_in_pool, pool_size
 
 MIN_YEAR, MAX_YEAR = 2000, date.today().year + 1
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
@@ -57,9 +60,9 @@ class Section:
     parent: str | None  # id of the enclosing section
     number: str | None = None
 
-    @property
+    @cached_property
     def text(self) -> str:
-        """Plain text of the section's own body."""
+        """Plain text of the section's own body (computed once: topics, figures and search all read it)."""
         return strip_markup(self.body_md)
 
 
@@ -95,6 +98,7 @@ class Report:
 class Content:
     reports: tuple[Report, ...]
     problems: tuple[Problem, ...]
+    derived: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # report path -> ReportWork results
 
     @property
     def errors(self) -> list[Problem]:
@@ -369,23 +373,77 @@ def content_files(content_dir: Path) -> list[Path]:
         p for p in content_dir.rglob("*.md") if p.is_file())
 
 
-def load_content(content_dir: Path) -> Content:
-    """Load every report under content_dir/reports; duplicates of slug or jurisdiction+year are errors."""
+# Per-report derived work, done while parsing (in the parse workers on a big build): function(report, *args).
+ReportWork = tuple[Callable[..., Any], tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """One content file parsed: its report (None if unusable), problems, and the ReportWork results."""
+
+    report: Report | None
+    problems: tuple[Problem, ...]
+    derived: tuple[Any, ...] = ()
+
+
+def parse_file(path: str, data: bytes, table: dv.DivisionTable, work: Sequence[ReportWork] = ()) -> Parsed:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return Parsed(None, (Problem(str(path), line, "content file is not UTF-8", "re-save it as UTF-8"),))
+    report, problems = load_report(Path(path), text, table)
+    derived = tuple(function(report, *args) for function, args in work) if report else ()
+    return Parsed(report, tuple(problems), derived)
+
+
+CHUNK = 25  # files per task of the parse pool
+_parse_job: tuple[dv.DivisionTable, Sequence[ReportWork]] | None = None  # set in each parse worker
+
+
+def _start_parse_worker(table: dv.DivisionTable, work: Sequence[ReportWork]) -> None:
+    global _parse_job
+    _parse_job = (table, work)
+
+
+def _parse_chunk(items: list[tuple[str, bytes]]) -> list[Parsed]:
+    assert _parse_job is not None
+    table, work = _parse_job
+    return [parse_file(path, data, table, work) for path, data in items]
+
+
+def parse_files(items: list[tuple[str, bytes]], table: dv.DivisionTable, work: Sequence[ReportWork] = (),
+                advance: Callable[[int], None] = lambda n: None) -> list[Parsed]:
+    """Parse content files (and do the per-report work), in worker processes when there are many."""
+    workers = pool_size(len(items))
+    if workers < 2:
+        out = []
+        for path, data in items:
+            out.append(parse_file(path, data, table, work))
+            advance(1)
+        return out
+    chunks = [items[i:i + CHUNK] for i in range(0, len(items), CHUNK)]
+    results: list[Parsed] = []
+    for chunk_result in map_in_pool(_parse_chunk, chunks, workers, _start_parse_worker, (table, work)):
+        results += chunk_result
+        advance(len(chunk_result))
+    return results
+
+
+def load_content(content_dir: Path, work: Sequence[ReportWork] = ()) -> Content:
+    """Load every report under content_dir/reports; duplicates of slug or jurisdiction+year are errors.
+    `work` is done per report as it is parsed; its results are in `Content.derived`."""
     table = dv.load_divisions()
+    items = [(str(path), path.read_bytes()) for path in content_files(content_dir)]
     reports: list[Report] = []
     problems: list[Problem] = []
-    for path in content_files(content_dir):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            line = path.read_bytes()[: exc.start].count(b"\n") + 1
-            problems.append(Problem(str(path), line, "content file is not UTF-8", "re-save it as UTF-8"))
-            continue
-        report, found = load_report(path, text, table)
-        problems += found
-        if report:
-            reports.append(report)
-    return Content(*_drop_duplicates(reports, problems))
+    derived: dict[str, tuple[Any, ...]] = {}
+    for parsed in parse_files(items, table, work):
+        problems += parsed.problems
+        if parsed.report:
+            reports.append(parsed.report)
+            derived[parsed.report.path] = parsed.derived
+    return Content(*_drop_duplicates(reports, problems), derived=derived)
 
 
 def _drop_duplicates(reports: list[Report], problems: list[Problem]) -> tuple[tuple[Report, ...], tuple[Problem, ...]]:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from .model import LEVEL_LABELS, Report, Section
 from .render import (
     OutputFile,
+    Page,
     PageRenderer,
     SiteData,
     city_code,
@@ -112,7 +113,7 @@ def section_excerpt_text(report: Report, section: Section) -> str:
     return child.text if child else ""
 
 
-def render_index_pages(renderer: PageRenderer, data: SiteData) -> Iterator[OutputFile]:
+def render_index_pages(renderer: PageRenderer, data: SiteData) -> Iterator[Page]:
     reports = data.reports
     regions = build_regions(reports)
     years = sorted({r.year for r in reports}, reverse=True)
@@ -190,7 +191,7 @@ def _xml(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
-def atom_feed(renderer: PageRenderer, data: SiteData) -> OutputFile:
+def atom_feed(renderer: PageRenderer, data: SiteData) -> Page:
     reports = sorted(data.reports, key=lambda r: (r.published or datetime.min.date(), r.slug), reverse=True)[:50]
     newest = max((r.published for r in reports if r.published), default=None)
     updated = datetime.combine(newest, datetime.min.time(), UTC) if newest else datetime(2000, 1, 1, tzinfo=UTC)

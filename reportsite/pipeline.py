@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -11,22 +13,36 @@ from typing import Any, TypeVar
 from .analysis_pages import render_analysis_pages, with_analysis
 from .cache import (
     BuildCache,
+    KeptPage,
     MemoRenderer,
+    PageEntry,
+    Progress,
     inputs_digest,
     previous_build,
     remember_build,
     remove_leftovers,
-    write_site_keeping_unchanged,
 )
+from .compliance import load_part_rules
 from .config import SiteConfig, load_config
 from .errors import Problem, ReportsiteError
-from .links import check_links
-from .model import Content, load_content
+from .figures import analyse_report, load_indicators
+from .links import check_parsed
+from .model import Content, ReportWork, load_content
 from .pages import render_index_pages
-from .render import OutputFile, PageRenderer, SiteData, make_environment, render_reports
+from .render import (
+    OutputFile,
+    Page,
+    PageCollector,
+    PageRenderer,
+    PendingPage,
+    SiteData,
+    make_environment,
+    render_reports,
+)
+from .renderpool import RenderedPage, digest_of, finish_page, no_previous, render_pages, write_into
 from .search import build_search_files, load_search_settings
 from .topics import TopicRules, assign_topics, load_topics
-from .writer import check_output_dir, write_site
+from .writer import check_output_dir, finish_staging, start_staging
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -58,10 +74,24 @@ class BuildResult:
     problems: tuple[Problem, ...]
     seconds: float
     written: int | None = None  # files written anew; the others were kept from the previous site (with a cache)
+    steps: tuple[tuple[str, float], ...] = ()  # (step, seconds), for `build --timings`
 
     @property
     def errors(self) -> list[Problem]:
         return [p for p in self.problems if p.severity == "error"]
+
+
+class Steps:
+    """Wall time of each step of a build."""
+
+    def __init__(self) -> None:
+        self.seconds: list[tuple[str, float]] = []
+        self._last = time.perf_counter()
+
+    def done(self, step: str) -> None:
+        now = time.perf_counter()
+        self.seconds.append((step, now - self._last))
+        self._last = now
 
 
 def _call(cache: BuildCache | None, function: Callable[..., T], *args: Any) -> T:
@@ -69,8 +99,31 @@ def _call(cache: BuildCache | None, function: Callable[..., T], *args: Any) -> T
     return cache.call(function, *args) if cache else function(*args)
 
 
-def derive(content: Content, topic_rules: TopicRules, config: SiteConfig, cache: BuildCache | None = None) -> SiteData:
-    topics = {r.slug: _call(cache, assign_topics, r, topic_rules) for r in content.reports}
+Memo = Callable[..., Any]  # call(function, *args) -> function(*args), perhaps remembered
+
+
+def memo_of(content: Content, work: Sequence[ReportWork], cache: BuildCache | None) -> Memo:
+    """The build cache's `call`, or, without a cache, a call that takes the per-report work done while
+    parsing (`content.derived`) instead of doing it again."""
+    if cache:
+        return cache.call
+    slot = {function: (i, args) for i, (function, args) in enumerate(work)}
+
+    def call(function: Callable[..., T], *args: Any) -> T:
+        found = slot.get(function)
+        if found is not None and args and args[1:] == found[1]:
+            done = content.derived.get(getattr(args[0], "path", None))  # type: ignore[arg-type]
+            if done:
+                return done[found[0]]
+        return function(*args)
+
+    return call
+
+
+def derive(content: Content, topic_rules: TopicRules, config: SiteConfig, cache: BuildCache | None = None,
+           call: Memo | None = None) -> SiteData:
+    call = call or memo_of(content, (), cache)
+    topics = {r.slug: call(assign_topics, r, topic_rules) for r in content.reports}
     return SiteData(config=config, reports=content.reports, topic_rules=topic_rules, topics=topics)
 
 
@@ -80,44 +133,117 @@ def theme_files(theme_dir: Path) -> Iterator[OutputFile]:
             yield OutputFile("assets/" + path.relative_to(theme_dir).as_posix(), path.read_bytes())
 
 
-def render_all(data: SiteData, options: BuildOptions) -> list[OutputFile]:
+def make_renderer(data: SiteData, options: BuildOptions) -> PageRenderer:
+    """Collects the site's pages; with a cache, pages whose inputs did not change are kept instead."""
     env = make_environment(options.templates_dir)
-    renderer = MemoRenderer(env, data, options.cache) if options.cache else PageRenderer(env, data)
-    files = [*render_reports(renderer, data), *render_index_pages(renderer, data), *theme_files(options.theme_dir),
+    return MemoRenderer(env, data, options.cache) if options.cache else PageCollector(env, data)
+
+
+def render_all(data: SiteData, options: BuildOptions, renderer: PageRenderer) -> list[Page | KeptPage]:
+    """Every file of the site: finished files, pages to render and pages kept from the last build."""
+    items = [*render_reports(renderer, data), *render_index_pages(renderer, data), *theme_files(options.theme_dir),
              *_call(options.cache, build_search_files, data, load_search_settings(options.content_dir)),
              *render_analysis_pages(renderer, data)]
     seen: set[str] = set()
-    for f in files:
+    for f in items:
         if f.path in seen:
             raise ReportsiteError(Problem(f.path, 0, "two pages would be written to the same path",
                                           "give the reports distinct slugs"))
         seen.add(f.path)
-    return files
+    return items
 
 
-def render_site(options: BuildOptions) -> tuple[Content, list[OutputFile]]:
-    """Every step but writing: `build` writes the files, `serve` keeps them in memory."""
+@dataclass
+class Made:
+    files: list[RenderedPage]  # every file of the site, in order
+    written: int = 0  # files whose bytes were written anew (the others were taken over unchanged)
+
+
+def produce(items: list[Page | KeptPage], renderer: PageRenderer, cache: BuildCache | None,
+            staging: Path | None) -> Made:
+    """Render the pending pages (in a pool when there are many), take over the kept ones, and write
+    everything into `staging` (`build`), or keep the bytes in memory (`serve`, staging None)."""
+    pending = [i for i in items if isinstance(i, PendingPage)]
+    progress = cache.progress if cache else Progress()
+    progress.start("生成页面", len(pending))
+    previous = cache.unchanged_file if cache and staging else no_previous
+    rendered = {r.path: r for r in render_pages(renderer, pending, staging, progress.advance, previous)}
+    progress.done()
+    made = Made([])
+    for item in items:
+        if isinstance(item, PendingPage):
+            made.files.append(rendered[item.path])
+            made.written += rendered[item.path].written
+            continue
+        entry = (item.entry if isinstance(item, KeptPage)
+                 else cache.reusable(item.path, digest=digest_of(item.data)) if cache else None)
+        if entry is not None:
+            made.files.append(take_over(item.path, entry, cache, staging))
+        else:
+            assert isinstance(item, OutputFile)
+            made.files.append(finish_page(item, staging))
+            made.written += 1
+    if cache:
+        cache.stats.rendered += [p.path for p in pending if p.key is not None]
+    return made
+
+
+def take_over(path: str, entry: PageEntry, cache: BuildCache | None, staging: Path | None) -> RenderedPage:
+    """A file the last build made, unchanged: hard-linked from the previous site (keeping its inode and
+    timestamp, costing no write), or copied where links are not possible."""
+    if staging is not None:
+        if entry.data is not None:
+            write_into(staging, path, entry.data)
+        else:
+            assert cache is not None and cache.site is not None
+            target = staging / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(cache.site / path, target)
+            except OSError:
+                shutil.copy2(cache.site / path, target)
+    return RenderedPage(path, entry.digest, entry.links, entry.data)
+
+
+def check_made(made: Made) -> None:
+    existing = {f.path for f in made.files}
+    broken = check_parsed({f.path: f.links for f in made.files if f.links is not None}, existing)
+    if broken:
+        raise ReportsiteError(broken)
+
+
+def page_keys(items: list[Page | KeptPage]) -> dict[str, bytes | None]:
+    return {i.path: (i.key if isinstance(i, PendingPage) else i.entry.key if isinstance(i, KeptPage) else None)
+            for i in items}
+
+
+def prepare(options: BuildOptions) -> tuple[Content, SiteData]:
+    """Load the content and derive the views."""
     cache = options.cache
     config = load_config(options.content_dir, options.base_url)
     if cache:
         cache.new_build()
-    content = cache.load_content(options.content_dir) if cache else load_content(options.content_dir)
-    problems = list(content.problems)
-    if options.strict and problems:
-        raise ReportsiteError(problems)
-    data = derive(content, load_topics(options.content_dir), config, cache)
-    data = with_analysis(data, options.content_dir, options.templates_dir)
-    files = render_all(data, options)
-    if cache:
-        broken = cache.check_links(files)
-    else:
-        existing = {f.path for f in files}
-        broken = check_links(((f.path, f.data) for f in files if f.path.endswith(".html")), existing)
-    if broken:
-        raise ReportsiteError(broken)
-    if cache:
-        cache.end_build(files)
-    return content, files
+    topic_rules = load_topics(options.content_dir)
+    rules, part_rules = load_indicators(options.content_dir), load_part_rules(options.content_dir)
+    work = ((assign_topics, (topic_rules,)), (analyse_report, (rules, part_rules)))  # done as reports are parsed
+    content = cache.load_content(options.content_dir, work) if cache else load_content(options.content_dir, work)
+    if options.strict and content.problems:
+        raise ReportsiteError(list(content.problems))
+    call = memo_of(content, work, cache)
+    data = derive(content, topic_rules, config, cache, call)
+    return content, with_analysis(data, rules, part_rules, call)
+
+
+def render_site(options: BuildOptions) -> tuple[Content, list[OutputFile]]:
+    """Every step but writing, the site kept in memory (`serve`)."""
+    content, data = prepare(options)
+    renderer = make_renderer(data, options)
+    items = render_all(data, options, renderer)
+    made = produce(items, renderer, options.cache, None)
+    check_made(made)
+    if options.cache:
+        options.cache.end_build(made.files, page_keys(items), None)
+    return content, [OutputFile(f.path, f.data or b"") for f in made.files]
 
 
 def build(options: BuildOptions) -> BuildResult:
@@ -133,12 +259,26 @@ def build(options: BuildOptions) -> BuildResult:
             remove_leftovers(options.out_dir)  # of a killed build
             cache.new_build()
             return BuildResult(*done, seconds=time.perf_counter() - started, written=0)
-    content, files = render_site(options)
-    written = None
+        cache.open_site(options.out_dir)
+    steps = Steps()
+    content, data = prepare(options)
+    steps.done("load + derive")
+    renderer = make_renderer(data, options)
+    items = render_all(data, options, renderer)
+    steps.done("search index + collect pages")
+    staging = start_staging(options.out_dir)
+    try:
+        made = produce(items, renderer, cache, staging)
+        steps.done("render + write")
+        check_made(made)
+        finish_staging(staging, options.out_dir)
+        steps.done("link check + swap")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     if cache:
-        written = write_site_keeping_unchanged(options.out_dir, files).written
-        count = len(files)
-        remember_build(cache, inputs, options.out_dir, (len(content.reports), count, content.problems))
-    else:
-        count = write_site(options.out_dir, ((f.path, f.data) for f in files))
-    return BuildResult(len(content.reports), count, content.problems, time.perf_counter() - started, written)
+        cache.end_build(made.files, page_keys(items), options.out_dir.resolve())
+        remember_build(cache, inputs, options.out_dir, (len(content.reports), len(made.files), content.problems))
+        steps.done("save cache")
+    return BuildResult(len(content.reports), len(made.files), content.problems, time.perf_counter() - started,
+                       made.written if cache else None, tuple(steps.seconds))

@@ -6,8 +6,8 @@ and on any static host; only canonical URLs, the sitemap and the feed use the co
 
 from __future__ import annotations
 
-import posixpath
 import re
+import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,9 +17,10 @@ from typing import Any
 
 import markdown
 import nh3
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateSyntaxError, select_autoescape
 
 from .config import SiteConfig
+from .errors import Problem
 from .figures import Analysis
 from .model import LEVEL_LABELS, Report, Section, pinyin_slug
 from .topics import TopicMatch, TopicRules
@@ -57,6 +58,16 @@ class SectionNode:
 
 
 @dataclass(frozen=True)
+class ReportPanel:
+    """A block on a report page: `template` (a partial, named _*.html: the build cache counts every
+    partial as an input of pages that include one by a name chosen at render time) is included there,
+    with `values` as `p`. It is rendered with the page (in a worker process on a big build)."""
+
+    template: str
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class SiteData:
     """Everything the templates need, computed once before rendering."""
 
@@ -64,7 +75,7 @@ class SiteData:
     reports: tuple[Report, ...]
     topic_rules: TopicRules
     topics: dict[str, dict[str, tuple[TopicMatch, ...]]]  # report slug -> section id -> matches
-    extra_report_panels: dict[str, list[str]] = field(default_factory=dict)  # slug -> HTML snippets
+    extra_report_panels: dict[str, list[ReportPanel]] = field(default_factory=dict)  # slug -> its blocks
     nav_extra: tuple[tuple[str, str], ...] = ()  # (label, site path) added to the main menu
     analysis: Analysis | None = None  # key figures, indicator values and the structure check (figures.py)
 
@@ -100,16 +111,27 @@ def city_code(report: Report) -> str | None:
 
 
 def relative_url(from_page: str, target: str) -> str:
-    """Link from page `from_page` (site path of an .html file or a dir/) to `target` (site path)."""
-    base = posixpath.dirname(from_page) if not from_page.endswith("/") else from_page.rstrip("/")
+    """Link from page `from_page` (site path of an .html file or a dir/) to `target` (site path).
+
+    Site paths are normalised (no `.`, `..` or `//`), so this is posixpath.relpath without its cost:
+    a build makes a few hundred thousand of these links."""
+    base = from_page.rstrip("/") if from_page.endswith("/") else from_page.rpartition("/")[0]
     anchor = ""
     if "#" in target:
-        target, anchor = target.split("#", 1)
+        target, _, anchor = target.partition("#")
         anchor = "#" + anchor
     if target == "":
         return anchor or "./"
-    rel = posixpath.relpath(target.rstrip("/") or ".", base or ".")
-    if target.endswith("/"):
+    is_dir = target.endswith("/")
+    base_parts = base.split("/") if base else []
+    target_parts = target.rstrip("/").split("/") if target.rstrip("/") else []
+    common = 0
+    for a, b in zip(base_parts, target_parts, strict=False):
+        if a != b:
+            break
+        common += 1
+    rel = "/".join([".."] * (len(base_parts) - common) + target_parts[common:]) or "."
+    if is_dir:
         rel = "./" if rel == "." else rel + "/"
     return rel + anchor
 
@@ -172,23 +194,68 @@ def make_environment(templates_dir: Path) -> Environment:
     return env
 
 
+@dataclass(frozen=True)
+class PendingPage:
+    """A page to render: its template, site path and values. Pages are collected first and rendered
+    together (pipeline.py), in worker processes when there are many."""
+
+    template: str
+    site_path: str
+    context: dict[str, Any]
+    key: bytes | None = None  # the build cache's digest of everything the page depends on (cache.py)
+
+    @property
+    def path(self) -> str:
+        """The file it becomes."""
+        p = self.site_path
+        return p + "index.html" if p == "" or p.endswith("/") else p
+
+
+Page = OutputFile | PendingPage  # what the page generators yield: a finished file, or a page to render
+
+
 class PageRenderer:
     """Renders one template for one site path, with `url()` relative to that path."""
 
     def __init__(self, env: Environment, data: SiteData):
         self.env, self.data = env, data
 
-    def render(self, template: str, path: str, **context: Any) -> OutputFile:
-        page = path + "index.html" if path == "" or path.endswith("/") else path
+    def render(self, template: str, path: str, **context: Any) -> OutputFile | PendingPage:
+        return self.render_now(PendingPage(template, path, context))
+
+    def render_now(self, pending: PendingPage) -> OutputFile:
+        page = pending.path
 
         def url(target: str) -> str:
             return relative_url(page, target)
 
-        context = {k: v.value() if isinstance(v, Deferred) else v for k, v in context.items()}
-        html = self.env.get_template(template).render(
-            url=url, page_path=path, canonical=self.data.config.absolute(path), site=self.data.config,
-            nav_extra=self.data.nav_extra, **context)
+        context = {k: v.value() if isinstance(v, Deferred) else v for k, v in pending.context.items()}
+        html = self.env.get_template(pending.template).render(
+            url=url, page_path=pending.site_path, canonical=self.data.config.absolute(pending.site_path),
+            site=self.data.config, nav_extra=self.data.nav_extra, **context)
         return OutputFile(page, html.encode("utf-8"))
+
+
+def problem_of(exc: BaseException) -> Problem:
+    """A located problem for an exception raised while building (template errors, bugs)."""
+    if isinstance(exc, TemplateSyntaxError):
+        return Problem(exc.filename or exc.name or "template", exc.lineno, f"template error: {exc.message}",
+                       "fix the template")
+    frames = traceback.extract_tb(exc.__traceback__)
+    for frame in reversed(frames):  # Jinja puts template lines into the traceback
+        if frame.filename.endswith((".html", ".xml")):
+            return Problem(frame.filename, frame.lineno or 0, f"template error: {type(exc).__name__}: {exc}",
+                           "fix the template")
+    last = frames[-1] if frames else None
+    return Problem(last.filename if last else "reportsite", (last.lineno or 0) if last else 0,
+                   f"{type(exc).__name__}: {exc}", "this looks like a bug in reportsite; please report it")
+
+
+class PageCollector(PageRenderer):
+    """Collects pages to render instead of rendering them one by one."""
+
+    def render(self, template: str, path: str, **context: Any) -> OutputFile | PendingPage:
+        return PendingPage(template, path, context)
 
 
 def report_description(report: Report) -> str:
@@ -203,7 +270,7 @@ def jurisdiction_label(report: Report) -> str:
     return j.name
 
 
-def render_reports(renderer: PageRenderer, data: SiteData) -> Iterator[OutputFile]:
+def render_reports(renderer: PageRenderer, data: SiteData) -> Iterator[Page]:
     md = make_markdown()
     by_key: dict[str, list[Report]] = defaultdict(list)
     for report in data.reports:

@@ -23,19 +23,16 @@ import mimetypes
 import os
 import sys
 import time
-import traceback
 import webbrowser
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from jinja2 import TemplateSyntaxError
-
 from .cache import BuildCache, file_stamps
 from .errors import Problem, ReportsiteError
 from .pipeline import DEFERRABLE, BuildOptions, render_site
-from .render import report_path
+from .render import problem_of, report_path
 
 POLL_SECONDS = 0.1
 SEARCH_INDEX = "search/idx/"  # fetched by the search page on demand: no page reload when only it changes
@@ -52,21 +49,6 @@ class Response:
     content_type: str
     body: bytes
     location: str | None = None
-
-
-def problem_of(exc: BaseException) -> Problem:
-    """A located problem for an exception raised while building (template errors, bugs)."""
-    if isinstance(exc, TemplateSyntaxError):
-        return Problem(exc.filename or exc.name or "template", exc.lineno, f"template error: {exc.message}",
-                       "fix the template")
-    frames = traceback.extract_tb(exc.__traceback__)
-    for frame in reversed(frames):  # Jinja puts template lines into the traceback
-        if frame.filename.endswith((".html", ".xml")):
-            return Problem(frame.filename, frame.lineno or 0, f"template error: {type(exc).__name__}: {exc}",
-                           "fix the template")
-    last = frames[-1] if frames else None
-    return Problem(last.filename if last else "reportsite", (last.lineno or 0) if last else 0,
-                   f"{type(exc).__name__}: {exc}", "this looks like a bug in reportsite; please report it")
 
 
 class Preview:

@@ -36,6 +36,20 @@ def check_output_dir(out: Path, protected: Iterable[Path], content_dir: Path) ->
                    "empty it, or choose another --out")
 
 
+def start_staging(out: Path) -> Path:
+    """A new, empty staging folder beside `out` (see write_site)."""
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(out)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+
+
+def finish_staging(staging: Path, out: Path) -> None:
+    """Mark the complete staging folder as ours and swap it in for `out`."""
+    (staging / MARKER).write_text("written by reportsite; safe to delete\n", encoding="utf-8")
+    _swap(staging, out.resolve())
+
+
 def write_site(out: Path, files: Iterable[tuple[str, bytes]]) -> int:
     """Write all files into a temp dir beside `out`, then swap it in. Returns the number of files."""
     out = out.resolve()

@@ -11,7 +11,7 @@ import pytest
 
 from reportsite.cache import BuildCache, Fingerprinter, MemoRenderer, Unfingerprintable, package_version
 from reportsite.config import load_config
-from reportsite.pipeline import BuildOptions, build, derive, render_site
+from reportsite.pipeline import BuildOptions, build, derive, page_keys, produce, render_site
 from reportsite.render import make_environment
 from reportsite.topics import load_topics
 
@@ -33,11 +33,16 @@ def test_cached_build_is_byte_identical_to_cold_build(project: BuildOptions, tmp
     first = BuildCache(cache_dir)
     build(with_cache(project, first, tmp_path / "warm1"))
     assert first.stats.parsed == 5 and first.stats.rendered
-    second = BuildCache(cache_dir)  # a new process: everything comes from the disk cache
-    build(with_cache(project, second, tmp_path / "warm2"))
-    assert second.stats.parsed == 0 and second.stats.rendered == [] and second.stats.reused > 50
     cold = tree(tmp_path / "cold")
     assert tree(tmp_path / "warm1") == cold
+    os.utime(project.content_dir / REPORT)  # touched, not changed: the build cannot skip, but reuses everything
+    second = BuildCache(cache_dir)  # a new process: parses come from the disk cache, pages from the last site
+    build(with_cache(project, second, tmp_path / "warm1"))
+    assert second.stats.parsed == 0 and second.stats.rendered == [] and second.stats.reused > 50
+    assert tree(tmp_path / "warm1") == cold
+    third = BuildCache(cache_dir)  # into another folder: pages are rendered again, parses still reused
+    build(with_cache(project, third, tmp_path / "warm2"))
+    assert third.stats.parsed == 0 and third.stats.rendered
     assert tree(tmp_path / "warm2") == cold
 
 
@@ -130,11 +135,16 @@ def test_unknown_values_make_a_page_uncached_never_stale(project: BuildOptions) 
     content = cache.load_content(project.content_dir)
     data = derive(content, load_topics(project.content_dir), load_config(project.content_dir), cache)
     renderer = MemoRenderer(make_environment(project.templates_dir), data, cache)
-    first = renderer.render("404.html", "404.html", marker=object())
-    again = renderer.render("404.html", "404.html", marker=object())
-    assert first.data == again.data and cache.stats.uncached == 2 and cache.stats.rendered == []
-    renderer.render("404.html", "404.html", marker="known")
-    renderer.render("404.html", "404.html", marker="known")
+
+    def render(**context: object) -> bytes:
+        items = [renderer.render("404.html", "404.html", **context)]
+        made = produce(items, renderer, cache, None)
+        cache.end_build(made.files, page_keys(items), None)
+        return made.files[0].data or b""
+
+    first, again = render(marker=object()), render(marker=object())
+    assert first == again and cache.stats.uncached == 2 and cache.stats.rendered == []
+    assert render(marker="known") == render(marker="known") == first
     assert cache.stats.rendered == ["404.html"] and cache.stats.reused == 1
 
 
