@@ -20,6 +20,7 @@ class SiteConfig:
     police_record: str = ""  # 公安备案号
     site_code: str = ""  # 网站标识码
     contact: str = ""
+    topic_page_size: int = 400  # sections per topic page (a national topic gathers tens of thousands)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -33,7 +34,9 @@ class SiteConfig:
         return base + site_path.lstrip("/")
 
 
-_FIELDS = {"title", "subtitle", "base_url", "organiser", "icp", "police_record", "site_code", "contact"}
+_FIELDS = {"title", "subtitle", "base_url", "organiser", "icp", "police_record", "site_code", "contact",
+           "topic_page_size"}
+_NUMBERS = {"topic_page_size"}
 
 
 def load_config(content_dir: Path, base_url: str | None = None) -> SiteConfig:
@@ -47,7 +50,13 @@ def load_config(content_dir: Path, base_url: str | None = None) -> SiteConfig:
         if unknown:
             raise fail(str(path), 1, f"unknown setting(s): {', '.join(sorted(unknown))}",
                        f"use only {', '.join(sorted(_FIELDS))}")
-    settings = {k: str(v) for k, v in data.items() if v is not None}
+    settings: dict = {k: str(v) for k, v in data.items() if v is not None and k not in _NUMBERS}
+    for key in _NUMBERS & set(data):
+        value = data[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise fail(str(path), 1, f"{key} must be a whole number of at least 1, not {value!r}",
+                       f"write e.g. `{key}: {getattr(SiteConfig, key)}`")
+        settings[key] = value
     if base_url:
         settings["base_url"] = base_url
     parts = urlsplit(settings.get("base_url", SiteConfig.base_url))

@@ -91,18 +91,58 @@ class TopicEntry:
     path: list[Section]
 
 
-def topic_entries(data: SiteData, topic_slug: str) -> list[TopicEntry]:
-    entries = []
+def all_topic_entries(data: SiteData) -> dict[str, list[TopicEntry]]:
+    """topic slug -> the sections it gathers, in report order; one pass over all sections."""
+    entries: dict[str, list[TopicEntry]] = {t.slug: [] for t in data.topic_rules.topics}
     for report in data.reports:
         matches = data.topics.get(report.slug, {})
-        listed: set[str] = set()
+        if not matches:
+            continue
+        listed: dict[str, set[str]] = {}  # topic -> sections listed for it
         for section in report.sections:
-            match = next((m for m in matches.get(section.id, ()) if m.topic == topic_slug), None)
-            if match is None or (section.parent and section.parent in listed):
-                continue  # a subsection of a listed section is shown through its parent
-            listed.add(section.id)
-            entries.append(TopicEntry(report, section, match, report.heading_path(section)))
+            for match in matches.get(section.id, ()):
+                seen = listed.setdefault(match.topic, set())
+                if match.topic not in entries or (section.parent and section.parent in seen):
+                    continue  # a subsection of a listed section is shown through its parent
+                seen.add(section.id)
+                entries[match.topic].append(TopicEntry(report, section, match, report.heading_path(section)))
     return entries
+
+
+@dataclass(frozen=True)
+class TopicPage:
+    """One page of a topic: whole jurisdictions (all their years), in report order."""
+
+    number: int  # 1-based
+    path: str  # site path
+    groups: list[list[TopicEntry]]  # entries of one jurisdiction each
+
+    @property
+    def provinces(self) -> list[str]:
+        return list(dict.fromkeys(g[0].report.jurisdiction.province or "其他" for g in self.groups))
+
+
+def topic_page_path(topic_slug: str, number: int) -> str:
+    return f"topics/{topic_slug}/" if number == 1 else f"topics/{topic_slug}/{number}/"
+
+
+def topic_pages(topic_slug: str, entries: list[TopicEntry], per_page: int) -> list[TopicPage]:
+    """Split a topic's entries into pages of about `per_page` sections, never splitting a jurisdiction."""
+    groups: list[list[TopicEntry]] = []
+    for entry in entries:
+        if groups and groups[-1][0].report.jurisdiction.key == entry.report.jurisdiction.key:
+            groups[-1].append(entry)
+        else:
+            groups.append([entry])
+    pages: list[list[list[TopicEntry]]] = [[]]
+    size = 0
+    for group in groups:
+        if size >= per_page:
+            pages.append([])
+            size = 0
+        pages[-1].append(sorted(group, key=lambda e: -e.report.year))
+        size += len(group)
+    return [TopicPage(n, topic_page_path(topic_slug, n), page) for n, page in enumerate(pages, start=1)]
 
 
 def section_excerpt_text(report: Report, section: Section) -> str:
@@ -118,7 +158,8 @@ def render_index_pages(renderer: PageRenderer, data: SiteData) -> Iterator[Page]
     regions = build_regions(reports)
     years = sorted({r.year for r in reports}, reverse=True)
     levels = [lv for lv in LEVEL_LABELS if any(r.jurisdiction.level == lv for r in reports)]
-    topic_counts = {t.slug: len(topic_entries(data, t.slug)) for t in data.topic_rules.topics}
+    entries_of = all_topic_entries(data)
+    topic_counts = {slug: len(entries) for slug, entries in entries_of.items()}
     latest = sorted(reports, key=lambda r: (r.published or datetime.min.date(), r.year), reverse=True)[:10]
     by_province = Counter(r.jurisdiction.province or "未知" for r in reports)
     yield renderer.render("home.html", "", reports=reports, latest=latest, years=years, levels=levels,
@@ -149,9 +190,12 @@ def render_index_pages(renderer: PageRenderer, data: SiteData) -> Iterator[Page]
     yield renderer.render("coverage.html", "coverage/", **coverage_matrix(reports))
     yield renderer.render("topics.html", "topics/", topics=data.topic_rules.topics, topic_counts=topic_counts)
     for topic in data.topic_rules.topics:
-        entries = topic_entries(data, topic.slug)
-        yield renderer.render("topic.html", f"topics/{topic.slug}/", topic=topic, entries=entries,
-                              excerpt_of=section_excerpt_text)
+        entries = entries_of[topic.slug]
+        pages = topic_pages(topic.slug, entries, data.config.topic_page_size)
+        index = [(p.number, p.path, p.provinces) for p in pages]
+        for page in pages:
+            yield renderer.render("topic.html", page.path, topic=topic, total=len(entries), page=page,
+                                  pages=index, excerpt_of=section_excerpt_text)
     yield renderer.render("about.html", "about/")
     yield renderer.render("search.html", "search/", topics=data.topic_rules.topics, years=years, levels=levels,
                           provinces=sorted({r.jurisdiction.province for r in reports if r.jurisdiction.province}))

@@ -159,3 +159,24 @@ def test_every_page_has_csp_and_no_inline_script_or_style(built_site):
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), f"{rel}: inline script"
         assert not re.search(r"<style\b|\sstyle=", html), f"{rel}: inline style"
         assert not re.search(r"\son[a-z]+=", html), f"{rel}: inline event handler"
+
+
+def test_long_topics_are_split_into_linked_pages_without_splitting_a_jurisdiction(content_copy, tmp_path):
+    one_page = tmp_path / "one"
+    _build(content_copy, one_page)
+    with (content_copy / "site.yml").open("a", encoding="utf-8") as f:
+        f.write("topic_page_size: 2\n")
+    split = tmp_path / "split"
+    _build(content_copy, split)  # the build's link check also proves every pager link resolves
+    entry = re.compile(r'<h3><a href="[./]*(reports/[^"]+)"')
+    topic = split / "topics" / "fuyi-yingsu"
+    files = [topic / "index.html", *sorted((p / "index.html" for p in topic.iterdir() if p.is_dir()),
+                                           key=lambda p: int(p.parent.name))]
+    assert len(files) > 1
+    texts = [f.read_text(encoding="utf-8") for f in files]
+    whole = (one_page / "topics" / "fuyi-yingsu" / "index.html").read_text(encoding="utf-8")
+    assert [e for t in texts for e in entry.findall(t)] == entry.findall(whole)  # same entries, same order
+    places = [re.findall(r"<h2>([^<]+)</h2>", t) for t in texts]
+    flat = [p for page in places for p in page]
+    assert len(flat) == len(set(flat)), "a jurisdiction was split across pages"
+    assert 'rel="next"' in texts[0] and 'rel="prev"' in texts[-1] and "第 2 / " in texts[1]
