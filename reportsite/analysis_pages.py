@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .compliance import PartRules
+from .compliance import Compliance, PartRules
 from .figures import Analysis, Indicator, IndicatorRules, IndicatorValue, analyse_report, combine, number_text
 from .model import LEVEL_LABELS, Report
 from .render import (
@@ -46,12 +46,16 @@ def with_analysis(data: SiteData, rules: IndicatorRules, part_rules: PartRules, 
     analysis = combine(rules, part_rules, {r.slug: call(analyse_report, r, rules, part_rules) for r in data.reports})
     panels = {slug: list(items) for slug, items in data.extra_report_panels.items()}
     for report in data.reports:
-        panels.setdefault(report.slug, []).insert(0, ReportPanel("_figures_panel.html", {
-            "report": report, "figure_values": analysis.values.get(report.slug, ()),
-            "compliance": analysis.compliance[report.slug], "status_labels": STATUS_LABELS,
-            "deadline_labels": DEADLINE_LABELS}))
+        panels.setdefault(report.slug, []).insert(0, figures_panel(report, analysis.values.get(report.slug, ()),
+                                                                   analysis.compliance[report.slug]))
     nav = data.nav_extra + tuple(item for item in NAV if item not in data.nav_extra)
     return replace(data, analysis=analysis, extra_report_panels=panels, nav_extra=nav)
+
+
+def figures_panel(report: Report, values: tuple[IndicatorValue, ...], compliance: Compliance) -> ReportPanel:
+    """The report page's block of key figures and structure check (templates/_figures_panel.html)."""
+    return ReportPanel("_figures_panel.html", {"report": report, "figure_values": values, "compliance": compliance,
+                                               "status_labels": STATUS_LABELS, "deadline_labels": DEADLINE_LABELS})
 
 
 # ------------------------------------------------------------------------------------------------------

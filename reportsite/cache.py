@@ -33,7 +33,7 @@ from . import divisions as dv
 from . import writer
 from .errors import Problem
 from .links import PageLinks
-from .model import Content, Report, ReportWork, Section, _drop_duplicates, content_files, parse_files
+from .model import Content, Jurisdiction, Report, ReportWork, Section, _drop_duplicates, content_files, parse_files
 from .render import Page, PageRenderer, PendingPage, SiteData
 from .renderpool import RenderedPage
 from .workers import PARALLEL_MIN
@@ -89,7 +89,9 @@ class Unfingerprintable(Exception):
 
 
 SHARED_SIZE = 8
-_REFERABLE = (Report, Section)
+_REFERABLE = (Report, Section)  # stored by reference in cached results (DiskStore.put)
+_IDENTIFIED = (Report, Section, Jurisdiction)  # known by their content file's digest
+_LEAVES = frozenset({str, bytes, int, float, bool, type(None), date, datetime})
 _SCALARS = frozenset({int, float, bool, type(None)})
 
 
@@ -107,6 +109,32 @@ class Fingerprinter:
         self._known[id(obj)] = (obj, digest)
         if type(obj) in _REFERABLE:
             self._by_digest = None
+
+    def result_parts(self, value: object, digest: bytes) -> list[tuple[object, bytes]]:
+        """The dataclasses inside a pure function's result, each with a digest derived from the call's
+        key: registered, pages receiving them (an indicator value, a structure check) hash a short
+        digest instead of walking them. Only dataclasses the call made are included: those of its
+        inputs were registered when the key was computed, and reports are known by their files."""
+        parts: list[tuple[object, bytes]] = []
+        stack: list[tuple[object, bytes, int]] = [(value, digest, 4)]
+        while stack:
+            item, item_digest, depth = stack.pop()
+            if dataclasses.is_dataclass(item) and not isinstance(item, type):
+                if isinstance(item, _IDENTIFIED) or id(item) in self._known:
+                    continue
+                parts.append((item, item_digest))
+                children: Iterable[object] = [getattr(item, f.name) for f in dataclasses.fields(item)]
+            elif isinstance(item, (list, tuple)):
+                children = item
+            elif isinstance(item, dict):
+                children = item.values()
+            else:
+                continue
+            if depth > 0:
+                for index, child in enumerate(children):
+                    if type(child) not in _LEAVES:
+                        stack.append((child, _blake(item_digest, index.to_bytes(4, "little")), depth - 1))
+        return parts
 
     def reference_of(self, obj: object) -> bytes | None:
         """A report's or section's digest, to store it by reference (DiskStore.put)."""
@@ -311,6 +339,7 @@ class BuildCache:
         self.disk = DiskStore(directory / f"v{CACHE_FORMAT}") if directory else None
         self.files: dict[str, LoadedFile] = {}
         self.memo: dict[bytes, Any] = {}
+        self._parts: dict[bytes, list[tuple[object, bytes]]] = {}  # memo key -> result_parts of its value
         self.pages: dict[str, PageEntry] = {}  # site path -> what the last build made there
         self.site: Path | None = None  # the folder the entries without bytes are in (`build`)
         self.fingerprint = Fingerprinter()
@@ -335,6 +364,7 @@ class BuildCache:
         written to, whose files then stand for their bytes; None keeps the bytes in memory (`serve`)."""
         self.progress.done()
         self.memo = {k: v for k, v in self.memo.items() if k in self._used}
+        self._parts = {k: v for k, v in self._parts.items() if k in self._used}
         stamps = file_stamps_with_inode(site, [m.path for m in made]) if site else {}
         self.pages = {m.path: PageEntry(keys.get(m.path), m.digest, m.links, m.data, stamps.get(m.path))
                       for m in made}
@@ -471,7 +501,12 @@ class BuildCache:
             self.memo[key] = value
         self._last[function] = (key, value)
         if (isinstance(value, (dict, list, tuple, set, frozenset)) and value) or dataclasses.is_dataclass(value):
-            self.fingerprint.register(value, key)  # a pure function's result is known by its inputs
+            parts = self._parts.get(key)
+            if parts is None:
+                parts = self._parts[key] = self.fingerprint.result_parts(value, key)
+            for part, digest in parts:  # a pure function's result is known by its inputs
+                self.fingerprint.register(part, digest)
+            self.fingerprint.register(value, key)
         return value
 
 

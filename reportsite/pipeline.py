@@ -6,11 +6,12 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .analysis_pages import render_analysis_pages, with_analysis
+from . import divisions as dv
+from .analysis_pages import figures_panel, render_analysis_pages, with_analysis
 from .cache import (
     BuildCache,
     KeptPage,
@@ -27,7 +28,7 @@ from .config import SiteConfig, load_config
 from .errors import Problem, ReportsiteError
 from .figures import analyse_report, load_indicators
 from .links import check_parsed
-from .model import Content, ReportWork, load_content
+from .model import Content, Report, ReportWork, load_content, parse_file
 from .pages import render_index_pages
 from .render import (
     OutputFile,
@@ -236,6 +237,11 @@ def prepare(options: BuildOptions) -> tuple[Content, SiteData]:
 
 def render_site(options: BuildOptions) -> tuple[Content, list[OutputFile]]:
     """Every step but writing, the site kept in memory (`serve`)."""
+    content, _, files = render_site_data(options)
+    return content, files
+
+
+def render_site_data(options: BuildOptions) -> tuple[Content, SiteData, list[OutputFile]]:
     content, data = prepare(options)
     renderer = make_renderer(data, options)
     items = render_all(data, options, renderer)
@@ -243,7 +249,40 @@ def render_site(options: BuildOptions) -> tuple[Content, list[OutputFile]]:
     check_made(made)
     if options.cache:
         options.cache.end_build(made.files, page_keys(items), None)
-    return content, [OutputFile(f.path, f.data or b"") for f in made.files]
+    return content, data, [OutputFile(f.path, f.data or b"") for f in made.files]
+
+
+def render_edited_reports(last: SiteData, options: BuildOptions, paths: list[Path]) -> list[OutputFile] | None:
+    """The pages of edited report files only, rendered against the last build's site data: the live
+    preview shows them at once and rebuilds the rest just after (as Hugo's fast render mode does).
+    None when the edit needs a full build first (a new or broken file, a changed slug)."""
+    table = dv.load_divisions()
+    by_path = {r.path: r for r in last.reports}
+    edited: dict[str, Report] = {}
+    for path in paths:
+        old = by_path.get(str(path))
+        try:
+            parsed = parse_file(str(path), path.read_bytes(), table)
+        except OSError:
+            return None
+        report = parsed.report
+        if old is None or report is None or report.slug != old.slug or any(
+                p.severity == "error" for p in parsed.problems):
+            return None
+        edited[report.slug] = report
+    analysis = last.analysis
+    topics = dict(last.topics)
+    panels = dict(last.extra_report_panels)
+    for slug, report in edited.items():
+        topics[slug] = assign_topics(report, last.topic_rules)
+        if analysis is not None:
+            part = analyse_report(report, analysis.rules, analysis.part_rules)
+            panels[slug] = [figures_panel(report, part.values, part.compliance), *panels.get(slug, [])[1:]]
+    data = replace(last, reports=tuple(edited.get(r.slug, r) for r in last.reports), topics=topics,
+                   extra_report_panels=panels)
+    renderer = PageCollector(make_environment(options.templates_dir), data)
+    return [renderer.render_now(page) for page in render_reports(renderer, data, only=edited.keys())
+            if isinstance(page, PendingPage)]
 
 
 def build(options: BuildOptions) -> BuildResult:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import traceback
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -270,17 +270,20 @@ def jurisdiction_label(report: Report) -> str:
     return j.name
 
 
-def render_reports(renderer: PageRenderer, data: SiteData) -> Iterator[Page]:
+def render_reports(renderer: PageRenderer, data: SiteData, only: Collection[str] | None = None) -> Iterator[Page]:
+    """The report pages (with `only`: of the reports with these slugs)."""
     md = make_markdown()
     by_key: dict[str, list[Report]] = defaultdict(list)
+    topic_names = {t.slug: t.name for t in data.topic_rules.topics}
     for report in data.reports:
         by_key[report.jurisdiction.key].append(report)
     for report in data.reports:
+        if only is not None and report.slug not in only:
+            continue
         matches = data.topics.get(report.slug, {})
         yield renderer.render(
             "report.html", report_path(report), report=report, tree=Deferred(section_tree, (report, matches, md)),
             other_years=sorted((r for r in by_key[report.jurisdiction.key] if r is not report), key=lambda r: r.year),
             description=report_description(report), region=region_id(report), province=province_code(report),
             city=city_code(report), label=jurisdiction_label(report),
-            topic_names={t.slug: t.name for t in data.topic_rules.topics},
-            panels=data.extra_report_panels.get(report.slug, []))
+            topic_names=topic_names, panels=data.extra_report_panels.get(report.slug, []))

@@ -31,8 +31,8 @@ from urllib.parse import unquote, urlsplit
 
 from .cache import BuildCache, file_stamps
 from .errors import Problem, ReportsiteError
-from .pipeline import DEFERRABLE, BuildOptions, render_site
-from .render import problem_of, report_path
+from .pipeline import DEFERRABLE, BuildOptions, render_edited_reports, render_site_data
+from .render import SiteData, problem_of, report_path
 
 POLL_SECONDS = 0.1
 SEARCH_INDEX = "search/idx/"  # fetched by the search page on demand: no page reload when only it changes
@@ -64,24 +64,35 @@ class Preview:
         self.problems: tuple[Problem, ...] = ()  # reports left out of the last build
         self.page_of_file: dict[str, str] = {}  # content file -> its report page, as last built
         self.seconds = 0.0
+        self.last_data: SiteData | None = None  # of the last full build: edited reports are shown against it
+        self.stamps: dict[str, tuple[int, int]] = {}  # inputs as the last full build read them
+        self.quick = False  # the last rebuild showed edited report pages only: rebuild to finish
 
     # -- building ----------------------------------------------------------------------------------
 
     @property
     def pending(self) -> bool:
-        """The last rebuild reused a deferred result (the search index): rebuild once more to finish."""
-        return bool(self.options.cache and self.options.cache.pending)
+        """The last rebuild left work for the next: the search index, or all but the edited report pages."""
+        return self.quick or bool(self.options.cache and self.options.cache.pending)
 
     def rebuild(self, defer: bool = False) -> list[str]:
         """Build again; returns the site paths whose bytes changed (added, changed or removed), or
         ["*"] when the build failed or recovered (every page changes then). With `defer`, slow
-        whole-site work (DEFERRABLE) may be left for the next rebuild: see `pending`."""
+        whole-site work may be left for the next rebuild (see `pending`): when only report files were
+        edited, their pages are rendered first, on their own; else the search index is brought up to
+        date after the rest of the site."""
+        if defer and not self.quick:  # after a quick rebuild comes a full one
+            quick = self._edited_reports_only()
+            if quick is not None:
+                return quick
         started = time.perf_counter()
         failed_before = bool(self.failure)
         assert self.options.cache is not None
         self.options.cache.defer = defer
+        self.quick = False
+        stamps = self._input_stamps()
         try:
-            content, files = render_site(self.options)
+            content, data, files = render_site_data(self.options)
         except ReportsiteError as exc:
             self.failure = list(exc.problems)
         except Exception as exc:  # a template error or a bug must not stop the preview
@@ -89,6 +100,7 @@ class Preview:
         else:
             self.failure = []
             self.problems = content.problems
+            self.last_data, self.stamps = data, stamps
             for report in content.reports:
                 self.page_of_file[report.path] = report_path(report) + "index.html"
             new = {f.path: f.data for f in files}
@@ -98,6 +110,32 @@ class Preview:
             self.seconds = time.perf_counter() - started
         if self.failure or failed_before:
             return ["*"]
+        return changed
+
+    def _input_stamps(self) -> dict[str, tuple[int, int]]:
+        o = self.options
+        return file_stamps([o.content_dir, o.templates_dir, o.theme_dir])
+
+    def _edited_reports_only(self) -> list[str] | None:
+        """When the only change since the last full build is the text of existing report files: render
+        their pages now (the full rebuild follows) and return the changed paths; else None."""
+        if self.last_data is None or self.failure:
+            return None
+        started = time.perf_counter()
+        now = self._input_stamps()
+        edited = [path for path, stamp in now.items() if self.stamps.get(path) != stamp]
+        if not edited or now.keys() != self.stamps.keys() or any(p not in self.page_of_file for p in edited):
+            return None
+        try:
+            files = render_edited_reports(self.last_data, self.options, [Path(p) for p in edited])
+        except Exception:  # noqa: BLE001 - the full rebuild will report it properly
+            return None
+        if files is None:
+            return None
+        changed = [f.path for f in files if self.files.get(f.path) != f.data]
+        self.files.update((f.path, f.data) for f in files)
+        self.quick = True
+        self.seconds = time.perf_counter() - started
         return changed
 
     # -- answering ---------------------------------------------------------------------------------
@@ -232,11 +270,12 @@ def serve(args: argparse.Namespace) -> int:
     def rebuild() -> None:
         try:
             changed = preview.rebuild(defer=True)
-            report_build(preview, "rebuilt", len(changed))
+            report_build(preview, "rebuilt edited report pages" if preview.quick else "rebuilt", len(changed))
             loop.add_callback(notify, changed)
-            if preview.pending:  # the search index, after the page has been reloaded
-                changed = preview.rebuild()
-                report_build(preview, "search index updated", len(changed), problems=False)
+            while preview.pending:  # the rest of the site, then the search index, after the page reloaded
+                quick = preview.quick
+                changed = preview.rebuild(defer=quick)
+                report_build(preview, "rebuilt" if quick else "search index updated", len(changed), problems=quick)
                 if any(not p.startswith(SEARCH_INDEX) for p in changed):
                     loop.add_callback(notify, changed)
         finally:

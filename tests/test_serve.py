@@ -117,6 +117,33 @@ def test_deferred_search_index_catches_up_on_the_next_rebuild(project: BuildOpti
     assert preview.files == full_build(project)
 
 
+def test_an_edited_report_page_is_shown_first_and_the_rest_follows(project: BuildOptions) -> None:
+    preview = Preview(BuildOptions(**{**project.__dict__, "cache": BuildCache()}))
+    preview.rebuild()
+    before = dict(preview.files)
+    edit_report(project)
+    changed = preview.rebuild(defer=True)  # only the edited report's page, rendered against the last build
+    assert preview.quick and preview.pending and changed == ["reports/130502-2023/index.html"]
+    assert "本段为测试编辑" in preview.files[changed[0]].decode()
+    assert all(preview.files[p] == before[p] for p in before if p != changed[0])
+    while preview.pending:  # what `serve` does next: the rest of the site, then the search index
+        preview.rebuild(defer=preview.quick)
+    expected = full_build(project)
+    assert preview.files == expected
+    assert "本段为测试编辑" in expected["reports/130502-2023/index.html"].decode()
+
+
+def test_an_edit_that_moves_a_report_is_built_in_full_at_once(project: BuildOptions) -> None:
+    preview = Preview(BuildOptions(**{**project.__dict__, "cache": BuildCache()}))
+    preview.rebuild()
+    replace_in(project.content_dir / REPORT, "year: 2023", "year: 2022")  # a new slug: lists change too
+    preview.rebuild(defer=True)
+    assert not preview.quick and not preview.failure
+    while preview.pending:
+        preview.rebuild(defer=preview.quick)
+    assert preview.files == full_build(project)
+
+
 def test_edited_report_renders_only_pages_that_depend_on_it(project: BuildOptions) -> None:
     preview = Preview(BuildOptions(**{**project.__dict__, "cache": BuildCache()}))
     preview.rebuild()
