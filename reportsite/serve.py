@@ -22,6 +22,7 @@ import html
 import mimetypes
 import os
 import sys
+import threading
 import time
 import webbrowser
 from concurrent.futures import ThreadPoolExecutor
@@ -67,6 +68,10 @@ class Preview:
         self.last_data: SiteData | None = None  # of the last full build: edited reports are shown against it
         self.stamps: dict[str, tuple[int, int]] = {}  # inputs as the last full build read them
         self.quick = False  # the last rebuild showed edited report pages only: rebuild to finish
+        # Pages rendered on their own (quick) since the last full build: site path -> (content file, its
+        # stamp then, bytes). A full build that read an older version of the file keeps them.
+        self.overrides: dict[str, tuple[str, tuple[int, int] | None, bytes]] = {}
+        self.lock = threading.Lock()  # quick renders (server thread) and full builds (builder thread)
 
     # -- building ----------------------------------------------------------------------------------
 
@@ -98,14 +103,20 @@ class Preview:
         except Exception as exc:  # a template error or a bug must not stop the preview
             self.failure = [problem_of(exc)]
         else:
-            self.failure = []
-            self.problems = content.problems
-            self.last_data, self.stamps = data, stamps
-            for report in content.reports:
-                self.page_of_file[report.path] = report_path(report) + "index.html"
-            new = {f.path: f.data for f in files}
-            changed = sorted(p for p in new.keys() | self.files.keys() if new.get(p) != self.files.get(p))
-            self.files = new
+            with self.lock:
+                self.failure = []
+                self.problems = content.problems
+                self.last_data, self.stamps = data, stamps
+                for report in content.reports:
+                    self.page_of_file[report.path] = report_path(report) + "index.html"
+                new = {f.path: f.data for f in files}
+                for path, (source, stamp, page) in list(self.overrides.items()):
+                    if stamps.get(source) == stamp or path not in new:
+                        del self.overrides[path]  # this build read that version of the file, or a later one
+                    else:
+                        new[path] = page  # edited again while this build ran: the newer page stays
+                changed = sorted(p for p in new.keys() | self.files.keys() if new.get(p) != self.files.get(p))
+                self.files = new
         finally:
             self.seconds = time.perf_counter() - started
         if self.failure or failed_before:
@@ -118,25 +129,37 @@ class Preview:
 
     def _edited_reports_only(self) -> list[str] | None:
         """When the only change since the last full build is the text of existing report files: render
-        their pages now (the full rebuild follows) and return the changed paths; else None."""
-        if self.last_data is None or self.failure:
+        their pages now (a full rebuild must follow: `pending`) and return the changed paths; else None.
+        Safe to call while a full build runs in another thread (`serve` does, when the editor saves
+        again meanwhile)."""
+        last, stamps = self.last_data, self.stamps
+        if last is None or self.failure:
             return None
         started = time.perf_counter()
         now = self._input_stamps()
-        edited = [path for path, stamp in now.items() if self.stamps.get(path) != stamp]
-        if not edited or now.keys() != self.stamps.keys() or any(p not in self.page_of_file for p in edited):
+        edited = [path for path, stamp in now.items() if stamps.get(path) != stamp]
+        if not edited or now.keys() != stamps.keys() or any(p not in self.page_of_file for p in edited):
             return None
         try:
-            files = render_edited_reports(self.last_data, self.options, [Path(p) for p in edited])
+            files = render_edited_reports(last, self.options, [Path(p) for p in edited])
         except Exception:  # noqa: BLE001 - the full rebuild will report it properly
             return None
         if files is None:
             return None
-        changed = [f.path for f in files if self.files.get(f.path) != f.data]
-        self.files.update((f.path, f.data) for f in files)
-        self.quick = True
+        source_of = {page: source for source, page in self.page_of_file.items()}
+        with self.lock:
+            changed = [f.path for f in files if self.files.get(f.path) != f.data]
+            for f in files:
+                source = source_of.get(f.path, "")
+                self.overrides[f.path] = (source, now.get(source), f.data)
+                self.files[f.path] = f.data
+            self.quick = True
         self.seconds = time.perf_counter() - started
         return changed
+
+    def show_edited_reports(self) -> list[str] | None:
+        """The quick part of a rebuild on its own (see _edited_reports_only)."""
+        return self._edited_reports_only()
 
     # -- answering ---------------------------------------------------------------------------------
 
@@ -259,7 +282,7 @@ def serve(args: argparse.Namespace) -> int:
     print(f"serving {url} (started in {time.perf_counter() - started:.2f} s; Ctrl-C to stop)", flush=True)
 
     roots = [options.content_dir, options.templates_dir, options.theme_dir]
-    state = {"snapshot": file_stamps(roots), "busy": False}
+    state = {"snapshot": file_stamps(roots), "busy": False, "again": False}
     loop = ioloop.IOLoop.current()
     builder = ThreadPoolExecutor(1, thread_name_prefix="rebuild")  # requests are answered meanwhile
 
@@ -279,17 +302,32 @@ def serve(args: argparse.Namespace) -> int:
                 if any(not p.startswith(SEARCH_INDEX) for p in changed):
                     loop.add_callback(notify, changed)
         finally:
-            state["busy"] = False
+            loop.add_callback(finished)
+
+    def finished() -> None:  # on the server's thread, as poll(): no race on `state`
+        state["busy"] = False
+        if state["again"]:  # saved again while that build ran
+            start_rebuild()
+        else:
+            print("up to date", flush=True)
+
+    def start_rebuild() -> None:
+        state["busy"], state["again"] = True, False
+        builder.submit(rebuild)
 
     def poll() -> None:
-        if state["busy"]:
-            return
         now = file_stamps(roots)
         if now == state["snapshot"]:
             return
         state["snapshot"] = now
-        state["busy"] = True
-        builder.submit(rebuild)
+        if not state["busy"]:
+            start_rebuild()
+            return
+        state["again"] = True  # a full build follows the running one; the edited pages are shown now
+        changed = preview.show_edited_reports()
+        if changed is not None:
+            print(f"rebuilt edited report pages in {preview.seconds:.2f} s: {len(changed)} files changed", flush=True)
+            notify(changed)
 
     watcher = ioloop.PeriodicCallback(poll, POLL_SECONDS * 1000)
     watcher.start()
