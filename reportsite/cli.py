@@ -100,8 +100,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         if not (s.parsed or s.rendered or s.uncached or s.reused):
             work = " (nothing changed since the last build: 0 report(s) parsed, 0 file(s) rewritten)"
     if args.timings:
-        for step, seconds in result.steps:
-            print(f"  {step:<30} {seconds:7.2f} s", file=sys.stderr)
+        for step, seconds, peak in result.steps:
+            print(f"  {step:<30} {seconds:7.2f} s   peak {peak:7,.0f} MB (this process)", file=sys.stderr)
     print(f"built {result.reports} report(s), {result.files} files into {args.out} in {result.seconds:.2f} s{work}"
           + (f"; {len(result.errors)} report(s) left out, see above" if result.errors else ""))
     return EXIT_BAD_INPUT if result.errors else EXIT_OK

@@ -75,7 +75,7 @@ class BuildResult:
     problems: tuple[Problem, ...]
     seconds: float
     written: int | None = None  # files written anew; the others were kept from the previous site (with a cache)
-    steps: tuple[tuple[str, float], ...] = ()  # (step, seconds), for `build --timings`
+    steps: tuple[tuple[str, float, float], ...] = ()  # (step, seconds, peak MB), for `build --timings`
 
     @property
     def errors(self) -> list[Problem]:
@@ -83,15 +83,17 @@ class BuildResult:
 
 
 class Steps:
-    """Wall time of each step of a build."""
+    """Wall time of each step of a build, and the build process's peak memory (MB) at its end."""
 
     def __init__(self) -> None:
-        self.seconds: list[tuple[str, float]] = []
+        self.seconds: list[tuple[str, float, float]] = []
         self._last = time.perf_counter()
 
     def done(self, step: str) -> None:
+        import resource
+
         now = time.perf_counter()
-        self.seconds.append((step, now - self._last))
+        self.seconds.append((step, now - self._last, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
         self._last = now
 
 
@@ -164,7 +166,8 @@ def produce(items: list[Page | KeptPage], renderer: PageRenderer, cache: BuildCa
             staging: Path | None) -> Made:
     """Render the pending pages (in a pool when there are many), take over the kept ones, and write
     everything into `staging` (`build`), or keep the bytes in memory (`serve`, staging None)."""
-    pending = [i for i in items if isinstance(i, PendingPage)]
+    # The few big index pages first: started last, one of them would keep a worker busy after the rest.
+    pending = sorted((i for i in items if isinstance(i, PendingPage)), key=lambda p: p.template == "report.html")
     progress = cache.progress if cache else Progress()
     progress.start("生成页面", len(pending))
     previous = cache.unchanged_file if cache and staging else no_previous
