@@ -8,8 +8,11 @@ Steps: make a synthetic corpus (../shared/bench/make_corpus.py, --n reports), im
 (timing the search index separately), run `python3 -m pagefind --site …` over the report pages, serve the
 site on 127.0.0.1, and measure in Chromium:
   - first query (fresh browser cache): requests and bytes as served gzipped (each file counted as
-    min(raw, gzip -6), Pagefind's files being gzip already), for our search page (worker script + index
-    files, results with snippets) and for Pagefind's JS API (search + data() of the first 10 results);
+    min(raw, gzip -6), Pagefind's files being gzip already), for our search page and for Pagefind's JS API
+    (search + data() of the first 5 results). Ours: the requests to answer the query are the index files
+    it fetched (manifest, word lists, section texts) until the first 5 results show with their snippets;
+    the page's two scripts (search.js, search-worker.js) are page load, counted apart, but their bytes
+    are in the total. The same is measured for each of the QUERIES in a fresh browser;
   - warm query time (second run of each query; ours: time inside the worker; Pagefind: search + data());
   - result quality on QUERIES: a section is expected when its text (punctuation removed) contains every
     query word (a quoted phrase: the words in a row). We report precision of the first 10 results,
@@ -198,22 +201,36 @@ class Recorder:
         return len(self.files), sum(served_size(self.site / f) for f in self.files if (self.site / f).is_file())
 
 
-def ours(browser, site: Path, base: str, expected: dict) -> dict:
+def cold_query(browser, site: Path, base: str, q: str) -> dict:
+    """One query in a fresh browser (empty cache): what the search fetched, page scripts apart."""
     context = browser.new_context()
     page = context.new_page()
     recorder = Recorder(page, site, base, ("search/idx/", "assets/search"))
+    page.goto(f"{base}search/?q={quote(q)}")
+    wait(page, q)
+    context.close()
+    index = [f for f in recorder.files if f.startswith("search/idx/")]
+    return {"requests": len(index), "bytes": recorder.totals()[1], "files": list(recorder.files),
+            "scripts": len(recorder.files) - len(index),
+            "index_bytes": sum(served_size(site / f) for f in index),
+            "rank_requests": sum(1 for f in index if "/d/" not in f),
+            "text_requests": sum(1 for f in index if "/d/" in f)}
+
+
+def ours(browser, site: Path, base: str, expected: dict) -> dict:
+    first = cold_query(browser, site, base, FIRST_QUERY)
+    cold = {q: cold_query(browser, site, base, q) for q in QUERIES}
+    context = browser.new_context()
+    page = context.new_page()
     page.goto(f"{base}search/?q={quote(FIRST_QUERY)}")
     wait(page, FIRST_QUERY)
-    first = {"requests": recorder.totals()[0], "bytes": recorder.totals()[1],
-             "index_requests": sum(1 for f in recorder.files if f.startswith("search/idx/") and "/d/" not in f),
-             "files": list(recorder.files)}
     per_query = {}
     for q in QUERIES:
         answer(page, q)
         results, total, ms = answer(page, q)  # second run: warm
         per_query[q] = {"results": results, "total": total, "ms": ms}
     context.close()
-    return {"first": first, "queries": per_query}
+    return {"first": first, "cold": cold, "queries": per_query}
 
 
 def wait(page, q: str) -> None:
@@ -340,6 +357,8 @@ def main() -> int:
         server.shutdown()
     for name, m in measured.items():
         figures[name] = {"first": m["first"], "quality": quality(m["queries"], expected)}
+        if "cold" in m:
+            figures[name]["cold"] = m["cold"]
     (work / "results.json").write_text(json.dumps(figures, ensure_ascii=False, indent=1), encoding="utf-8")
     report(figures)
     print(f"\nwork folder: {work} (results.json)")
@@ -359,11 +378,27 @@ def report(f: dict) -> None:
     def row(label: str, values: list[str]) -> None:
         print(f"| {label} | " + " | ".join(values) + " |")
 
-    row(f"first query “{FIRST_QUERY}”, {FIRST_RESULTS} results with snippets: requests",
-        [str(f[e]["first"]["requests"]) for e in engines])
-    row("  of which index files to rank (no scripts, no snippet texts)",
-        [str(f[e]["first"]["index_requests"]) for e in engines])
-    row("first query: KB as served (gzip)", [f"{f[e]['first']['bytes'] / 1024:.0f}" for e in engines])
+    def first(e: str, key: str) -> str:
+        return str(f[e]["first"].get(key, "-"))
+
+    row(f"first query “{FIRST_QUERY}”, {FIRST_RESULTS} results with snippets: requests to answer it",
+        [first(e, "requests") for e in engines])
+    row("  of which to rank / for snippet texts (ours: d/ files)",
+        [f"{first(e, 'rank_requests')} / {first(e, 'text_requests')}" if e == "ours"
+         else f"{first(e, 'index_requests')} / {int(first(e, 'requests')) - int(first(e, 'index_requests'))}"
+         for e in engines])
+    row("  plus page scripts (ours: search.js, search-worker.js; Pagefind: in the count above)",
+        [first(e, "scripts") if e == "ours" else "-" for e in engines])
+    row("first query: KB as served (gzip), scripts included", [f"{f[e]['first']['bytes'] / 1024:.0f}" for e in engines])
+    if "cold" in f.get("ours", {}):
+        cold = f["ours"]["cold"].values()
+        reqs = sorted(c["requests"] for c in cold)
+        kbs = sorted(c["bytes"] / 1024 for c in cold)
+        row(f"each of the {len(reqs)} queries cold: requests median / max; KB median / max",
+            [f"{statistics.median(reqs):.0f} / {reqs[-1]}; {statistics.median(kbs):.0f} / {kbs[-1]:.0f}"]
+            + ["-"] * (len(engines) - 1))
+        row("  queries within 5 requests / within 200 KB",
+            [f"{sum(r <= 5 for r in reqs)} / {sum(k <= 200 for k in kbs)}"] + ["-"] * (len(engines) - 1))
     ms = {e: [q["ms"] for q in f[e]["quality"].values()] for e in engines}
     row("warm query ms: median / max", [f"{statistics.median(ms[e]):.1f} / {max(ms[e]):.1f}" for e in engines])
     sizes = [idx, f.get("pagefind_index")]
@@ -375,14 +410,16 @@ def report(f: dict) -> None:
                        ("r10", "recall within first 10")):
         row(f"mean {label}", [f"{statistics.mean(q[key] for q in f[e]['quality'].values()):.2f}" for e in engines])
     print("\n| query | expected sections (reports) | " + " | ".join(f"{e} claimed / P@10 sect / P@10 rep"
-                                                          for e in engines) + " |")
-    print("|---|---|" + "---|" * len(engines))
+                                                          for e in engines) + " | ours cold: requests (d/), KB |")
+    print("|---|---|" + "---|" * (len(engines) + 1))
     for q in QUERIES:
         exp = f[engines[0]]["quality"][q]
         cells = []
         for e in engines:
             r = f[e]["quality"][q]
             cells.append(f"{r['claimed']} / {r['p10_section']:.1f} / {r['p10_report']:.1f}")
+        c = f.get("ours", {}).get("cold", {}).get(q)
+        cells.append(f"{c['requests']} ({c['text_requests']}), {c['bytes'] / 1024:.0f}" if c else "-")
         print(f"| {q} | {exp['expected']} ({exp['expected_reports']}) | " + " | ".join(cells) + " |")
 
 

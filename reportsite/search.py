@@ -18,11 +18,24 @@ How a query finds a section, and why the browser agrees with the build:
   Nearness of the query words (words typed together, quoted phrases) is checked on the text of the
   sections shown, which also decides which quoted-phrase candidates are real.
 
-Files: search/idx/manifest.json (settings, vocabulary, facets, Traditional->Simplified character map),
-search/idx/t/bN.json (one common term), search/idx/t/N.json (rare terms, by FNV-1a hash of the term),
-search/idx/d/N.json (whole reports in order: report, and per section its id, heading path and text).
-At most `max_files` files whatever the corpus size; a query reads the manifest, one file per term and
-the text files of the sections it shows.
+Files (format 2):
+- search/idx/manifest.json: what a query needs before it knows its terms - vocabulary, stop terms, the
+  Traditional->Simplified character map and where terms and sections live. Nothing else.
+- search/idx/t/bN.json (one common term) and t/N.json (rarer terms, by FNV-1a hash of the term): per
+  term [idf x 1000, section numbers as varint deltas, impacts], both as text in 64 characters (JSON,
+  so that a static host gzips them; gzipped they are as small as binary); facet keys (@y:2023 ...) ->
+  section ranges; and "snippet rows": for a term with a file of its own its `snippet_rows` best sections
+  (a vocabulary word or a term of SHARED_ROWS_MIN_SECTIONS+ sections sharing a file: its FIRST_RESULTS
+  best), each with report, heading path and a window of text around the term, in the order a one-word
+  query ranks them. A query's first results are usually among its words' rows, so it shows them with
+  snippets from the files it read to rank, without another request.
+- search/idx/d/N.json: `docSections` sections per file, in order (report row, and per section its id,
+  heading path, title and whole text): read for results that no snippet row covers, further pages of
+  results and quoted phrases a window cannot confirm.
+At most `max_files` files whatever the corpus size.
+
+Speed: texts are cut and counted in forked worker processes (jieba initialised once, in the parent),
+postings are sorted and encoded with numpy; the output is the same bytes whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -34,21 +47,30 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
+
+import numpy as np
 
 from .datafile import read_yaml
 from .errors import fail
-from .model import LEVEL_LABELS, Report
+from .model import Report
 from .render import OutputFile, SiteData, jurisdiction_label, report_path
+from .workers import pool_size
 
 INDEX_DIR = "search/idx/"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 FIRST_RESULTS = 5  # results the search page shows first (PAGE in theme/search-worker.js)
 IMPACT_SCALE = 32  # stored per-posting BM25 part is an integer 1..IMPACT_SCALE (5 bits is plenty)
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff"
 _RUN = re.compile(f"[{_HAN}]+|[0-9a-z]+")
 _HAN_RUN = re.compile(f"^[{_HAN}]+$")
 MAX_GAP = 3  # punctuation characters allowed between two characters of one query word (search-worker.js)
+# a Han character, a gap that joinable() accepts, and (not consumed) the Han character after it
+_JOIN = re.compile(f"([{_HAN}])(?:[^\\w\\s]|_){{1,{MAX_GAP}}}(?=([{_HAN}]))")
+SNIPPET_WIDTH = 90  # the worker's snippet(): hits within this many characters, 20 before, 110 shown
+SNIPPET_LEAD = 20
+PARALLEL_MIN_SECTIONS = 4000  # below this the index is built in this process (forking costs more)
 
 
 @dataclass(frozen=True)
@@ -62,6 +84,7 @@ class SearchSettings:
     max_files: int = 2000
     posting_shard_kb: int = 48
     doc_shard_kb: int = 64
+    snippet_rows: int = 20
     probes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
@@ -88,12 +111,16 @@ def load_search_settings(content_dir: Path) -> SearchSettings:
             vocab_max=int(raw.get("vocab_max", defaults.vocab_max)),
             max_files=int(raw.get("max_files", defaults.max_files)),
             posting_shard_kb=int(raw.get("posting_shard_kb", defaults.posting_shard_kb)),
-            doc_shard_kb=int(raw.get("doc_shard_kb", defaults.doc_shard_kb)), probes=probes)
+            doc_shard_kb=int(raw.get("doc_shard_kb", defaults.doc_shard_kb)),
+            snippet_rows=int(raw.get("snippet_rows", defaults.snippet_rows)), probes=probes)
     except (TypeError, ValueError, AttributeError) as exc:
         raise fail(str(path), 1, f"a search setting has the wrong type ({exc})",
                    "numbers for weights and sizes, lists of words for stop_words and probes") from None
     if settings.max_files < 4 or settings.heading_weight < 1 or not 0 < settings.stop_ratio <= 1:
         raise fail(str(path), 1, "max_files must be >= 4, heading_weight >= 1 and stop_ratio in (0, 1]",
+                   "correct the value")
+    if settings.snippet_rows < FIRST_RESULTS:
+        raise fail(str(path), 1, f"snippet_rows must be at least {FIRST_RESULTS} (the results shown first)",
                    "correct the value")
     return settings
 
@@ -190,21 +217,12 @@ class SectionText:
 
 
 def cut_text(text: str) -> tuple[tuple[str, ...], tuple[str, ...], int]:
-    """(runs, joins, characters) of one text."""
+    """(runs, joins, characters) of one text. A join is the pair of Han characters on either side of a
+    gap of 1..MAX_GAP characters that are neither letters, digits nor spaces (see joinable)."""
     norm = normalise(text)
-    found: list[str] = []
-    joins: list[str] = []
-    previous: tuple[str, int] | None = None  # last Han run and where it ended
-    for m in _RUN.finditer(norm):
-        run = m.group()
-        found.append(run)
-        if not is_han(run):
-            previous = None
-            continue
-        if previous and joinable(norm[previous[1]:m.start()]):
-            joins.append(previous[0][-1] + run[0])  # “八五”普法 is found by 八五普法
-        previous = (run, m.end())
-    return tuple(found), tuple(joins), sum(len(r) for r in found)
+    found = tuple(_RUN.findall(norm))
+    joins = tuple(a + b for a, b in _JOIN.findall(norm))  # “八五”普法 is found by 八五普法
+    return found, joins, sum(map(len, found))
 
 
 def section_text(title: str, body: str, heading_weight: int) -> SectionText:
@@ -213,21 +231,44 @@ def section_text(title: str, body: str, heading_weight: int) -> SectionText:
     return SectionText(heading_runs, body_runs, heading_joins, body_joins, heading_size * heading_weight + body_size)
 
 
-def vocabulary(texts: list[SectionText], segmenter: Segmenter, settings: SearchSettings) -> set[str]:
-    """jieba search-mode words of 3+ Han characters, the `vocab_max` found in most sections."""
-    df: Counter[str] = Counter()
-    for t in texts:
-        words: set[str] = set()
-        for run in (*t.heading_runs, *t.body_runs):
-            if is_han(run):
-                cut = segmenter.words(run)
+class WordFinder:
+    """jieba search-mode words of 3+ Han characters in a text's runs (each distinct run cut once)."""
+
+    def __init__(self, segmenter: Segmenter):
+        self.segmenter = segmenter
+        self._cache: dict[str, frozenset[str]] = {}
+
+    def of_run(self, run: str) -> frozenset[str]:
+        words = self._cache.get(run)
+        if words is None:
+            if not is_han(run):
+                words = frozenset()
+            else:
+                cut = self.segmenter.words(run)
                 if not cut and len(run) > 1:
                     raise fail("content/search.yml", 1, f"the segmenter returned nothing for {run[:20]!r}",
                                "jieba is misconfigured; reinstall it")
-                words.update(w for w in cut if len(w) >= 3 and is_han(w))
-        df.update(words)
+                words = frozenset(w for w in cut if len(w) >= 3 and is_han(w))
+            self._cache[run] = words
+        return words
+
+    def of(self, text: SectionText) -> set[str]:
+        return set().union(*map(self.of_run, text.heading_runs), *map(self.of_run, text.body_runs))
+
+
+def choose_vocabulary(df: Counter[str], settings: SearchSettings) -> set[str]:
+    """The `vocab_max` words found in most sections (ties by the word), without stop words."""
     ranked = sorted((w for w in df if w not in settings.stop_words), key=lambda w: (-df[w], w))
     return set(ranked[: settings.vocab_max])
+
+
+def vocabulary(texts: list[SectionText], segmenter: Segmenter, settings: SearchSettings) -> set[str]:
+    """jieba search-mode words of 3+ Han characters, the `vocab_max` found in most sections."""
+    finder = WordFinder(segmenter)
+    df: Counter[str] = Counter()
+    for t in texts:
+        df.update(finder.of(t))
+    return choose_vocabulary(df, settings)
 
 
 class TermCounter:
@@ -239,28 +280,228 @@ class TermCounter:
         self.vocab = vocab
         self.starts = {w[:3] for w in vocab}
         self.longest = max((len(w) for w in vocab), default=3)
-        self._cache: dict[str, Counter[str]] = {}
+        self._cache: dict[str, list[str]] = {}
 
-    def of_run(self, run: str) -> Counter[str]:
+    def run_terms(self, run: str) -> list[str]:
+        """The run's terms, each as often as it occurs."""
         found = self._cache.get(run)
         if found is None:
-            found = Counter()
             if not is_han(run):
-                found[run] += 1
+                found = [run]
             else:
-                found.update(bigrams(run))
+                found = list(bigrams(run))
                 for i in range(len(run) - 2):
                     if run[i:i + 3] in self.starts:
-                        found.update(run[i:i + n] for n in range(3, min(self.longest, len(run) - i) + 1)
-                                     if run[i:i + n] in self.vocab)
+                        found += [run[i:i + n] for n in range(3, min(self.longest, len(run) - i) + 1)
+                                  if run[i:i + n] in self.vocab]
             self._cache[run] = found
         return found
 
+    def of_run(self, run: str) -> Counter[str]:
+        return Counter(self.run_terms(run))
+
     def of(self, runs: tuple[str, ...], joins: tuple[str, ...]) -> Counter[str]:
-        terms: Counter[str] = Counter(joins)
+        terms: list[str] = list(joins)
         for run in runs:
-            terms.update(self.of_run(run))
-        return terms
+            terms += self.run_terms(run)
+        return Counter(terms)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Counting, in worker processes: each cuts its range of sections once, counts jieba's words in them
+# (pass 1), and once the parent has chosen the vocabulary, counts their index terms (pass 2)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What the worker processes share, inherited through fork (never pickled)."""
+
+    texts: list[tuple[str, str]]  # (heading, body) per section
+    segmenter: Segmenter
+    settings: SearchSettings
+
+
+PassOne = tuple[Counter[str], int]  # section counts of jieba's 3+ character words; characters of text
+PassTwo = tuple[list[str], np.ndarray, np.ndarray, np.ndarray]  # see _RangeCounter.postings
+
+
+class _RangeCounter:
+    """The sections start..stop, cut once and kept as ids of their distinct runs between the passes."""
+
+    def __init__(self, job: _Job, bounds: tuple[int, int]):
+        self.job = job
+        self.start, self.stop = bounds
+        self.run_ids: dict[str, int] = {}
+        # per section: heading run ids, heading joins, body run ids, body joins, BM25 length
+        self.cut: list[tuple[list[int], tuple[str, ...], list[int], tuple[str, ...], int]] = []
+
+    def words(self) -> PassOne:
+        finder = WordFinder(self.job.segmenter)
+        hw = self.job.settings.heading_weight
+        run_ids = self.run_ids
+        words_of: list[frozenset[str]] = []  # per run id
+        df: Counter[str] = Counter()
+        total = 0
+        for title, body in self.job.texts[self.start:self.stop]:
+            heading_runs, heading_joins, heading_size = cut_text(title)
+            body_runs, body_joins, body_size = cut_text(body)
+            heading_ids = [run_ids.setdefault(r, len(run_ids)) for r in heading_runs]
+            body_ids = [run_ids.setdefault(r, len(run_ids)) for r in body_runs]
+            if len(words_of) < len(run_ids):  # runs seen for the first time, in the order of their ids
+                for run, run_id in zip(heading_runs + body_runs, heading_ids + body_ids, strict=True):
+                    if run_id == len(words_of):
+                        words_of.append(finder.of_run(run))
+            df.update(set().union(*(words_of[r] for r in {*heading_ids, *body_ids} if words_of[r])))
+            length = heading_size * hw + body_size
+            total += length
+            self.cut.append((heading_ids, heading_joins, body_ids, body_joins, length))
+        return df, total
+
+    def postings(self, vocab: frozenset[str], avgdl: float) -> PassTwo:
+        """(this range's terms, sorted; and per posting its term's index in them, section number, impact),
+        the postings in term order then section order."""
+        s = self.job.settings
+        counter = TermCounter(set(vocab))
+        ids: dict[str, int] = {}
+        run_terms = [[ids.setdefault(t, len(ids)) for t in counter.run_terms(run)] for run in self.run_ids]
+
+        def term_ids(run_list: list[int], joins: tuple[str, ...]) -> list[int]:
+            out = [ids.setdefault(j, len(ids)) for j in joins]
+            for r in run_list:
+                out += run_terms[r]
+            return out
+
+        terms_col: list[int] = []
+        tf_col: list[int] = []
+        section_col: list[int] = []
+        norm_of_section: list[float] = []
+        for number, (heading_runs, heading_joins, body_runs, body_joins, length) in enumerate(self.cut, self.start):
+            tf = Counter(term_ids(body_runs, body_joins))
+            if heading_runs:
+                for term, count in Counter(term_ids(heading_runs, heading_joins)).items():
+                    tf[term] += s.heading_weight * count
+            terms_col += tf.keys()
+            tf_col += tf.values()
+            section_col += repeat(number, len(tf))
+            norm_of_section.append(s.k1 * (1 - s.b + s.b * length / avgdl))
+        names = sorted(ids, key=ids.__getitem__)
+        rank = np.empty(len(names), np.int32)
+        rank[np.argsort(np.array(names, dtype=object), kind="stable")] = np.arange(len(names), dtype=np.int32)
+        term = rank[np.array(terms_col, np.int32)] if terms_col else np.zeros(0, np.int32)
+        tf_arr = np.array(tf_col, np.float64)
+        sections = np.array(section_col, np.int32)
+        norms = np.array(norm_of_section, np.float64)[sections - self.start] if section_col else np.zeros(0)
+        part = tf_arr / (tf_arr + norms)  # BM25's tf part, divided by (k1 + 1): in (0, 1)
+        impact = np.maximum(1, np.round(part * IMPACT_SCALE)).astype(np.uint8)
+        order = np.argsort(term, kind="stable")  # term order; sections stay ascending within a term
+        return sorted(names), term[order], sections[order], impact[order]
+
+
+def _count_in_worker(job: _Job, bounds: tuple[int, int], conn) -> None:
+    """A forked worker: pass 1, wait for (vocabulary, average length), pass 2. Errors go to the parent."""
+    try:
+        counter = _RangeCounter(job, bounds)
+        conn.send(("ok", counter.words()))
+        vocab, avgdl = conn.recv()
+        conn.send(("ok", counter.postings(vocab, avgdl)))
+    except BaseException as exc:  # noqa: BLE001 - the parent re-raises it
+        conn.send(("error", exc))
+    finally:
+        conn.close()
+
+
+def _count(job: _Job, choose) -> list[PassTwo]:
+    """Both passes over all sections; `choose(pass-one results)` gives (vocabulary, average length).
+    In one forked worker per core when the site is big enough, else here."""
+    workers = pool_size(len(job.texts), PARALLEL_MIN_SECTIONS)  # 1 in a process with threads (live preview)
+    if workers < 2:
+        counter = _RangeCounter(job, (0, len(job.texts)))
+        vocab, avgdl = choose([counter.words()])
+        return [counter.postings(vocab, avgdl)]
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")  # workers inherit the texts and the loaded segmenter
+    links = []
+    for bounds in _section_ranges(len(job.texts), workers):
+        parent, child = context.Pipe()
+        process = context.Process(target=_count_in_worker, args=(job, bounds, child), daemon=True)
+        process.start()
+        child.close()
+        links.append((process, parent))
+    try:
+        vocab, avgdl = choose([_received(parent) for _, parent in links])
+        for _, parent in links:
+            parent.send((vocab, avgdl))
+        return [_received(parent) for _, parent in links]
+    finally:
+        for process, parent in links:
+            parent.close()
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+
+
+def _received(conn):
+    status, value = conn.recv()
+    if status == "error":
+        raise value
+    return value
+
+
+def _section_ranges(n: int, parts: int) -> list[tuple[int, int]]:
+    step = max(1, math.ceil(n / parts))
+    return [(i, min(n, i + step)) for i in range(0, n, step)] or [(0, 0)]
+
+
+@dataclass(frozen=True)
+class Postings:
+    """Every posting, in term order then section order."""
+
+    terms: list[str]  # sorted
+    starts: np.ndarray  # first posting of each term; len(terms) + 1 entries
+    sections: np.ndarray  # int32
+    impacts: np.ndarray  # uint8
+
+    def df(self) -> np.ndarray:
+        return np.diff(self.starts)
+
+
+def count_postings(texts: list[tuple[str, str]], segmenter: Segmenter,
+                   settings: SearchSettings) -> tuple[set[str], Postings]:
+    """(vocabulary, postings) of the sections' (heading, body) texts."""
+    chosen: list[set[str]] = []
+
+    def choose(first: list[PassOne]) -> tuple[frozenset[str], float]:
+        df: Counter[str] = Counter()
+        for part_df, _ in first:
+            df.update(part_df)
+        chosen.append(choose_vocabulary(df, settings))
+        return frozenset(chosen[0]), sum(length for _, length in first) / max(1, len(texts)) or 1.0
+
+    parts = _count(_Job(texts, segmenter, settings), choose)
+    vocab = chosen[0]
+    terms = sorted(set().union(*(p[0] for p in parts)))
+    index = {t: i for i, t in enumerate(terms)}
+    # each part's term indices map monotonically to the global ones, so the parts are sorted runs:
+    # a stable sort merges them and keeps sections ascending within a term
+    term_col = np.concatenate([np.array([index[t] for t in p[0]], np.int32)[p[1]] for p in parts])
+    order = np.argsort(term_col, kind="stable")
+    term_col = term_col[order]
+    sections = np.concatenate([p[2] for p in parts])[order]
+    impacts = np.concatenate([p[3] for p in parts])[order]
+    starts = np.concatenate([[0], np.cumsum(np.bincount(term_col, minlength=len(terms)))])
+    return vocab, Postings(terms, starts, sections, impacts)
+
+
+def _without(postings: Postings, dropped: set[str]) -> Postings:
+    if not dropped:
+        return postings
+    keep_terms = [i for i, t in enumerate(postings.terms) if t not in dropped]
+    counts = postings.df()
+    mask = np.repeat(np.isin(np.arange(len(postings.terms)), keep_terms), counts)
+    kept_counts = counts[keep_terms]
+    starts = np.concatenate([[0], np.cumsum(kept_counts)]).astype(np.int64)
+    return Postings([postings.terms[i] for i in keep_terms], starts, postings.sections[mask], postings.impacts[mask])
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -277,19 +518,16 @@ class IndexedSection:
     text: str
 
 
-def _heading_path(report: Report, section_id: str) -> str:
-    section = report.section(section_id)
-    if section is None:
-        return ""
-    return " › ".join(s.title.rstrip("。") for s in report.heading_path(section))
-
-
 def section_list(data: SiteData) -> list[IndexedSection]:
     out: list[IndexedSection] = []
     for r_index, report in enumerate(data.reports):
-        for section in report.sections:
-            out.append(IndexedSection(len(out), r_index, section.id, section.title.rstrip("。"),
-                                      _heading_path(report, section.id), section.text))
+        titles: dict[str, str] = {}
+        for section in report.sections:  # a parent comes before its subsections
+            title = section.title.rstrip("。")
+            parent = titles.get(section.parent, "") if section.parent else ""
+            own = title if section.level > 0 else ""
+            titles[section.id] = " › ".join(p for p in (parent, own) if p)
+            out.append(IndexedSection(len(out), r_index, section.id, title, titles[section.id], section.text))
     return out
 
 
@@ -302,15 +540,6 @@ def _facet_ranges(numbers: Iterable[int]) -> list[int]:
         else:
             flat += [n, 1]
     return flat
-
-
-def _encode_postings(postings: list[tuple[int, int]]) -> list[list[int]]:
-    deltas, impacts, last = [], [], 0
-    for number, impact in postings:
-        deltas.append(number - last)
-        impacts.append(impact)
-        last = number
-    return [deltas, impacts]
 
 
 def traditional_map(charset: set[str]) -> str:
@@ -356,126 +585,219 @@ def _facet_values(data: SiteData, sections: list[IndexedSection]) -> dict[str, l
     return values
 
 
+# Postings are text, so that static hosts gzip them like any JSON (many leave binary types alone):
+# 64 characters that JSON does not escape, each carrying 5 bits and a "more follows" flag.
+DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_DIGIT_CODES = np.frombuffer(DIGITS.encode("ascii"), np.uint8)
+
+
+def varints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Non-negative integers (below 2**30) as characters of DIGITS, low 5 bits first, every character but
+    a number's last with 32 added (the "more" flag); and how many characters each number took."""
+    v = values.astype(np.uint32)
+    size = np.ones(len(v), np.uint8)
+    for k in range(1, 6):
+        size += v >= 1 << (5 * k)
+    at = np.cumsum(size, dtype=np.int64) - size
+    digits = np.zeros(int(at[-1]) + int(size[-1]) if len(v) else 0, np.uint8)
+    digits[at] = (v & 31).astype(np.uint8) | ((size > 1).astype(np.uint8) << 5)
+    for k in range(1, int(size.max()) if len(v) else 0):  # the numbers of 2+ characters
+        sel = np.flatnonzero(size > k)
+        digits[at[sel] + k] = ((v[sel] >> (5 * k)) & 31).astype(np.uint8) | ((size[sel] > k + 1).astype(np.uint8) << 5)
+    return _DIGIT_CODES[digits], size
+
+
+@dataclass(frozen=True)
+class EncodedPostings:
+    """Each term's postings as two strings: its section numbers as varint deltas, and one character per
+    section for its impact (DIGITS[impact - 1])."""
+
+    varint_chars: np.ndarray
+    varint_at: np.ndarray  # per term: start in varint_chars; len(terms) + 1 entries
+    impact_chars: np.ndarray
+    starts: np.ndarray
+
+    def size(self, i: int) -> int:
+        return int(self.varint_at[i + 1] - self.varint_at[i] + self.starts[i + 1] - self.starts[i])
+
+    def of(self, i: int) -> tuple[str, str]:
+        return (self.varint_chars[self.varint_at[i]:self.varint_at[i + 1]].tobytes().decode("ascii"),
+                self.impact_chars[self.starts[i]:self.starts[i + 1]].tobytes().decode("ascii"))
+
+
+def encode_postings(postings: Postings) -> EncodedPostings:
+    deltas = np.diff(postings.sections, prepend=0)
+    firsts = postings.starts[:-1][np.diff(postings.starts) > 0]
+    deltas[firsts] = postings.sections[firsts]  # each term's list starts from section 0
+    chars, size = varints(deltas)
+    at = np.concatenate([[0], np.cumsum(size, dtype=np.int64)])[postings.starts]
+    return EncodedPostings(chars, at, _DIGIT_CODES[postings.impacts - 1], postings.starts)
+
+
+def snippet_window(text: str, term: str) -> tuple[int, str]:
+    """(start, text) of the part of a section's text the worker's snippet() would show for this term
+    alone: where most of its occurrences stand within SNIPPET_WIDTH characters, from SNIPPET_LEAD before."""
+    norm = normalise(text)
+    spot = _norm_positions(text, norm)
+    hits = []
+    at = norm.find(term)
+    while at >= 0:
+        hits.append((spot(at), spot(at + len(term))))
+        at = norm.find(term, at + 1)
+    start = 0
+    if hits:
+        best = -1
+        for s, _ in hits:
+            count = sum(1 for a, b in hits if a >= s and b <= s + SNIPPET_WIDTH)
+            if count > best:
+                best, start = count, s
+        start = max(0, start - SNIPPET_LEAD)
+    return start, text[start:start + SNIPPET_WIDTH + SNIPPET_LEAD]
+
+
+def _norm_positions(text: str, norm: str):
+    """Position in the normalised text -> position in the text (they differ only where NFKC expands)."""
+    if len(norm) == len(text):
+        return lambda i: i
+    positions: list[int] = []
+    for pos, ch in enumerate(text):
+        positions += [pos] * len(normalise(ch))
+    positions.append(len(text))
+    return lambda i: positions[min(i, len(positions) - 1)]
+
+
 def build_search_files(data: SiteData, settings: SearchSettings) -> list[OutputFile]:
     sections = section_list(data)
     segmenter = Segmenter(settings.probes)  # fails loudly when jieba is missing or broken
-    texts = [section_text(s.title, s.text, settings.heading_weight) for s in sections]
-    vocab = vocabulary(texts, segmenter, settings)
-    counter = TermCounter(vocab)
-    terms = [(counter.of(t.heading_runs, t.heading_joins), counter.of(t.body_runs, t.body_joins), t.length)
-             for t in texts]
+    vocab, postings = count_postings([(s.title, s.text) for s in sections], segmenter, settings)
     n = max(len(sections), 1)
-    avgdl = sum(length for _, _, length in terms) / n or 1.0
-
-    df: Counter[str] = Counter()
-    for heading, body, _ in terms:
-        df.update(heading.keys() | body.keys())
-    stop = {term for term, count in df.items() if count / n > settings.stop_ratio} | set(settings.stop_words)
+    df = postings.df()
+    stop = {t for t, count in zip(postings.terms, df.tolist(), strict=True) if count / n > settings.stop_ratio}
+    stop |= set(settings.stop_words)
+    charset = {ch for term in postings.terms for ch in term if is_han(ch)}
+    postings = _without(postings, stop)
     vocab -= stop
-    indexed = {term for term in df if term not in stop}
-
-    postings: dict[str, list[tuple[int, int]]] = {}
-    k1, b, hw = settings.k1, settings.b, settings.heading_weight
-    for number, (heading, body, length) in enumerate(terms):
-        norm = k1 * (1 - b + b * length / avgdl)
-        for term in heading.keys() | body.keys():
-            if term not in indexed:
-                continue
-            tf = body[term] + hw * heading[term]
-            part = tf / (tf + norm)  # BM25's tf part, divided by (k1 + 1): in (0, 1)
-            postings.setdefault(term, []).append((number, max(1, round(part * IMPACT_SCALE))))
+    encoded = encode_postings(postings)
+    df_kept = postings.df()
     facets = _facet_values(data, sections)
 
-    entries: dict[str, list[object]] = {}
-    for term in sorted(postings):
-        idf = math.log(1 + (n - len(postings[term]) + 0.5) / (len(postings[term]) + 0.5))
-        entries[term] = [round(idf * 1000), *_encode_postings(postings[term])]
+    own, shared, doc_sections = _plan_files(postings, encoded, vocab, sections, settings)
+    own_index = {term: i for i, term in enumerate(own)}
+    groups: list[list[int]] = [[] for _ in range(shared)]
+    own_groups: list[list[int]] = [[] for _ in own]
+    for i, term in enumerate(postings.terms):
+        if term in own_index:
+            own_groups[own_index[term]].append(i)
+        else:
+            groups[fnv1a(term) % shared].append(i)
+    facet_groups: list[dict[str, list[int]]] = [{} for _ in range(shared)]
     for key, numbers in sorted(facets.items()):
-        entries[key] = [0, _facet_ranges(numbers)]
-    own, shared, doc_target = _plan_files(entries, sections, settings)
-    files = [OutputFile(f"{INDEX_DIR}t/b{i}.json", _json({term: entries[term]})) for i, term in enumerate(own)]
-    shards: list[dict[str, object]] = [{} for _ in range(shared)]
-    for term, entry in entries.items():
-        if term not in own:
-            shards[fnv1a(term) % shared][term] = entry
-    files += [OutputFile(f"{INDEX_DIR}t/{i}.json", _json(shard)) for i, shard in enumerate(shards)]
+        facet_groups[fnv1a(key) % shared][key] = _facet_ranges(numbers)
 
-    doc_files, doc_starts = _doc_shards(data, sections, doc_target)
-    charset = {ch for term in df for ch in term if is_han(ch)}
+    def rows_for(i: int) -> int:
+        term = postings.terms[i]
+        if term in own_index:
+            return settings.snippet_rows
+        return FIRST_RESULTS if term in vocab or df_kept[i] >= SHARED_ROWS_MIN_SECTIONS else 0
+
+    def term_file(path: str, members: list[int], facet_ranges: dict[str, list[int]]) -> OutputFile:
+        return OutputFile(path, _term_file(postings, encoded, members, facet_ranges, rows_for, data, sections, n))
+
+    files = [term_file(f"{INDEX_DIR}t/b{k}.json", members, {}) for k, members in enumerate(own_groups)]
+    files += [term_file(f"{INDEX_DIR}t/{k}.json", members, facet_groups[k]) for k, members in enumerate(groups)]
+    doc_files = _doc_shards(data, sections, doc_sections)
     manifest = {
         "version": FORMAT_VERSION, "sections": len(sections), "reports": len(data.reports),
-        "termShards": shared, "ownFiles": {term: i for i, term in enumerate(own)}, "docStarts": doc_starts,
-        "impactScale": IMPACT_SCALE,
-        "vocab": sorted(vocab), "stop": sorted(stop), "t2s": traditional_map(charset),
-        "facets": _facet_counts(data, facets),
+        "termShards": shared, "ownFiles": own_index, "docSections": doc_sections,
+        "impactScale": IMPACT_SCALE, "vocab": sorted(vocab), "stop": sorted(stop), "t2s": traditional_map(charset),
     }
     return [OutputFile(INDEX_DIR + "manifest.json", _json(manifest)), *files, *doc_files]
 
 
-def _plan_files(entries: dict[str, list[object]], sections: list[IndexedSection],
+def _term_file(postings: Postings, encoded: EncodedPostings, members: list[int], facet_ranges: dict[str, list[int]],
+               rows_for, data: SiteData, sections: list[IndexedSection], n: int) -> bytes:
+    """{"t": term -> [idf x 1000, deltas, impacts], "f": facet ranges, "r": report rows, "s": snippet rows}."""
+    directory: dict[str, list[object]] = {}
+    snippets: dict[str, list[list[object]]] = {}
+    reports: list[list[object]] = []
+    report_at: dict[int, int] = {}
+    for i in members:
+        term = postings.terms[i]
+        count = int(postings.starts[i + 1] - postings.starts[i])
+        idf = math.log(1 + (n - count + 0.5) / (count + 0.5))
+        directory[term] = [round(idf * 1000), *encoded.of(i)]
+        wanted = rows_for(i)
+        if wanted:
+            lo, hi = int(postings.starts[i]), int(postings.starts[i + 1])
+            numbers, impacts = postings.sections[lo:hi], postings.impacts[lo:hi]
+            best = np.lexsort((numbers, -impacts.astype(np.int16)))[:wanted]  # the order a one-word query ranks
+            rows = []
+            for k in best.tolist():
+                s = sections[int(numbers[k])]
+                if s.report not in report_at:
+                    report_at[s.report] = len(reports)
+                    reports.append(_report_row(data.reports[s.report]))
+                start, window = snippet_window(s.text, term)
+                rows.append([s.number, report_at[s.report], s.anchor, s.path, s.title, start, window, len(s.text)])
+            snippets[term] = rows
+    return _json({"t": directory, "f": facet_ranges, "r": reports, "s": snippets})
+
+
+ROW_BYTES = 450  # about the size of one snippet row (report, heading path, 110 characters of text)
+# A word sharing a file carries FIRST_RESULTS snippet rows when it is a vocabulary word or in this many
+# sections: the rarest piece of a query (跨省 of 跨省通办) then brings the snippets of its first results.
+# Rarer words do not: their rows would swell every shared file for queries that are rare themselves.
+SHARED_ROWS_MIN_SECTIONS = 100
+OWN_SHARE = 4  # at most 1/OWN_SHARE of the file budget goes to files of one common term
+TERM_FETCHES = 2  # a typical query reads two word lists that share their file...
+DOC_FETCHES = 2  # ...and the text files of about two of the results it shows (snippet rows cover the rest)
+
+
+def _plan_files(postings: Postings, encoded: EncodedPostings, vocab: set[str], sections: list[IndexedSection],
                 settings: SearchSettings) -> tuple[list[str], int, int]:
     """Split the file budget (max_files - 1 for the manifest) between term lists and section texts.
 
-    A query downloads whole files: its terms' lists, then the texts of the FIRST_RESULTS sections it
-    shows. So a common term (行政复议) gets a file of its own - fetching it brings nothing else - rare
-    terms share files chosen by hash, and when the budget binds, shared and text files are sized so that
-    a two-word query reads about as many bytes of each. Returns (terms with their own file, number of
-    shared files, target bytes of a text file)."""
+    A query downloads whole files: its terms' lists (with their snippet rows), then the texts of the
+    results no snippet row covers. So a common term (行政复议) gets a file of its own - fetching it brings
+    nothing else - rare terms share files chosen by hash, and when the budget binds, shared and text files
+    are sized so that a query reads about as many bytes of each. Returns (terms with their own file,
+    number of shared files, sections per text file)."""
     budget = settings.max_files - 1
     target, doc_min = settings.posting_shard_kb * 1024, settings.doc_shard_kb * 1024
-    sizes = {term: len(_json(entry)) for term, entry in entries.items()}
-    big = sorted((t for t, size in sizes.items() if size >= target), key=lambda t: (-sizes[t], t))
-    own = big[: budget // 8]
-    rest = sum(sizes.values()) - sum(sizes[t] for t in own)
+    sizes = encoded.varint_at[1:] - encoded.varint_at[:-1] + np.diff(postings.starts)
+    own_rows = ROW_BYTES * settings.snippet_rows
+    by_size = np.lexsort((np.arange(len(sizes)), -sizes))  # biggest first, ties by term order
+    big = [int(i) for i in by_size if sizes[i] + own_rows >= target][: budget // OWN_SHARE]
+    own = sorted(postings.terms[i] for i in big)
+    df = np.diff(postings.starts)
+    with_rows = sum(1 for i, t in enumerate(postings.terms) if t in vocab or df[i] >= SHARED_ROWS_MIN_SECTIONS)
+    shared_rows = ROW_BYTES * FIRST_RESULTS * (with_rows - len(own))
+    rest = int(sizes.sum()) - sum(int(sizes[i]) for i in big) + shared_rows
     doc_bytes = sum(len(s.text.encode()) + len(s.path.encode()) + len(s.title.encode()) + 24 for s in sections)
     shared, docs = math.ceil(rest / target) or 1, math.ceil(doc_bytes / doc_min) or 1
     free = budget - len(own)
     if shared + docs > free:
-        ratio = math.sqrt(2 * rest / (FIRST_RESULTS * doc_bytes))
+        # fewest bytes for a query reading TERM_FETCHES shared files and DOC_FETCHES text files
+        ratio = math.sqrt(TERM_FETCHES * rest / (DOC_FETCHES * doc_bytes))
         shared = max(1, min(shared, round(free * ratio / (1 + ratio))))
         docs = free - shared
-    return own, shared, max(doc_min, math.ceil(doc_bytes / docs))
+    return own, shared, max(1, math.ceil(len(sections) / docs))
 
 
-def _doc_shards(data: SiteData, sections: list[IndexedSection], target: int) -> tuple[list[OutputFile], list[int]]:
-    """Whole reports per file, in order, until a file reaches `target` bytes."""
+def _doc_shards(data: SiteData, sections: list[IndexedSection], per_file: int) -> list[OutputFile]:
+    """`per_file` sections per file, in order: section n is in file n // per_file."""
     files: list[OutputFile] = []
-    starts: list[int] = []
-    reports: list[list[object]] = []
-    rows: list[list[object]] = []
-    size = 0
-    current_report = -1
-
-    def flush() -> None:
-        nonlocal reports, rows, size, current_report
-        if rows:
-            files.append(OutputFile(f"{INDEX_DIR}d/{len(files)}.json", _json({"r": reports, "s": rows})))
-        reports, rows, size, current_report = [], [], 0, -1
-
-    for s in sections:
-        if s.report != current_report:
-            if size >= target:
-                flush()
-            if not rows:
-                starts.append(s.number)
-            reports.append(_report_row(data.reports[s.report]))
-            current_report = s.report
-        rows.append([len(reports) - 1, s.anchor, s.path, s.title, s.text])
-        size += len(s.text.encode()) + len(s.path.encode()) + len(s.title.encode()) + 24
-    flush()
-    return files, starts
-
-
-def _facet_counts(data: SiteData, facets: dict[str, list[int]]) -> dict[str, list[list[object]]]:
-    """Facet values with labels and section counts, for the filter menus."""
-    topic_names = {t.slug: t.name for t in data.topic_rules.topics}
-    labels = {"y": lambda v: f"{v}年度", "l": lambda v: LEVEL_LABELS.get(v, v), "p": str, "c": str,
-              "t": lambda v: topic_names.get(v, v)}
-    out: dict[str, list[list[object]]] = {k: [] for k in labels}
-    for key, numbers in sorted(facets.items()):
-        kind, value = key[1], key[3:]
-        out[kind].append([value, labels[kind](value), len(numbers)])
-    return out
+    for first in range(0, len(sections), per_file):
+        reports: list[list[object]] = []
+        at: dict[int, int] = {}
+        rows: list[list[object]] = []
+        for s in sections[first:first + per_file]:
+            if s.report not in at:
+                at[s.report] = len(reports)
+                reports.append(_report_row(data.reports[s.report]))
+            rows.append([at[s.report], s.anchor, s.path, s.title, s.text])
+        files.append(OutputFile(f"{INDEX_DIR}d/{len(files)}.json", _json({"r": reports, "s": rows})))
+    return files
 
 
 def search_files(data: SiteData, content_dir: Path) -> list[OutputFile]:

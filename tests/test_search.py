@@ -28,26 +28,47 @@ def load_manifest(site: Path) -> dict:
     return json.loads((index_dir(site) / "manifest.json").read_text(encoding="utf-8"))
 
 
+def term_file(site: Path, name: str) -> dict:
+    return json.loads((index_dir(site) / "t" / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def decode(deltas: str, impacts: str) -> tuple[list[int], list[int]]:
+    """Section numbers (varint deltas in search.DIGITS) and impacts of one term, decoded as the worker does."""
+    numbers, pos, last = [], 0, 0
+    for _ in impacts:
+        value, shift = 0, 0
+        while True:
+            digit = search.DIGITS.index(deltas[pos])
+            pos += 1
+            value |= (digit & 31) << shift
+            shift += 5
+            if digit < 32:
+                break
+        last += value
+        numbers.append(last)
+    assert pos == len(deltas)
+    return numbers, [search.DIGITS.index(ch) + 1 for ch in impacts]
+
+
+def file_of(manifest: dict, term: str) -> str:
+    own = manifest["ownFiles"]
+    return f"b{own[term]}" if term in own else str(search.fnv1a(term) % manifest["termShards"])
+
+
 def postings_of(site: Path, term: str) -> list[int]:
     """Section numbers of a term, read the way the browser reads them (shard by FNV-1a of the term)."""
-    manifest = load_manifest(site)
-    own = manifest["ownFiles"]
-    name = f"b{own[term]}" if term in own else str(search.fnv1a(term) % manifest["termShards"])
-    shard = json.loads((index_dir(site) / "t" / f"{name}.json").read_text(encoding="utf-8"))
-    if term not in shard:
+    header = term_file(site, file_of(load_manifest(site), term))
+    if term not in header["t"]:
         return []
-    numbers, last = [], 0
-    for delta in shard[term][1]:
-        last += delta
-        numbers.append(last)
-    return numbers
+    _idf, deltas, impacts = header["t"][term]
+    return decode(deltas, impacts)[0]
 
 
 def section_rows(site: Path) -> list[tuple[str, str, str]]:
     """(report page, section id, text) for every section number, from the text shards."""
     rows = []
-    for i in range(len(load_manifest(site)["docStarts"])):
-        shard = json.loads((index_dir(site) / "d" / f"{i}.json").read_text(encoding="utf-8"))
+    for path in sorted((index_dir(site) / "d").glob("*.json"), key=lambda p: int(p.stem)):
+        shard = json.loads(path.read_text(encoding="utf-8"))
         rows += [(shard["r"][r][0], anchor, text) for r, anchor, _path, _title, text in shard["s"]]
     return rows
 
@@ -71,7 +92,8 @@ def test_index_covers_every_section_and_stays_within_file_budget(built_site: Pat
     assert manifest["sections"] == sum(len(r.sections) for r in reports)
     assert len(section_rows(built_site)) == manifest["sections"]
     files = [p for p in index_dir(built_site).rglob("*") if p.is_file()]
-    assert len(files) == 1 + len(manifest["ownFiles"]) + manifest["termShards"] + len(manifest["docStarts"])
+    docs = -(-manifest["sections"] // manifest["docSections"])
+    assert len(files) == 1 + len(manifest["ownFiles"]) + manifest["termShards"] + docs
     assert len(files) <= search.load_search_settings(CONTENT_DIR).max_files
 
 
@@ -87,9 +109,72 @@ def test_search_mode_words_and_facets_are_in_the_index(built_site: Path):
     manifest = load_manifest(built_site)
     assert "城事通" in manifest["vocab"] and "法律明白人" not in manifest["stop"]
     assert postings_of(built_site, "城事通")
-    years = {row[0] for row in manifest["facets"]["y"]}
-    assert {"2020", "2023", "2024"} <= years
+    for year in ("2020", "2023", "2024"):
+        header = term_file(built_site, file_of(manifest, f"@y:{year}"))
+        assert header["f"][f"@y:{year}"]
     assert manifest["t2s"] and len(manifest["t2s"]) % 2 == 0
+
+
+def test_snippet_rows_are_a_terms_best_sections_with_a_window_of_their_text(built_site: Path):
+    """A term file carries, for its common terms, the sections a one-word query shows first, each with
+    a window of the section's own text where the term stands (so the worker needs no text file for them)."""
+    manifest = load_manifest(built_site)
+    rows = section_rows(built_site)
+    checked = 0
+    names = [f"b{i}" for i in range(len(manifest["ownFiles"]))] + [str(i) for i in range(manifest["termShards"])]
+    for name in names:
+        header = term_file(built_site, name)
+        for term, snippet_rows in header["s"].items():
+            _idf, deltas, impact_text = header["t"][term]
+            numbers, impacts = decode(deltas, impact_text)
+            count = len(numbers)
+            best = sorted(zip(numbers, impacts, strict=True), key=lambda p: (-p[1], p[0]))
+            assert [r[0] for r in snippet_rows] == [n for n, _ in best[:len(snippet_rows)]]
+            assert len(snippet_rows) >= min(count, search.FIRST_RESULTS)
+            for n, report, anchor, _path, _title, start, window, length in snippet_rows:
+                page, section_id, text = rows[n]
+                assert header["r"][report][0] == page and anchor == section_id and length == len(text)
+                assert text[start:start + len(window)] == window
+                in_text = term in search.normalise(text)
+                assert not in_text or term in search.normalise(window), (term, n)
+                checked += 1
+    assert checked > 100
+
+
+def test_pairs_across_a_gap_are_joined_exactly_when_joinable_says_so():
+    gaps = ["”“", "、", "·", "……", "）（", "_", "-", "——", "，“", " ", "a", "1", "é", "，、。；", "\n"]
+    for gap in gaps:
+        _runs, joins, _size = search.cut_text("甲乙" + gap + "丙丁")
+        normalised = search.normalise(gap)
+        assert (joins == ("乙丙",)) == search.joinable(normalised), gap
+    assert search.cut_text("八五普法：“八五”普法")[1] == ("法八", "五普")
+
+
+def test_varints_round_trip():
+    import numpy as np
+
+    values = np.array([0, 1, 31, 32, 300, 1023, 1024, 2**20 + 5, 2**25 + 7], np.int64)
+    chars, sizes = search.varints(values)
+    assert sizes.tolist() == [1, 1, 1, 2, 2, 2, 3, 5, 6]
+    numbers, _ = decode(chars.tobytes().decode("ascii"), "A" * len(values))
+    assert [b - a for a, b in zip([0, *numbers], numbers, strict=False)] == values.tolist()
+    assert not set(search.DIGITS) & set('"\\') and len(set(search.DIGITS)) == 64  # nothing JSON escapes
+
+
+def test_index_is_the_same_bytes_built_in_worker_processes(monkeypatch):
+    """Forked workers count the terms of big sites; the files must not depend on how the work was split."""
+    from reportsite.config import load_config
+    from reportsite.pipeline import derive
+    from reportsite.topics import load_topics
+
+    data = derive(load_content(CONTENT_DIR), load_topics(CONTENT_DIR), load_config(CONTENT_DIR, None))
+    settings = search.load_search_settings(CONTENT_DIR)
+    serial = search.build_search_files(data, settings)
+    monkeypatch.setattr(search, "PARALLEL_MIN_SECTIONS", 0)
+    if search.pool_size(1, 0) < 2:
+        pytest.skip("one core, or other threads in this process: the index is built in one process")
+    parallel = search.build_search_files(data, settings)
+    assert [(f.path, f.data) for f in parallel] == [(f.path, f.data) for f in serial]
 
 
 def test_heading_words_weigh_more_than_body_words():

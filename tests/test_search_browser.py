@@ -80,6 +80,24 @@ def test_xingzheng_fuyi_returns_sections_of_all_five_reports(page, site):
     assert snippet_marks and set(snippet_marks) == {"行政复议"}
 
 
+def test_first_results_of_a_word_come_with_its_word_list(browser, site):
+    """The word lists carry snippet rows of their best sections: the first page of a one-word query
+    needs no section text file, and its snippets still show the word highlighted in the section's text."""
+    context = browser.new_context()  # an empty cache
+    page = context.new_page()
+    fetched: list[str] = []
+    page.on("requestfinished", lambda r: fetched.append(urlsplit(r.url).path))
+    try:
+        assert len(search_for(page, site, "法律明白人", everything=False)) == 3
+        index_files = [p for p in fetched if "/search/idx/" in p]
+        assert index_files and not [p for p in index_files if "/search/idx/d/" in p], index_files
+        snippets = page.eval_on_selector_all(".search-snippet", "ps => ps.map(p => p.textContent)")
+        marks = page.eval_on_selector_all(".search-snippet mark", "ms => ms.map(m => m.textContent)")
+        assert len(snippets) == 3 and all("法律明白人" in s for s in snippets) and set(marks) == {"法律明白人"}
+    finally:
+        context.close()
+
+
 def test_falv_mingbairen_returns_exactly_the_sections_that_mention_it(page, site):
     results = search_for(page, site, "法律明白人")
     expected = sections_containing("法律明白人")

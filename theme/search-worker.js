@@ -142,12 +142,12 @@ function junctions(units, vocab, maxLen) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Index files
+// Index files (format 2, see reportsite/search.py): manifest.json, t/*.json term files, d/*.json texts
 
 let base = "";
 let manifestPromise = null;
-const files = new Map(); // url -> Promise<json>
-const decoded = new Map(); // term -> {idf, numbers, impacts} | null
+const files = new Map(); // url -> Promise<parsed file>
+const decoded = new Map(); // term -> {idf, numbers, impacts} | {ranges} | null
 
 function load(path) {
   const url = base + path;
@@ -179,25 +179,57 @@ function shardOf(m, key) {
   return Object.hasOwn(m.ownFiles, key) ? `t/b${m.ownFiles[key]}.json` : `t/${fnv1a(key) % m.termShards}.json`;
 }
 
+// Postings are text (DIGITS in search.py): each character carries 5 bits, 32 added when more follow.
+const DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+const DIGIT_VALUE = new Int8Array(128).fill(-1);
+for (let i = 0; i < DIGITS.length; i += 1) DIGIT_VALUE[DIGITS.charCodeAt(i)] = i;
+
+/** Section numbers (varint deltas) and impacts of one term. */
+function decodePostings(deltas, impactText, idf) {
+  const count = impactText.length;
+  const numbers = new Int32Array(count);
+  const impacts = new Uint8Array(count);
+  let pos = 0;
+  let last = 0;
+  for (let k = 0; k < count; k += 1) {
+    let value = 0;
+    let scale = 1;
+    let digit;
+    do {
+      digit = DIGIT_VALUE[deltas.charCodeAt(pos)];
+      pos += 1;
+      value += (digit & 31) * scale;
+      scale *= 32;
+    } while (digit & 32);
+    last += value;
+    numbers[k] = last;
+    impacts[k] = DIGIT_VALUE[impactText.charCodeAt(k)] + 1;
+  }
+  return { idf, numbers, impacts };
+}
+
+/** Postings of the keys (terms and facet keys), and the snippet rows their files carry: n -> [rows]. */
 async function postings(m, keys) {
   const shards = await Promise.all(keys.map((key) => load(shardOf(m, key))));
   const out = new Map();
+  const rows = new Map();
   keys.forEach((key, index) => {
+    const file = shards[index];
     if (!decoded.has(key)) {
-      const raw = Object.hasOwn(shards[index], key) ? shards[index][key] : null;
-      if (!raw) decoded.set(key, null);
-      else if (key.startsWith("@")) decoded.set(key, { ranges: raw[1] });
+      if (key.startsWith("@")) decoded.set(key, Object.hasOwn(file.f, key) ? { ranges: file.f[key] } : null);
+      else if (!Object.hasOwn(file.t, key)) decoded.set(key, null);
       else {
-        const [deltas, impacts] = [raw[1], raw[2]];
-        const numbers = new Int32Array(deltas.length);
-        let last = 0;
-        deltas.forEach((d, k) => { last += d; numbers[k] = last; });
-        decoded.set(key, { idf: raw[0] / 1000, numbers, impacts });
+        const [idf, deltas, impacts] = file.t[key];
+        decoded.set(key, decodePostings(deltas, impacts, idf / 1000));
       }
     }
     out.set(key, decoded.get(key));
+    for (const [n, r, anchor, path, title, start, text, length] of (Object.hasOwn(file.s, key) ? file.s[key] : [])) {
+      if (!rows.has(n)) rows.set(n, []);
+      rows.get(n).push({ report: file.r[r], anchor, path, title, text, start, length });
+    }
   });
-  return out;
+  return { lists: out, rows };
 }
 
 function inRanges(ranges, n) {
@@ -214,17 +246,13 @@ function inRanges(ranges, n) {
   return false;
 }
 
+/** The whole section from its text file (section n is in file n / docSections). */
 async function sectionRow(m, n) {
-  const starts = m.docStarts;
-  let lo = 0;
-  let hi = starts.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (starts[mid] <= n) lo = mid; else hi = mid - 1;
-  }
-  const shard = await load(`d/${lo}.json`);
-  const row = shard.s[n - starts[lo]];
-  return { report: shard.r[row[0]], anchor: row[1], path: row[2], title: row[3], text: row[4] };
+  const file = Math.floor(n / m.docSections);
+  const shard = await load(`d/${file}.json`);
+  const row = shard.s[n - file * m.docSections];
+  return { report: shard.r[row[0]], anchor: row[1], path: row[2], title: row[3], text: row[4], start: 0,
+    length: row[4].length, whole: true };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -300,8 +328,9 @@ function nearness(hitsPerUnit, units) {
   return 0.5 * together + 0.5 * close;
 }
 
-/** Snippet as [[text, isHit], ...] around the densest place of hits; the page builds it with text nodes. */
-function snippet(text, norm, map, hitsPerUnit, width = 90) {
+/** Snippet as [[text, isHit], ...] around the densest place of hits; the page builds it with text nodes.
+ *  `before` / `after`: the section goes on before / after `text` (a window of it). */
+function snippet(text, norm, map, hitsPerUnit, before = false, after = false, width = 90) {
   const marks = [];
   for (const hits of hitsPerUnit) for (const [s, e] of hits) marks.push([map[s], map[e]]);
   marks.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
@@ -321,7 +350,7 @@ function snippet(text, norm, map, hitsPerUnit, width = 90) {
   }
   const end = Math.min(text.length, start + width + 20);
   const parts = [];
-  if (start > 0) parts.push(["…", false]);
+  if (start > 0 || before) parts.push(["…", false]);
   let pos = start;
   for (const [s, e] of merged) {
     if (e <= start || s >= end) continue;
@@ -332,8 +361,31 @@ function snippet(text, norm, map, hitsPerUnit, width = 90) {
     pos = b;
   }
   if (pos < end) parts.push([text.slice(pos, end), false]);
-  if (end < text.length) parts.push(["…", false]);
+  if (end < text.length || after) parts.push(["…", false]);
   return parts;
+}
+
+/** A row with the units' occurrences in its text and heading. */
+function matchRow(row, units) {
+  const { norm, map } = normalisedWithMap(row.text);
+  return { row, norm, map, hits: unitHits(norm, units), headHits: unitHits(row.title.normalize("NFKC").toLowerCase(), units) };
+}
+
+/** Of a section's snippet rows, the one whose window shows the most query units (then the most hits),
+ *  or null when none will do: one that shows no query word makes a poor snippet, and a quoted phrase that
+ *  stands in neither window nor heading needs the whole text to be confirmed or refused. */
+function bestWindow(rows, units) {
+  if (!rows) return null;
+  let best = null;
+  let bestKey = [-1, -1];
+  for (const row of rows) {
+    const found = matchRow(row, units);
+    const present = found.hits.filter((h, i) => h.length || found.headHits[i].length).length;
+    const key = [present, found.hits.reduce((n, h) => n + h.length, 0)];
+    if (key[0] > bestKey[0] || (key[0] === bestKey[0] && key[1] > bestKey[1])) { best = found; bestKey = key; }
+  }
+  const phraseOk = units.every((u, i) => !u.quoted || best.hits[i].length || best.headHits[i].length);
+  return phraseOk && bestKey[0] > 0 ? best : null;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -374,7 +426,7 @@ async function runQuery({ q, filters = {}, limit = PAGE }) {
 
   const facetKeys = Object.entries(FACETS).filter(([name]) => filters[name]).map(([name, k]) => `@${k}:${filters[name]}`);
   const joins = junctions(units, m.vocabSet, m.maxLen).filter((t) => !m.stopSet.has(t) && !searchable.includes(t));
-  const lists = await postings(m, [...searchable, ...joins, ...facetKeys]);
+  const { lists, rows: windows } = await postings(m, [...searchable, ...joins, ...facetKeys]);
   const termLists = searchable.map((t) => lists.get(t));
   if (termLists.some((l) => !l)) return { ...base, reason: "none", ms: performance.now() - started };
   const narrow = (scores) => {
@@ -403,13 +455,14 @@ async function runQuery({ q, filters = {}, limit = PAGE }) {
     const batch = ranked.slice(checked, checked + Math.max(limit - shown.length, PAGE));
     checked += batch.length;
     rounds += 1;
-    const rows = await Promise.all(batch.map(([n]) => sectionRow(m, n)));
+    // A section's snippet row (from the term files already read) when one shows the query words it has
+    // - a quoted phrase must stand in it - else its whole text from its text file.
+    let matched = batch.map(([n]) => bestWindow(windows.get(n), near));
+    const missing = matched.map((found, k) => (found ? null : batch[k][0]));
+    const fetched = await Promise.all(missing.map((n) => (n === null ? null : sectionRow(m, n).then((row) => matchRow(row, near)))));
+    matched = matched.map((found, k) => found || fetched[k]);
     batch.forEach(([n, score], k) => {
-      const row = rows[k];
-      const heading = row.title;
-      const { norm, map } = normalisedWithMap(row.text);
-      const hits = unitHits(norm, near);
-      const headHits = unitHits(heading.normalize("NFKC").toLowerCase(), near);
+      const { row, norm, map, hits, headHits } = matched[k];
       const phraseOk = near.every((u, i) => !u.quoted || hits[i].length || headHits[i].length);
       if (!phraseOk) return;
       const boost = nearness(hits.map((h, i) => (h.length ? h : headHits[i])), near);
@@ -417,7 +470,7 @@ async function runQuery({ q, filters = {}, limit = PAGE }) {
         n, score: score * (1 + boost), url: `${row.report[0]}?hl=${encodeURIComponent(highlight.join(" "))}#${row.anchor}`,
         page: row.report[0], anchor: row.anchor, label: row.report[1], year: row.report[2], province: row.report[3],
         city: row.report[4], level: row.report[5], path: row.path || "导语",
-        snippet: snippet(row.text, norm, map, hits),
+        snippet: snippet(row.text, norm, map, hits, row.start > 0, row.start + row.text.length < row.length),
       });
     });
   }
@@ -434,7 +487,7 @@ if (typeof WorkerGlobalScope !== "undefined" && self instanceof WorkerGlobalScop
     const message = event.data;
     if (message.type === "init") {
       base = message.base;
-      manifest().then((m) => self.postMessage({ type: "ready", facets: m.facets }),
+      manifest().then(() => self.postMessage({ type: "ready" }),
         (error) => self.postMessage({ type: "error", message: String(error.message || error) }));
       return;
     }

@@ -35,7 +35,7 @@ function setupSearchPage(form) {
   const worker = new Worker(new URL("./search-worker.js", import.meta.url));
   const indexBase = new URL(form.dataset.index, location.href).href;
   let latest = 0;
-  const FIRST = 5; // as many as fit a phone screen; each needs its section's text file for the snippet
+  const FIRST = 5; // as many as fit a phone screen; their snippets mostly come with the word lists (search.py)
   let limit = FIRST;
   let timer = 0;
 
