@@ -133,7 +133,8 @@ class Fingerprinter:
             if depth > 0:
                 for index, child in enumerate(children):
                     if type(child) not in _LEAVES:
-                        stack.append((child, _blake(item_digest, index.to_bytes(4, "little")), depth - 1))
+                        # an identifier, not a hash: unique given the key and the path to the part
+                        stack.append((child, item_digest + index.to_bytes(4, "little"), depth - 1))
         return parts
 
     def reference_of(self, obj: object) -> bytes | None:
@@ -284,6 +285,8 @@ class LoadedFile:
     digest: bytes
     report: Report | None
     problems: tuple[Problem, ...]
+    work: bytes = b""  # digest of the per-report work (functions and rules) that `derived` holds
+    derived: tuple[Any, ...] = ()  # its results, stored with the report (one pickle keeps their links)
 
 
 @dataclasses.dataclass
@@ -413,8 +416,9 @@ class BuildCache:
     def load_content(self, content_dir: Path, work: Sequence[ReportWork] = ()) -> Content:
         """model.load_content, reading and parsing only files that changed since the last call; many
         files to parse (a cold build) are parsed by a pool of processes, which also do the per-report
-        `work`: its results are remembered as if `call` had computed them."""
+        `work`. Its results are stored with the report and remembered as if `call` had computed them."""
         table = dv.load_divisions()
+        work_digest = self.fingerprint.of(*work) if work else b""
         entries: dict[str, LoadedFile | tuple[tuple[int, int, int], bytes, bytes]] = {}
         for path in content_files(content_dir):
             entries[str(path)] = self._load_file(path)
@@ -429,17 +433,22 @@ class BuildCache:
             fresh = parsed.get(path)
             if fresh is not None:
                 stamp, digest, _ = entry  # type: ignore[misc]
+                entry = entries[path] = LoadedFile(stamp, digest, fresh.report, fresh.problems, work_digest,
+                                                   fresh.derived)
                 if self.disk:
-                    self.disk.put("report", digest, (fresh.report, list(fresh.problems)))
-                entry = entries[path] = LoadedFile(stamp, digest, fresh.report, fresh.problems)
+                    self.disk.put("report", digest, entry)
             assert isinstance(entry, LoadedFile)
+            if entry.report is not None and entry.work != work_digest:  # the rules changed, not the file
+                derived = tuple(function(entry.report, *args) for function, args in work)
+                entry = entries[path] = dataclasses.replace(entry, work=work_digest, derived=derived)
+                if self.disk:
+                    self.disk.put("report", entry.digest, entry)
             problems += entry.problems
             if entry.report is not None:
                 reports.append(entry.report)
                 self.fingerprint.register_report(entry.report, entry.digest)
-                if fresh is not None:
-                    for (function, args), value in zip(work, fresh.derived, strict=True):
-                        self.remember(function, (entry.report, *args), value)
+                for (function, args), value in zip(work, entry.derived, strict=True):
+                    self.remember(function, (entry.report, *args), value)
         self.files = entries  # type: ignore[assignment]  # all LoadedFile now; deleted files forgotten
         return Content(*_drop_duplicates(reports, problems))
 
@@ -455,22 +464,19 @@ class BuildCache:
         if old is not None and old.digest == digest:
             return dataclasses.replace(old, stamp=stamp)
         stored = self.disk.get("report", digest) if self.disk else None
-        if stored is None:
+        if not isinstance(stored, LoadedFile):
             return stamp, digest, data
-        report, found = stored
-        return LoadedFile(stamp, digest, report, tuple(found))
+        return dataclasses.replace(stored, stamp=stamp)  # its derived values are redone if `work` changed
 
     # -- derived values ----------------------------------------------------------------------------
 
     def remember(self, function: Callable[..., Any], args: tuple[Any, ...], value: Any) -> None:
-        """Store what function(*args) returned, computed elsewhere (a parse worker)."""
+        """Keep what function(*args) returned, computed elsewhere (a parse worker), for `call`."""
         try:
             key = _blake(self.version, self.fingerprint.of(function, *args))
         except Unfingerprintable:
             return
         self.memo[key] = value
-        if self.disk:
-            self.disk.put("call", key, (value,), self.fingerprint)
 
     def call(self, function: Callable[..., Any], *args: Any) -> Any:
         """function(*args), remembered under the digest of the function and its arguments.
