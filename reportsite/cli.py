@@ -11,16 +11,10 @@ import signal
 import sys
 from pathlib import Path
 
-from .errors import Problem, ReportsiteError
+from .errors import ReportsiteError, print_problems
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED = 0, 1, 2
 CACHE_DIR = ".reportsite-cache"  # per-report and per-page work of earlier builds (cache.py)
-
-
-def _print_problems(problems: list[Problem]) -> None:
-    for problem in problems:
-        prefix = "warning: " if problem.severity == "warning" else ""
-        print(f"{prefix}{problem}", file=sys.stderr)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -36,7 +30,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             report = import_file(source)
             target, report = choose_output(out, report, taken)
         except ReportsiteError as exc:
-            _print_problems(exc.problems)
+            print_problems(exc.problems)
             failed += 1
             continue
         taken.add(target)
@@ -78,7 +72,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     content = load_content(Path(args.content))
     load_topics(Path(args.content))
-    _print_problems(list(content.problems))
+    print_problems(list(content.problems), warnings_shown=None)
     print(f"checked {len(content.reports)} report(s): {len(content.errors)} problem(s)")
     return EXIT_BAD_INPUT if content.problems else EXIT_OK
 
@@ -91,7 +85,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     if cache:
         cache.progress = Progress(sys.stderr.isatty())
     result = build(BuildOptions(Path(args.content), Path(args.out), args.base_url, args.strict, cache=cache))
-    _print_problems(list(result.problems))
+    print_problems(list(result.problems))
     work = ""
     if cache:
         s = cache.stats
@@ -156,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except ReportsiteError as exc:
-        _print_problems(exc.problems)
+        print_problems(exc.problems)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted; nothing was replaced", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 
@@ -32,3 +33,21 @@ class ReportsiteError(Exception):
 
 def fail(path: str, line: int, message: str, hint: str) -> ReportsiteError:
     return ReportsiteError(Problem(str(path), line, message, hint))
+
+
+WARNINGS_SHOWN = 20  # a big import repeats the same warning thousands of times; errors are always all shown
+
+
+def print_problems(problems: list[Problem] | tuple[Problem, ...], warnings_shown: int | None = WARNINGS_SHOWN) -> None:
+    """One line per problem on stderr; beyond `warnings_shown` warnings, a count instead."""
+    warnings = 0
+    for problem in problems:
+        if problem.severity == "warning":
+            warnings += 1
+            if warnings_shown is not None and warnings > warnings_shown:
+                continue
+        prefix = "warning: " if problem.severity == "warning" else ""
+        print(f"{prefix}{problem}", file=sys.stderr)
+    if warnings_shown is not None and warnings > warnings_shown:
+        print(f"warning: {warnings - warnings_shown:,} more warning(s) not shown; "
+              "`python3 build.py check` lists them all", file=sys.stderr)

@@ -21,7 +21,6 @@ import argparse
 import html
 import mimetypes
 import os
-import sys
 import threading
 import time
 import webbrowser
@@ -31,7 +30,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .cache import BuildCache, file_stamps
-from .errors import Problem, ReportsiteError
+from .errors import Problem, ReportsiteError, print_problems
 from .pipeline import DEFERRABLE, BuildOptions, render_edited_reports, render_site_data
 from .render import SiteData, problem_of, report_path
 
@@ -346,9 +345,8 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def report_build(preview: Preview, verb: str, count: int, problems: bool = True) -> None:
-    for problem in (preview.failure or preview.problems) if problems else ():
-        prefix = "warning: " if problem.severity == "warning" else ""
-        print(f"{prefix}{problem}", file=sys.stderr, flush=True)
+    if problems:
+        print_problems(preview.failure or preview.problems)
     if preview.failure:
         print(f"build failed in {preview.seconds:.2f} s; showing the error in the browser", flush=True)
     else:

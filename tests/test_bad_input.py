@@ -125,3 +125,16 @@ def test_strict_fails_and_writes_nothing(tmp_path, bad_content):
     result = _cli("build", "--strict", "--content", str(bad_content), "--out", str(tmp_path / "site"), cwd=tmp_path)
     assert result.returncode == 2
     assert not (tmp_path / "site").exists()
+
+
+def test_many_warnings_are_counted_not_repeated_and_check_lists_them_all(tmp_path, content_copy):
+    report = (content_copy / "reports" / "130502-2023.md").read_text(encoding="utf-8")
+    for n in range(25):  # 25 more texts of 襄都区 2023: each is a duplicate-edition warning
+        (content_copy / "reports" / f"copy-{n}.md").write_text(report.replace("---\n", f"---\nslug: copy-{n}\n", 1),
+                                                               encoding="utf-8")
+    built = _cli("build", "--content", str(content_copy), "--out", str(tmp_path / "site"), cwd=tmp_path)
+    warnings = [line for line in built.stderr.splitlines() if line.startswith("warning: ")]
+    assert built.returncode == 0 and len(warnings) == 21, built.stderr
+    assert warnings[-1].startswith("warning: 5 more warning(s) not shown")
+    checked = _cli("check", "--content", str(content_copy), cwd=tmp_path)
+    assert len([line for line in checked.stderr.splitlines() if "is also reported by" in line]) == 25
