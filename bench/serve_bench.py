@@ -99,7 +99,7 @@ def main() -> int:
             page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(str(payload))))
             page.goto(page_url)
             for run_number in range(args.runs):
-                wait_idle(lines, run_number)
+                wait_idle(lines, run_number + 1)  # the start-up's "up to date", then one per save
                 deadline = time.monotonic() + 30
                 while not any('"info"' in f for f in sent[-3:]) and time.monotonic() < deadline:
                     page.wait_for_timeout(20)  # the client (re)connected after the last reload

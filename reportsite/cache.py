@@ -348,7 +348,7 @@ class BuildCache:
         self.fingerprint = Fingerprinter()
         self.stats = BuildStats()
         self.progress = Progress()
-        self.deferrable: frozenset[Callable[..., Any]] = frozenset()
+        self.deferrable: dict[Callable[..., Any], Any] = {}  # function -> its stand-in before a first result
         self.defer = False
         self.pending = False
         self._last: dict[Callable[..., Any], tuple[bytes, Any]] = {}
@@ -481,11 +481,13 @@ class BuildCache:
     def call(self, function: Callable[..., Any], *args: Any) -> Any:
         """function(*args), remembered under the digest of the function and its arguments.
 
-        With `defer` on, a function in `deferrable` returns its previous result at once and the build
-        is marked `pending`: the live preview reloads the page first and runs the build again to
-        bring, say, the search index up to date a moment later."""
+        With `defer` on, a function in `deferrable` returns its previous result at once (or, before it
+        has one, its stand-in: the preview server starts without a search index) and the build is
+        marked `pending`: the live preview reloads the page first and runs the build again to bring,
+        say, the search index up to date a moment later."""
         last = self._last.get(function)
-        if self.defer and function in self.deferrable and last is not None:
+        deferred = self.defer and function in self.deferrable
+        if deferred and last is not None:
             self.pending = True
             self._used.add(last[0])
             return last[1]
@@ -500,6 +502,9 @@ class BuildCache:
             found = self.disk.get("call", key, self.fingerprint) if self.disk else None
             if found is not None:
                 value = found[0]
+            elif deferred:
+                self.pending = True
+                return self.deferrable[function]
             else:
                 value = function(*args)
                 if self.disk:

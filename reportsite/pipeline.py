@@ -48,7 +48,7 @@ from .writer import check_output_dir, finish_staging, start_staging
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 # Whole-site work that the live preview may finish just after reloading the page (cache.py `defer`).
-DEFERRABLE = frozenset({build_search_files})
+DEFERRABLE = {build_search_files: ()}  # function -> stand-in until its first result
 
 
 def project_path(name: str) -> Path:

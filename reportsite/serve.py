@@ -243,7 +243,7 @@ def serve(args: argparse.Namespace) -> int:
                            cache=BuildCache(cache_dir))
     preview = Preview(options)
     started = time.perf_counter()
-    preview.rebuild()
+    preview.rebuild(defer=True)  # the pages first: the search index is built once the server is up
     report_build(preview, "built", len(preview.files))
     sockets = netutil.bind_sockets(args.port, args.host)
     port = sockets[0].getsockname()[1]
@@ -303,6 +303,13 @@ def serve(args: argparse.Namespace) -> int:
         finally:
             loop.add_callback(finished)
 
+    def complete() -> None:  # what the first build left: the search index
+        try:
+            changed = preview.rebuild()
+            report_build(preview, "search index built", len(changed), problems=False)
+        finally:
+            loop.add_callback(finished)
+
     def finished() -> None:  # on the server's thread, as poll(): no race on `state`
         state["busy"] = False
         if state["again"]:  # saved again while that build ran
@@ -330,6 +337,9 @@ def serve(args: argparse.Namespace) -> int:
 
     watcher = ioloop.PeriodicCallback(poll, POLL_SECONDS * 1000)
     watcher.start()
+    if preview.pending:
+        state["busy"] = True
+        builder.submit(complete)
     if args.open:
         webbrowser.open(url)
     try:

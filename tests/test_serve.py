@@ -117,6 +117,16 @@ def test_deferred_search_index_catches_up_on_the_next_rebuild(project: BuildOpti
     assert preview.files == full_build(project)
 
 
+def test_the_preview_starts_before_its_search_index_and_completes_it(project: BuildOptions) -> None:
+    preview = Preview(BuildOptions(**{**project.__dict__, "cache": BuildCache()}))
+    preview.rebuild(defer=True)  # what `serve` does first: every page, no search index yet
+    assert preview.pending and not any(p.startswith("search/idx/") for p in preview.files)
+    assert "reports/130502-2023/index.html" in preview.files
+    changed = preview.rebuild()  # ... and just after
+    assert not preview.pending and changed and all(p.startswith("search/idx/") for p in changed)
+    assert preview.files == full_build(project)
+
+
 def test_an_edited_report_page_is_shown_first_and_the_rest_follows(project: BuildOptions) -> None:
     preview = Preview(BuildOptions(**{**project.__dict__, "cache": BuildCache()}))
     preview.rebuild()
