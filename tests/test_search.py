@@ -17,7 +17,7 @@ from tests.conftest import CHROMIUM, CONTENT_DIR, ROOT, serve_directory
 QUERIES = ["行政复议", "复议", "法律明白人", "城事通", "网办率", "12345热线", "2023年", "“放管服”", "放管服改革",
            "行政复议 案件数", "合法性审查", "１２３４５热线", "行政復議", "重大行政决策程序", "公共法律服务体系建设",
            "\"行政执法 三项制度\"", "constructor __proto__", "普法宣传教育", "营商环境", "依法治区", "一网通办",
-           "人民调解委员会"]
+           "人民调解委员会", "双随机一公开", "\"行政复议 案件\"", "规范性文件 备案审查", "明白人法律"]
 
 
 def index_dir(site: Path) -> Path:
@@ -107,7 +107,9 @@ def test_bigram_layer_finds_part_words_in_all_reports(built_site: Path):
 
 def test_search_mode_words_and_facets_are_in_the_index(built_site: Path):
     manifest = load_manifest(built_site)
-    assert "城事通" in manifest["vocab"] and "法律明白人" not in manifest["stop"]
+    vocab = search.front_decoded(manifest["vocab"])
+    assert vocab == sorted(vocab) and search.front_decoded(search.front_coded(vocab)) == vocab
+    assert "城事通" in vocab and "法律明白人" in vocab and "法律明白人" not in manifest["stop"]
     assert postings_of(built_site, "城事通")
     for year in ("2020", "2023", "2024"):
         header = term_file(built_site, file_of(manifest, f"@y:{year}"))
@@ -146,8 +148,12 @@ def test_pairs_across_a_gap_are_joined_exactly_when_joinable_says_so():
     for gap in gaps:
         _runs, joins, _size = search.cut_text("甲乙" + gap + "丙丁")
         normalised = search.normalise(gap)
-        assert (joins == ("乙丙",)) == search.joinable(normalised), gap
-    assert search.cut_text("八五普法：“八五”普法")[1] == ("法八", "五普")
+        pairs = tuple(j for j in joins if search.CHAIN_MARK not in j)
+        chains = [j for j in joins if search.CHAIN_MARK in j]
+        assert (pairs == ("乙丙",)) == search.joinable(normalised), gap
+        # a chain (vocabulary words across the gap) only where the gap does not end a clause
+        assert chains == (["甲乙|丙丁"] if pairs and not set("，。；,.;") & set(gap) else []), gap
+    assert search.cut_text("八五普法：“八五”普法")[1] == ("法八", "五普", "八五|普法")
 
 
 def test_varints_round_trip():
@@ -175,6 +181,49 @@ def test_index_is_the_same_bytes_built_in_worker_processes(monkeypatch):
         pytest.skip("one core, or other threads in this process: the index is built in one process")
     parallel = search.build_search_files(data, settings)
     assert [(f.path, f.data) for f in parallel] == [(f.path, f.data) for f in serial]
+
+
+def test_phrases_that_stand_as_units_join_the_vocabulary():
+    """Phrases of 2-4 jieba words go into the vocabulary when they stand as a unit (not always after, nor
+    always before, the same word), also across a little punctuation (“双随机、一公开”)."""
+    reports = load_content(CONTENT_DIR).reports
+    texts = [search.section_text(s.title, s.text, 4) for r in reports for s in r.sections]
+    vocab = search.vocabulary(texts, search.Segmenter({}), search.load_search_settings(CONTENT_DIR))
+    assert {"重大行政决策", "包容审慎监管", "法律明白人", "双随机一公开", "八五普法"} <= vocab
+    assert "双随机一" not in vocab  # 公开 always follows it
+    without = search.vocabulary(texts, search.Segmenter({}), search.SearchSettings(phrase_max=0))
+    assert "重大行政决策" not in without and without < vocab
+    counter = search.TermCounter(vocab)
+    text = search.section_text("", "推行“双随机、一公开”监管，深化“八五”普法。", 4)
+    terms = counter.of(text.body_runs, text.body_joins)
+    assert terms["双随机一公开"] == 1 and terms["八五普法"] == 1
+    stop = search.section_text("", "双随机。一公开", 4)  # a clause ends between them: not the phrase
+    assert counter.of(stop.body_runs, stop.body_joins)["双随机一公开"] == 0
+
+
+def test_sections_are_numbered_in_the_order_of_their_headings(built_site: Path):
+    """Text files hold sections in heading order, so results under one heading in many reports share files."""
+    assert search.heading_key("（二）健全长效机制，规范性文件管理进一步加强") == \
+        search.heading_key("七、健全长效机制,规范性文件管理进一步加强")
+    assert search.heading_key("一、2023年法治政府建设情况") == search.heading_key("(三)2023年法治政府建设情况")
+    assert search.heading_key("2023年法治政府建设情况") != search.heading_key("2024年法治政府建设情况")
+    from reportsite.config import load_config
+    from reportsite.pipeline import derive
+    from reportsite.topics import load_topics
+
+    data = derive(load_content(CONTENT_DIR), load_topics(CONTENT_DIR), load_config(CONTENT_DIR, None))
+    sections = search.section_list(data)
+    assert [s.number for s in sections] == list(range(len(sections)))
+    keys = [(search.heading_key(s.title), len(s.text).bit_length(), s.report) for s in sections]
+    assert keys == sorted(keys)
+    rows = section_rows(built_site)
+    assert [(r[0], r[1]) for r in rows] == [(render_path(data, s), s.anchor) for s in sections]
+
+
+def render_path(data, section) -> str:
+    from reportsite.render import report_path
+
+    return report_path(data.reports[section.report])
 
 
 def test_heading_words_weigh_more_than_body_words():
@@ -241,13 +290,15 @@ def test_browser_query_terms_are_index_terms(built_site: Path, browser):
                 const S = self.ReportsiteSearch;
                 const t2s = new Map();
                 for (let i = 0; i + 1 < m.t2s.length; i += 2) t2s.set(m.t2s[i], m.t2s[i + 1]);
-                const vocab = new Set(m.vocab);
-                const maxLen = m.vocab.reduce((n, w) => Math.max(n, w.length), 3);
+                const words = S.vocabularyOf(m.vocab);
+                const vocab = new Set(words);
+                const maxLen = words.reduce((n, w) => Math.max(n, w.length), 3);
                 const out = {};
                 for (const q of queries) {
                     const terms = S.queryTerms(S.parseQuery(q, t2s), vocab, maxLen);
                     out[q] = terms.map((t) => [t, S.fnv1a(t), S.shardOf(m, t)]);
                 }
+                out.__vocab = words;
                 out.__norm = S.normaliseQuery('行政復議ＡＢＣ', t2s);
                 return out;
             }""", QUERIES)
@@ -257,6 +308,7 @@ def test_browser_query_terms_are_index_terms(built_site: Path, browser):
     manifest = load_manifest(built_site)
     stop = set(manifest["stop"])
     assert answer.pop("__norm") == "行政复议abc"
+    assert answer.pop("__vocab") == search.front_decoded(load_manifest(built_site)["vocab"])
     texts = [search.normalise(s.title + "\n" + s.text) for r in load_content(CONTENT_DIR).reports for s in r.sections]
     checked = 0
     for query, terms in answer.items():
@@ -271,7 +323,9 @@ def test_browser_query_terms_are_index_terms(built_site: Path, browser):
             assert shard == (f"t/b{own[term]}.json" if term in own else f"t/{hashed % manifest['termShards']}.json")
             assert term in stop or postings_of(built_site, term), f"{query}: browser term {term!r} not in the index"
     assert checked >= 15
-    assert [t[0] for t in answer["法律明白人"]] == ["法律", "明白人"]
+    assert [t[0] for t in answer["法律明白人"]] == ["法律明白人"]  # a phrase of the vocabulary: one word list
+    assert [t[0] for t in answer["明白人法律"]] == ["明白人", "法律"]  # not one: its pieces
+    assert [t[0] for t in answer["\"行政复议 案件\""]] == ["行政复议案件"]  # a quoted phrase is cut as one run
     assert [t[0] for t in answer["行政復議"]] == ["行政复议"]
 
 

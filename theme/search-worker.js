@@ -114,10 +114,16 @@ function nearUnits(units) {
   return units.filter((u) => u.soft || u.quoted || u.runs[0].length > 1 || !isHan(u.runs[0]));
 }
 
+/** The runs a unit is cut as: a quoted phrase of Han runs as one run, so that a vocabulary word across
+ *  its gaps is one term ("行政复议 案件" -> 行政复议案件; the index has such words across a little punctuation). */
+function termRuns(unit) {
+  return unit.quoted && unit.runs.length > 1 && unit.runs.every(isHan) ? [unit.runs.join("")] : unit.runs;
+}
+
 function queryTerms(units, vocab, maxLen) {
   const terms = [];
   for (const unit of units) {
-    if (!unit.soft) for (const run of unit.runs) terms.push(...segmentRun(run, vocab, maxLen));
+    if (!unit.soft) for (const run of termRuns(unit)) terms.push(...segmentRun(run, vocab, maxLen));
   }
   return [...new Set(terms)];
 }
@@ -128,13 +134,14 @@ function junctions(units, vocab, maxLen) {
   const pairs = [];
   for (const unit of units) {
     if (unit.soft) continue;
-    unit.runs.forEach((run, r) => {
+    const runs = termRuns(unit);
+    runs.forEach((run, r) => {
       let end = -1;
       for (const [piece, start] of segmentPieces(run, vocab, maxLen)) {
         if (start === end) pairs.push(run.substr(end - 1, 2)); // pieces that touch without overlapping
         end = start + piece.length;
       }
-      const next = unit.runs[r + 1];
+      const next = runs[r + 1];
       if (next && isHan(run) && isHan(next)) pairs.push(run[run.length - 1] + next[0]);
     });
   }
@@ -142,12 +149,12 @@ function junctions(units, vocab, maxLen) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Index files (format 2, see reportsite/search.py): manifest.json, t/*.json term files, d/*.json texts
+// Index files (format 3, see reportsite/search.py): manifest.json, t/*.json term files, d/*.json texts
 
 let base = "";
 let manifestPromise = null;
 const files = new Map(); // url -> Promise<parsed file>
-const decoded = new Map(); // term -> {idf, numbers, impacts} | {ranges} | null
+const decoded = new Map(); // term -> {idf, numbers, impacts} | facet key -> {numbers} | null
 
 function load(path) {
   const url = base + path;
@@ -165,13 +172,24 @@ function manifest() {
     manifestPromise = load("manifest.json").then((m) => {
       const t2s = new Map();
       for (let i = 0; i + 1 < m.t2s.length; i += 2) t2s.set(m.t2s[i], m.t2s[i + 1]);
-      const vocab = new Set(m.vocab);
-      const maxLen = m.vocab.reduce((n, w) => Math.max(n, w.length), 3);
+      const words = vocabularyOf(m.vocab);
+      const vocab = new Set(words);
+      const maxLen = words.reduce((n, w) => Math.max(n, w.length), 3);
       return { ...m, t2sMap: t2s, vocabSet: vocab, maxLen, stopSet: new Set(m.stop) };
     });
     manifestPromise.catch(() => { manifestPromise = null; });
   }
   return manifestPromise;
+}
+
+/** The manifest's vocabulary (front_coded in search.py: per word, how many leading characters it shares
+ *  with the word before - one digit - then the rest of it) as a list of words. */
+function vocabularyOf(text) {
+  const words = [];
+  for (const [, shared, rest] of text.matchAll(/(\d)(\D+)/g)) {
+    words.push((words.length ? words[words.length - 1].slice(0, Number(shared)) : "") + rest);
+  }
+  return words;
 }
 
 /** The file holding a term: its own file when it is common, else a shared file chosen by hash. */
@@ -216,7 +234,7 @@ async function postings(m, keys) {
   keys.forEach((key, index) => {
     const file = shards[index];
     if (!decoded.has(key)) {
-      if (key.startsWith("@")) decoded.set(key, Object.hasOwn(file.f, key) ? { ranges: file.f[key] } : null);
+      if (key.startsWith("@")) decoded.set(key, Object.hasOwn(file.f, key) ? decodeNumbers(file.f[key]) : null);
       else if (!Object.hasOwn(file.t, key)) decoded.set(key, null);
       else {
         const [idf, deltas, impacts] = file.t[key];
@@ -232,18 +250,25 @@ async function postings(m, keys) {
   return { lists: out, rows };
 }
 
-function inRanges(ranges, n) {
-  // ranges: flat [start, length, ...] sorted by start
-  let lo = 0;
-  let hi = ranges.length / 2 - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const start = ranges[mid * 2];
-    if (n < start) hi = mid - 1;
-    else if (n >= start + ranges[mid * 2 + 1]) lo = mid + 1;
-    else return true;
+/** A facet's section numbers (varint deltas, as postings without impacts), as a set. */
+function decodeNumbers(deltas) {
+  const numbers = new Set();
+  let pos = 0;
+  let last = 0;
+  while (pos < deltas.length) {
+    let value = 0;
+    let scale = 1;
+    let digit;
+    do {
+      digit = DIGIT_VALUE[deltas.charCodeAt(pos)];
+      pos += 1;
+      value += (digit & 31) * scale;
+      scale *= 32;
+    } while (digit & 32);
+    last += value;
+    numbers.add(last);
   }
-  return false;
+  return { numbers };
 }
 
 /** The whole section from its text file (section n is in file n / docSections). */
@@ -433,7 +458,7 @@ async function runQuery({ q, filters = {}, limit = PAGE }) {
     for (const key of facetKeys) {
       const facet = lists.get(key);
       const kept = new Map();
-      if (facet) for (const [n, s] of scores) if (inRanges(facet.ranges, n)) kept.set(n, s);
+      if (facet) for (const [n, s] of scores) if (facet.numbers.has(n)) kept.set(n, s);
       scores = kept;
     }
     return scores;
@@ -480,7 +505,8 @@ async function runQuery({ q, filters = {}, limit = PAGE }) {
   return { ...base, results: shown.slice(0, limit), total, approximate, relaxed, ms: performance.now() - started };
 }
 
-self.ReportsiteSearch = { fnv1a, normaliseQuery, parseQuery, segmentRun, queryTerms, junctions, runsOf, isHan, shardOf };
+self.ReportsiteSearch = { fnv1a, normaliseQuery, parseQuery, segmentRun, queryTerms, junctions, runsOf, isHan,
+  shardOf, vocabularyOf };
 
 if (typeof WorkerGlobalScope !== "undefined" && self instanceof WorkerGlobalScope) {
   self.onmessage = async (event) => {
