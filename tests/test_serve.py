@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -261,8 +262,16 @@ def test_livereload_client_is_only_in_served_pages(built_site: Path) -> None:
 # The command
 
 
-def start_serve(options: BuildOptions, *extra: str) -> tuple[subprocess.Popen[str], str]:
-    """`build.py serve` on a free port in a subprocess; returns (process, base URL)."""
+def _collect_lines(process: subprocess.Popen[str], lines: list[str]) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
+
+
+def start_serve(options: BuildOptions, *extra: str,
+                collect: list[str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    """`build.py serve` on a free port in a subprocess; returns (process, base URL). With `collect`,
+    the server's later output lines are appended to it as they come (so its pipe never fills)."""
     command = [sys.executable, str(ROOT / "build.py"), "serve", "--port", "0", "--content", str(options.content_dir),
                "--no-cache", *extra]
     process = subprocess.Popen(command, cwd=options.templates_dir.parent, stdout=subprocess.PIPE,
@@ -273,6 +282,8 @@ def start_serve(options: BuildOptions, *extra: str) -> tuple[subprocess.Popen[st
         line = process.stdout.readline()
         match = re.search(r"serving (http://127\.0\.0\.1:\d+/)", line)
         if match:
+            if collect is not None:
+                threading.Thread(target=_collect_lines, args=(process, collect), daemon=True).start()
             return process, match.group(1)
         if not line and process.poll() is not None:
             break

@@ -24,14 +24,24 @@ def served(tmp_path: Path):
         shutil.copytree(ROOT / name, tmp_path / name)
     options = BuildOptions(tmp_path / "content", tmp_path / "site", templates_dir=tmp_path / "templates",
                            theme_dir=tmp_path / "theme")
-    process, url = start_serve(options)
-    yield options, url
+    lines: list[str] = []
+    process, url = start_serve(options, collect=lines)
+    yield options, url, lines
     process.send_signal(signal.SIGINT)
     try:
         process.communicate(timeout=20)
     except Exception:
         process.kill()
         raise
+
+
+def idle(lines: list[str], quiet: float = 0.5) -> bool:
+    """The server has done all it was asked ("up to date") and said nothing since for `quiet` s."""
+    count = len(lines)
+    if not count or not lines[-1].startswith("up to date"):
+        return False
+    time.sleep(quiet)
+    return len(lines) == count
 
 
 def wait_until(page, condition, timeout: float = 15.0) -> None:  # noqa: ANN001 - playwright Page
@@ -44,7 +54,7 @@ def wait_until(page, condition, timeout: float = 15.0) -> None:  # noqa: ANN001 
 def test_edit_appears_error_page_shows_and_recovers(browser, served) -> None:  # noqa: ANN001
     from playwright.sync_api import expect
 
-    options, url = served
+    options, url, lines = served
     context = browser.new_context()
     page = context.new_page()
     csp_errors: list[str] = []
@@ -74,6 +84,7 @@ def test_edit_appears_error_page_shows_and_recovers(browser, served) -> None:  #
     expect(page.locator("ul.problems")).to_have_count(0)
 
     # 4. a stylesheet edit restyles the page in place (no reload: the page's JS state survives)
+    wait_until(page, lambda: idle(lines), timeout=60)  # no reload of the earlier edits is still to come
     wait_until(page, lambda: sum('"info"' in f for f in sent) >= 3)  # reconnected after the reloads
     page.evaluate("window.__beforeCssEdit = 42")
     with (options.theme_dir / "site.css").open("a", encoding="utf-8") as f:
