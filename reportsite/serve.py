@@ -35,6 +35,7 @@ from .pipeline import DEFERRABLE, BuildOptions, render_edited_reports, render_si
 from .render import SiteData, problem_of, report_path
 
 POLL_SECONDS = 0.1
+RELOAD_GRACE_SECONDS = 1.0  # after showing an edited page, before rebuilding the rest (shares the GIL)
 SEARCH_INDEX = "search/idx/"  # fetched by the search page on demand: no page reload when only it changes
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "object-src 'none'; base-uri 'none'")
@@ -294,6 +295,8 @@ def serve(args: argparse.Namespace) -> int:
             changed = preview.rebuild(defer=True)
             report_build(preview, "rebuilt edited report pages" if preview.quick else "rebuilt", len(changed))
             loop.add_callback(notify, changed)
+            if preview.quick:  # let the browser reload first: this thread's work would slow the server's
+                time.sleep(RELOAD_GRACE_SECONDS)
             while preview.pending:  # the rest of the site, then the search index, after the page reloaded
                 quick = preview.quick
                 changed = preview.rebuild(defer=quick)
