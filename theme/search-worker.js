@@ -202,24 +202,29 @@ const DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_
 const DIGIT_VALUE = new Int8Array(128).fill(-1);
 for (let i = 0; i < DIGITS.length; i += 1) DIGIT_VALUE[DIGITS.charCodeAt(i)] = i;
 
+/** One varint of `text` at reader.pos (base-32 digits; a digit's bit 32 says another follows). */
+function readVarint(text, reader) {
+  let value = 0;
+  let scale = 1;
+  let digit;
+  do {
+    digit = DIGIT_VALUE[text.charCodeAt(reader.pos)];
+    reader.pos += 1;
+    value += (digit & 31) * scale;
+    scale *= 32;
+  } while (digit & 32);
+  return value;
+}
+
 /** Section numbers (varint deltas) and impacts of one term. */
 function decodePostings(deltas, impactText, idf) {
   const count = impactText.length;
   const numbers = new Int32Array(count);
   const impacts = new Uint8Array(count);
-  let pos = 0;
+  const reader = { pos: 0 };
   let last = 0;
   for (let k = 0; k < count; k += 1) {
-    let value = 0;
-    let scale = 1;
-    let digit;
-    do {
-      digit = DIGIT_VALUE[deltas.charCodeAt(pos)];
-      pos += 1;
-      value += (digit & 31) * scale;
-      scale *= 32;
-    } while (digit & 32);
-    last += value;
+    last += readVarint(deltas, reader);
     numbers[k] = last;
     impacts[k] = DIGIT_VALUE[impactText.charCodeAt(k)] + 1;
   }
@@ -253,19 +258,10 @@ async function postings(m, keys) {
 /** A facet's section numbers (varint deltas, as postings without impacts), as a set. */
 function decodeNumbers(deltas) {
   const numbers = new Set();
-  let pos = 0;
+  const reader = { pos: 0 };
   let last = 0;
-  while (pos < deltas.length) {
-    let value = 0;
-    let scale = 1;
-    let digit;
-    do {
-      digit = DIGIT_VALUE[deltas.charCodeAt(pos)];
-      pos += 1;
-      value += (digit & 31) * scale;
-      scale *= 32;
-    } while (digit & 32);
-    last += value;
+  while (reader.pos < deltas.length) {
+    last += readVarint(deltas, reader);
     numbers.add(last);
   }
   return { numbers };
