@@ -5,7 +5,6 @@ from __future__ import annotations
 import html as htmllib
 import posixpath
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -74,11 +73,6 @@ def resolve(page: str, href: str) -> tuple[str, str]:
         if path.endswith("/") or target == ".":
             target = (target.rstrip("/") + "/index.html").lstrip("./") if target != "." else "index.html"
     return target, unquote(parts.fragment)
-
-
-def check_links(pages: Iterable[tuple[str, bytes]], existing: set[str]) -> list[Problem]:
-    """`pages`: (site path, html) of every HTML page; `existing`: every file path in the site."""
-    return check_parsed({path: parse_page(html) for path, html in pages}, existing)
 
 
 def check_parsed(parsed: dict[str, PageLinks], existing: set[str]) -> list[Problem]:

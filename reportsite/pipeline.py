@@ -149,6 +149,8 @@ def render_all(data: SiteData, options: BuildOptions, renderer: PageRenderer) ->
              *render_analysis_pages(renderer, data)]
     seen: set[str] = set()
     for f in items:
+        if f.path.startswith("/") or ".." in f.path.split("/"):  # written by workers straight into staging
+            raise ReportsiteError(Problem(f.path, 0, "output path escapes the site folder", "check slugs and paths"))
         if f.path in seen:
             raise ReportsiteError(Problem(f.path, 0, "two pages would be written to the same path",
                                           "give the reports distinct slugs"))

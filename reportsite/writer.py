@@ -52,10 +52,7 @@ def finish_staging(staging: Path, out: Path) -> None:
 
 def write_site(out: Path, files: Iterable[tuple[str, bytes]]) -> int:
     """Write all files into a temp dir beside `out`, then swap it in. Returns the number of files."""
-    out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(out)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    staging = start_staging(out)
     try:
         count = 0
         for rel, data in files:
@@ -65,8 +62,7 @@ def write_site(out: Path, files: Iterable[tuple[str, bytes]]) -> int:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
             count += 1
-        (staging / MARKER).write_text("written by reportsite; safe to delete\n", encoding="utf-8")
-        _swap(staging, out)
+        finish_staging(staging, out)
         return count
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
