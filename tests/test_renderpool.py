@@ -1,0 +1,56 @@
+"""renderpool / workers: a build whose reports are parsed and pages rendered in worker processes writes
+exactly the site a build in one process writes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reportsite import model, renderpool
+from reportsite.pipeline import BuildOptions, build
+from reportsite.workers import PARALLEL_MIN
+
+from .conftest import ROOT
+
+PARALLEL_BUILD = """
+import sys
+from reportsite import model, renderpool, workers
+from reportsite.cli import main
+
+def counted(function, *args, **kwargs):
+    print(function.__name__)
+    return workers.map_in_pool(function, *args, **kwargs)
+
+model.map_in_pool = renderpool.map_in_pool = counted
+sys.stdout.flush()
+code = main(["build", "--no-cache", "--content", sys.argv[1], "--out", sys.argv[2]])
+sys.exit(code)
+"""
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: builds never use worker processes")
+def test_parallel_build_writes_the_same_site_as_a_build_in_one_process(content_copy, tmp_path, monkeypatch):
+    report = (content_copy / "reports" / "610114-2023.md").read_text(encoding="utf-8")
+    for n in range(PARALLEL_MIN):  # enough reports and pages for both pools
+        text = report.replace("---\n", f"---\nslug: copy-{n:03d}\n", 1).replace("2023年度", f"2023年度第{n}稿")
+        (content_copy / "reports" / f"copy-{n:03d}.md").write_text(text, encoding="utf-8")
+    # `build` in a fresh process (no other threads): parses and renders in worker processes
+    result = subprocess.run([sys.executable, "-c", PARALLEL_BUILD, str(content_copy), str(tmp_path / "parallel")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[:2] == ["_parse_chunk", "_render_range"], result.stdout  # the pools ran
+    # ... and here, in this process, with the pools switched off
+    monkeypatch.setattr(model, "pool_size", lambda tasks, minimum=0: 1)
+    monkeypatch.setattr(renderpool, "pool_size", lambda tasks, minimum=0: 1)
+    build(BuildOptions(content_copy, tmp_path / "serial", templates_dir=ROOT / "templates", theme_dir=ROOT / "theme"))
+    parallel, serial = tree(tmp_path / "parallel"), tree(tmp_path / "serial")
+    assert len(parallel) > PARALLEL_MIN and parallel.keys() == serial.keys()
+    assert [p for p in serial if parallel[p] != serial[p]] == []
