@@ -33,7 +33,7 @@ def figure_link(value: IndicatorValue) -> str:
     return f"{report_path(value.report)}?fig={value.figure.id}#{value.figure.section_id}"
 
 
-Memo = Callable[..., Any]
+Memo = Callable[..., Any]  # call(function, *args) -> function(*args), perhaps remembered (a build cache)
 
 
 def _direct(function: Callable[..., Any], *args: Any) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -11,7 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import divisions as dv
-from .analysis_pages import figures_panel, render_analysis_pages, with_analysis
+from .analysis_pages import Memo, figures_panel, render_analysis_pages, with_analysis
 from .cache import (
     BuildCache,
     KeptPage,
@@ -40,7 +39,7 @@ from .render import (
     make_environment,
     render_reports,
 )
-from .renderpool import RenderedPage, digest_of, finish_page, no_previous, render_pages, write_into
+from .renderpool import RenderedPage, digest_of, finish_page, link_into, no_previous, render_pages, write_into
 from .search import build_search_files, load_search_settings
 from .topics import TopicRules, assign_topics, load_topics
 from .writer import check_output_dir, finish_staging, start_staging
@@ -100,9 +99,6 @@ class Steps:
 def _call(cache: BuildCache | None, function: Callable[..., T], *args: Any) -> T:
     """function(*args), remembered by the build cache when there is one (a pure function of its args)."""
     return cache.call(function, *args) if cache else function(*args)
-
-
-Memo = Callable[..., Any]  # call(function, *args) -> function(*args), perhaps remembered
 
 
 def memo_of(content: Content, work: Sequence[ReportWork], cache: BuildCache | None) -> Memo:
@@ -202,12 +198,8 @@ def take_over(path: str, entry: PageEntry, cache: BuildCache | None, staging: Pa
             write_into(staging, path, entry.data)
         else:
             assert cache is not None and cache.site is not None
-            target = staging / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(cache.site / path, target)
-            except OSError:
-                shutil.copy2(cache.site / path, target)
+            if not link_into(staging, path, cache.site / path):
+                shutil.copy2(cache.site / path, staging / path)
     return RenderedPage(path, entry.digest, entry.links, entry.data)
 
 
