@@ -99,13 +99,14 @@ def all_topic_entries(data: SiteData) -> dict[str, list[TopicEntry]]:
         if not matches:
             continue
         listed: dict[str, set[str]] = {}  # topic -> sections listed for it
+        paths = report.heading_paths()
         for section in report.sections:
             for match in matches.get(section.id, ()):
                 seen = listed.setdefault(match.topic, set())
                 if match.topic not in entries or (section.parent and section.parent in seen):
                     continue  # a subsection of a listed section is shown through its parent
                 seen.add(section.id)
-                entries[match.topic].append(TopicEntry(report, section, match, report.heading_path(section)))
+                entries[match.topic].append(TopicEntry(report, section, match, paths[section.id]))
     return entries
 
 
