@@ -1,12 +1,14 @@
-"""render.py: the plain-paragraph path gives exactly the HTML Python-Markdown gives."""
+"""render.py: the plain-paragraph path gives exactly the HTML Python-Markdown gives; relative links resolve."""
 
 from __future__ import annotations
+
+import posixpath
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reportsite.model import load_content
-from reportsite.render import make_markdown, markdown_to_html, plain_markdown_html, sanitized
+from reportsite.render import make_markdown, markdown_to_html, plain_markdown_html, relative_url, sanitized
 
 from .conftest import CONTENT_DIR
 
@@ -46,3 +48,23 @@ PIECES = ["一是", "加强", "。", "，", "2024", "1", ".", " ", "*", "**", "\
 def test_any_text_renders_as_python_markdown_renders_it(pieces: list[str]) -> None:
     text = "".join(pieces)
     assert markdown_to_html(MD, text) == python_markdown_html(text)
+
+
+SEGMENTS = st.sampled_from(["reports", "130502-2023", "topics", "index.html", "assets", "site.css", "regions"])
+
+
+@given(st.lists(SEGMENTS, max_size=3), st.booleans(), st.lists(SEGMENTS, max_size=3), st.booleans(),
+       st.sampled_from(["", "#s2-1"]))
+def test_relative_links_lead_back_to_their_target(page_parts: list[str], page_is_dir: bool, target_parts: list[str],
+                                                   target_is_dir: bool, anchor: str) -> None:
+    page = "/".join(page_parts) + ("/" if page_is_dir and page_parts else "")
+    target = "/".join(target_parts) + ("/" if target_is_dir and target_parts else "")
+    link = relative_url(page, target + anchor)
+    if not target and anchor:
+        assert link == anchor  # on the same page
+        return
+    assert link.endswith(anchor) and not link.startswith("/")
+    path = link[: len(link) - len(anchor)]
+    folder = page.rstrip("/") if page.endswith("/") else posixpath.dirname(page)
+    assert posixpath.normpath(posixpath.join(folder, path)) == posixpath.normpath(target or folder or ".")
+    assert path.endswith("/") == (target.endswith("/") or not target)
