@@ -79,7 +79,6 @@ class Report:
     sha256: str | None
     sections: tuple[Section, ...]
     aliases: dict[str, str] = field(default_factory=dict)  # old anchor -> current anchor
-    body_md: str = ""
     warnings: tuple[str, ...] = ()
 
     def section(self, section_id: str) -> Section | None:
@@ -379,7 +378,7 @@ def load_report(path: Path, text: str, table: dv.DivisionTable | None = None) ->
         return None, problems + warnings
     noted = tuple(str(w) for w in data.get("warnings") or () if isinstance(w, str))
     return Report(where, slug, _str(data, "title") or "", jurisdiction, year, published, issuer, source,
-                  _str(data, "sha256"), tuple(sections), dict(aliases), body, noted), warnings
+                  _str(data, "sha256"), tuple(sections), dict(aliases), noted), warnings
 
 
 def content_files(content_dir: Path) -> list[Path]:
