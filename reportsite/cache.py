@@ -104,6 +104,7 @@ class Fingerprinter:
         self._known: dict[int, tuple[object, bytes]] = {}  # id -> (object kept alive, digest)
         self._by_digest: dict[bytes, object] | None = None  # reports and sections by digest (object_of)
         self._fields: dict[type, tuple[str, ...]] = {}
+        self._shapes: dict[type, tuple[str, ...] | str | None] = {}
 
     def register(self, obj: object, digest: bytes) -> None:
         self._known[id(obj)] = (obj, digest)
@@ -117,25 +118,42 @@ class Fingerprinter:
         inputs were registered when the key was computed, and reports are known by their files."""
         parts: list[tuple[object, bytes]] = []
         stack: list[tuple[object, bytes, int]] = [(value, digest, 4)]
+        known = self._known
         while stack:
             item, item_digest, depth = stack.pop()
-            if dataclasses.is_dataclass(item) and not isinstance(item, type):
-                if isinstance(item, _IDENTIFIED) or id(item) in self._known:
+            shape = self._shape(type(item))
+            if shape is None:
+                continue
+            if isinstance(shape, tuple):  # a dataclass: its field names
+                if isinstance(item, _IDENTIFIED) or id(item) in known:
                     continue
                 parts.append((item, item_digest))
-                children: Iterable[object] = [getattr(item, f.name) for f in dataclasses.fields(item)]
-            elif isinstance(item, (list, tuple)):
-                children = item
-            elif isinstance(item, dict):
-                children = item.values()
+                children: Iterable[object] = [getattr(item, name) for name in shape]
             else:
-                continue
+                children = item.values() if shape == "map" else item  # type: ignore[attr-defined]
             if depth > 0:
                 for index, child in enumerate(children):
                     if type(child) not in _LEAVES:
                         # an identifier, not a hash: unique given the key and the path to the part
                         stack.append((child, item_digest + index.to_bytes(4, "little"), depth - 1))
         return parts
+
+    def _shape(self, kind: type) -> tuple[str, ...] | str | None:
+        """How result_parts walks values of a type: a dataclass's field names, "seq" (list, tuple), "map"
+        (dict) or None (a leaf); worked out once per type (a build walks a million values)."""
+        try:
+            return self._shapes[kind]
+        except KeyError:
+            pass
+        shape: tuple[str, ...] | str | None = None
+        if dataclasses.is_dataclass(kind) and not issubclass(kind, type):
+            shape = tuple(f.name for f in dataclasses.fields(kind))
+        elif issubclass(kind, (list, tuple)):
+            shape = "seq"
+        elif issubclass(kind, dict):
+            shape = "map"
+        self._shapes[kind] = shape
+        return shape
 
     def reference_of(self, obj: object) -> bytes | None:
         """A report's or section's digest, to store it by reference (DiskStore.put)."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -86,4 +88,16 @@ def _swap(staging: Path, out: Path) -> None:
     os.rmdir(old)
     os.replace(out, old)
     os.replace(staging, out)
-    shutil.rmtree(old, ignore_errors=True)
+    remove_in_background(old)
+
+
+def remove_in_background(folder: Path) -> None:
+    """Delete the previous site in a detached process: the new one is in place already, and removing
+    10,000 folders can take seconds when the disk is busy. If that process is killed, the next build
+    removes what is left (_remove_leftovers)."""
+    command = [sys.executable, "-c", "import shutil, sys; shutil.rmtree(sys.argv[1], ignore_errors=True)", str(folder)]
+    try:
+        subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
