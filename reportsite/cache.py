@@ -352,6 +352,19 @@ class DiskStore:
         os.replace(tmp, path)
 
 
+    def prune(self, kind: str, keep: set[bytes]) -> int:
+        """Delete the values of `kind` whose keys are not in `keep`; returns how many."""
+        removed = 0
+        for path in (self.directory / kind).glob("*/*.pickle"):
+            try:
+                if bytes.fromhex(path.stem) not in keep:
+                    path.unlink()
+                    removed += 1
+            except (ValueError, OSError):
+                continue
+        return removed
+
+
 class BuildCache:
     """Memo of one project's build work: in memory, and on disk when `directory` is given."""
 
@@ -392,6 +405,16 @@ class BuildCache:
         self.site = site
         if self.disk and site is not None:
             self.disk.put("site", _blake(str(site).encode()), self.pages)
+
+    def prune(self) -> int:
+        """Delete from disk the parses and results the build just ended did not use: old versions of
+        edited reports, deleted ones, and earlier search indexes (265 MB each at 10,000 reports), which
+        would otherwise pile up with every rebuild. Another project built from the same folder loses
+        its entries too (it parses again; nothing goes stale)."""
+        if self.disk is None:
+            return 0
+        return (self.disk.prune("call", self._used)
+                + self.disk.prune("report", {entry.digest for entry in self.files.values()}))
 
     def open_site(self, site: Path) -> None:
         """Before building into `site`: take over what the last build (of this process or an earlier one)

@@ -315,6 +315,7 @@ def build(options: BuildOptions) -> BuildResult:
     if cache:
         cache.end_build(made.files, page_keys(items), options.out_dir.resolve())
         remember_build(cache, inputs, options.out_dir, (len(content.reports), len(made.files), content.problems))
+        cache.prune()
         steps.done("save cache")
     return BuildResult(len(content.reports), len(made.files), content.problems, time.perf_counter() - started,
                        made.written if cache else None, tuple(steps.seconds))

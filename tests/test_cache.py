@@ -173,3 +173,21 @@ def test_build_with_unchanged_inputs_does_nothing(project: BuildOptions, tmp_pat
     edited = BuildCache(cache_dir)
     build(with_cache(project, edited))
     assert edited.stats.parsed == 1 and "reports/130502-2023/index.html" in edited.stats.rendered
+
+
+def test_disk_cache_keeps_only_what_the_last_build_used(project: BuildOptions, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    def stored(kind: str) -> int:
+        return sum(1 for _ in cache_dir.glob(f"v*/{kind}/*/*.pickle"))
+
+    build(with_cache(project, BuildCache(cache_dir)))
+    reports, calls = stored("report"), stored("call")
+    assert reports == len(list((project.content_dir / "reports").glob("*.md"))) and calls >= 1
+    for _ in range(2):  # each edit makes a new parse and a new search index; the old ones go
+        edit_report(project)
+        build(with_cache(project, BuildCache(cache_dir)))
+        assert (stored("report"), stored("call")) == (reports, calls)
+    os.utime(project.content_dir / REPORT)
+    again = BuildCache(cache_dir)
+    build(with_cache(project, again))
+    assert again.stats.parsed == 0  # what was kept is what the next build needs
