@@ -39,9 +39,19 @@ from .render import (
     make_environment,
     render_reports,
 )
-from .renderpool import RenderedPage, digest_of, finish_page, link_into, no_previous, render_pages, write_into
-from .search import build_search_files, load_search_settings
+from .renderpool import (
+    Previous,
+    RenderedPage,
+    digest_of,
+    finish_page,
+    link_into,
+    no_previous,
+    render_pages,
+    write_into,
+)
+from .search import SearchSettings, build_search_files, load_search_settings
 from .topics import TopicRules, assign_topics, load_topics
+from .workers import PARALLEL_MIN, ChildJob, child_job_possible
 from .writer import check_output_dir, finish_staging, start_staging
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -138,11 +148,14 @@ def make_renderer(data: SiteData, options: BuildOptions) -> PageRenderer:
     return MemoRenderer(env, data, options.cache) if options.cache else PageCollector(env, data)
 
 
-def render_all(data: SiteData, options: BuildOptions, renderer: PageRenderer) -> list[Page | KeptPage]:
-    """Every file of the site: finished files, pages to render and pages kept from the last build."""
+def render_all(data: SiteData, options: BuildOptions, renderer: PageRenderer,
+               with_search: bool = True) -> list[Page | KeptPage]:
+    """Every file of the site (without the search index when it is made apart, see search_apart):
+    finished files, pages to render and pages kept from the last build."""
+    search = _call(options.cache, build_search_files, data, load_search_settings(options.content_dir)) \
+        if with_search else []
     items = [*render_reports(renderer, data), *render_index_pages(renderer, data), *theme_files(options.theme_dir),
-             *_call(options.cache, build_search_files, data, load_search_settings(options.content_dir)),
-             *render_analysis_pages(renderer, data)]
+             *search, *render_analysis_pages(renderer, data)]
     seen: set[str] = set()
     for f in items:
         if f.path.startswith("/") or ".." in f.path.split("/"):  # written by workers straight into staging
@@ -201,6 +214,29 @@ def take_over(path: str, entry: PageEntry, cache: BuildCache | None, staging: Pa
             if not link_into(staging, path, cache.site / path):
                 shutil.copy2(cache.site / path, staging / path)
     return RenderedPage(path, entry.digest, entry.links, entry.data)
+
+
+def search_apart(data: SiteData, options: BuildOptions, staging: Path) -> ChildJob | None:
+    """The search index, made into `staging` by a child process while the pages are rendered: its
+    one-process steps then overlap the rendering (on a big site, a cold build). None: it is made with
+    the pages (a small site, one core, a process with threads, or a result the cache has)."""
+    if len(data.reports) < PARALLEL_MIN or not child_job_possible():
+        return None
+    settings = load_search_settings(options.content_dir)
+    cache = options.cache
+    key = cache.key_to_compute(build_search_files, data, settings) if cache else None
+    if cache and key is None:
+        return None
+    previous = cache.unchanged_file if cache else no_previous
+    return ChildJob(write_search_files, data, settings, staging, previous, cache, key)
+
+
+def write_search_files(data: SiteData, settings: SearchSettings, staging: Path, previous: Previous,
+                       cache: BuildCache | None, key: bytes | None) -> list[RenderedPage]:
+    files = build_search_files(data, settings)
+    if cache and key:
+        cache.store(key, files)
+    return [finish_page(f, staging, previous) for f in files]
 
 
 def check_made(made: Made) -> None:
@@ -299,17 +335,25 @@ def build(options: BuildOptions) -> BuildResult:
     steps = Steps()
     content, data = prepare(options)
     steps.done("load + derive")
-    renderer = make_renderer(data, options)
-    items = render_all(data, options, renderer)
-    steps.done("search index + collect pages")
     staging = start_staging(options.out_dir)
+    search = None
     try:
+        search = search_apart(data, options, staging)
+        renderer = make_renderer(data, options)
+        items = render_all(data, options, renderer, with_search=search is None)
+        steps.done("collect pages" if search else "search index + collect pages")
         made = produce(items, renderer, cache, staging)
-        steps.done("render + write")
+        if search:
+            searched = search.result()
+            made.files += searched
+            made.written += sum(f.written for f in searched)
+        steps.done("render + write" + (" | search index" if search else ""))
         check_made(made)
         finish_staging(staging, options.out_dir)
         steps.done("link check + swap")
     except BaseException:
+        if search:
+            search.stop()
         shutil.rmtree(staging, ignore_errors=True)
         raise
     if cache:

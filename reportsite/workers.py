@@ -49,3 +49,52 @@ def map_in_pool(function: Callable[[T], R], tasks: Iterable[T], workers: int,
     with fork_context() as context, ProcessPoolExecutor(workers, mp_context=context, initializer=initializer,
                                                          initargs=initargs) as pool:
         yield from pool.map(function, tasks)
+
+
+class ChildJob:
+    """function(*args) running in a forked child process, so that the parent can do other work meanwhile
+    (a build renders its pages while the search index is made). `result()` waits for it."""
+
+    def __init__(self, function: Callable[..., R], *args: Any):
+        with fork_context() as context:
+            self._receive, send = context.Pipe(duplex=False)
+            # not a daemon: the child may fork workers of its own
+            self._process = context.Process(target=_run_child, args=(function, args, send))
+            self._process.start()
+        send.close()
+
+    def result(self) -> Any:
+        try:
+            status, value = self._receive.recv()
+        except EOFError:
+            raise RuntimeError(f"a worker process ended without a result (exit code {self._process.exitcode})") \
+                from None
+        finally:
+            self.stop()
+        if status == "error":
+            raise value
+        return value
+
+    def stop(self) -> None:
+        """Kill the child if it is still running (the build failed meanwhile); idempotent."""
+        if self._process.is_alive():
+            self._process.join(timeout=0.1)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+        self._receive.close()
+
+
+def _run_child(function: Callable[..., Any], args: tuple[Any, ...], send: Any) -> None:
+    try:
+        send.send(("ok", function(*args)))
+    except BaseException as exc:  # noqa: BLE001 - the parent re-raises it
+        send.send(("error", exc))
+    finally:
+        send.close()
+
+
+def child_job_possible() -> bool:
+    """Whether a ChildJob can run beside the parent's own work: more than one core, and no other thread
+    here (a forked child would inherit the locks those threads hold)."""
+    return pool_size(PARALLEL_MIN) > 1

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
 
-from reportsite.cache import BuildCache, Fingerprinter, MemoRenderer, Unfingerprintable, package_version
+from reportsite.cache import BuildCache, Fingerprinter, MemoRenderer, Progress, Unfingerprintable, package_version
 from reportsite.config import load_config
 from reportsite.pipeline import BuildOptions, build, derive, page_keys, produce, render_site
 from reportsite.render import make_environment
@@ -191,3 +192,14 @@ def test_disk_cache_keeps_only_what_the_last_build_used(project: BuildOptions, t
     again = BuildCache(cache_dir)
     build(with_cache(project, again))
     assert again.stats.parsed == 0  # what was kept is what the next build needs
+
+
+def test_progress_bar_starts_no_thread_so_builds_on_a_terminal_still_fork_their_pools() -> None:
+    threads = threading.active_count()
+    progress = Progress(enabled=True)
+    progress.start("解析报告", 1000)
+    progress.advance(10)
+    try:
+        assert threading.active_count() == threads
+    finally:
+        progress.done()

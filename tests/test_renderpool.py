@@ -1,5 +1,5 @@
-"""renderpool / workers: a build whose reports are parsed and pages rendered in worker processes writes
-exactly the site a build in one process writes."""
+"""renderpool / workers: a build whose reports are parsed and pages rendered in worker processes (and its
+search index made in a child process meanwhile) writes exactly the site a build in one process writes."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from .conftest import ROOT
 
 PARALLEL_BUILD = """
 import sys
-from reportsite import model, renderpool, workers
+from reportsite import model, pipeline, renderpool, workers
 from reportsite.cli import main
 
 def counted(function, *args, **kwargs):
@@ -26,6 +26,15 @@ def counted(function, *args, **kwargs):
     return workers.map_in_pool(function, *args, **kwargs)
 
 model.map_in_pool = renderpool.map_in_pool = counted
+
+
+class Counted(pipeline.ChildJob):
+    def __init__(self, function, *args):
+        print(function.__name__)
+        super().__init__(function, *args)
+
+
+pipeline.ChildJob = Counted
 sys.stdout.flush()
 code = main(["build", "--no-cache", "--content", sys.argv[1], "--out", sys.argv[2]])
 sys.exit(code)
@@ -46,7 +55,8 @@ def test_parallel_build_writes_the_same_site_as_a_build_in_one_process(content_c
     result = subprocess.run([sys.executable, "-c", PARALLEL_BUILD, str(content_copy), str(tmp_path / "parallel")],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[:2] == ["_parse_chunk", "_render_range"], result.stdout  # the pools ran
+    # the pools ran, and the search index was made in a child process while the pages rendered
+    assert result.stdout.splitlines()[:3] == ["_parse_chunk", "write_search_files", "_render_range"], result.stdout
     # ... and here, in this process, with the pools switched off
     monkeypatch.setattr(model, "pool_size", lambda tasks, minimum=0: 1)
     monkeypatch.setattr(renderpool, "pool_size", lambda tasks, minimum=0: 1)
