@@ -33,7 +33,17 @@ from . import divisions as dv
 from . import writer
 from .errors import Problem
 from .links import PageLinks
-from .model import Content, Jurisdiction, Report, ReportWork, Section, _drop_duplicates, content_files, parse_files
+from .model import (
+    Content,
+    Jurisdiction,
+    Parsed,
+    Report,
+    ReportWork,
+    Section,
+    _drop_duplicates,
+    content_files,
+    parse_files,
+)
 from .render import Page, PageRenderer, PendingPage, SiteData
 from .renderpool import RenderedPage
 from .workers import PARALLEL_MIN
@@ -474,18 +484,26 @@ class BuildCache:
         todo = [(p, e[2]) for p, e in entries.items() if not isinstance(e, LoadedFile)]
         self.stats.parsed += len(todo)
         self.progress.start("解析报告", len(todo))
-        parsed = dict(zip((p for p, _ in todo), parse_files(todo, table, work, self.progress.advance), strict=True))
+        disk = self.disk
+
+        def loaded(path: str, fresh: Parsed) -> LoadedFile:
+            stamp, digest, _ = entries[path]  # type: ignore[misc]
+            return LoadedFile(stamp, digest, fresh.report, fresh.problems, work_digest, fresh.derived)
+
+        def store(path: str, fresh: Parsed) -> None:  # in the parse worker: the parent has enough to do
+            assert disk is not None
+            entry = loaded(path, fresh)
+            disk.put("report", entry.digest, entry)
+
+        parsed = dict(zip((p for p, _ in todo), parse_files(todo, table, work, self.progress.advance,
+                                                            store if disk else None), strict=True))
         self.progress.done()
         reports: list[Report] = []
         problems: list[Problem] = []
         for path, entry in entries.items():
             fresh = parsed.get(path)
             if fresh is not None:
-                stamp, digest, _ = entry  # type: ignore[misc]
-                entry = entries[path] = LoadedFile(stamp, digest, fresh.report, fresh.problems, work_digest,
-                                                   fresh.derived)
-                if self.disk:
-                    self.disk.put("report", digest, entry)
+                entry = entries[path] = loaded(path, fresh)
             assert isinstance(entry, LoadedFile)
             if entry.report is not None and entry.work != work_digest:  # the rules changed, not the file
                 derived = tuple(function(entry.report, *args) for function, args in work)

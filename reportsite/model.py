@@ -411,33 +411,44 @@ def parse_file(path: str, data: bytes, table: dv.DivisionTable, work: Sequence[R
 
 
 CHUNK = 25  # files per task of the parse pool
-_parse_job: tuple[dv.DivisionTable, Sequence[ReportWork]] | None = None  # set in each parse worker
+# Called with each file's path and parse where it was parsed (a build cache stores it from the worker).
+AfterParse = Callable[[str, Parsed], None]
+_parse_job: tuple[dv.DivisionTable, Sequence[ReportWork], AfterParse | None] | None = None  # in each worker
 
 
-def _start_parse_worker(table: dv.DivisionTable, work: Sequence[ReportWork]) -> None:
+def _start_parse_worker(table: dv.DivisionTable, work: Sequence[ReportWork], after: AfterParse | None) -> None:
     global _parse_job
-    _parse_job = (table, work)
+    _parse_job = (table, work, after)
 
 
 def _parse_chunk(items: list[tuple[str, bytes]]) -> list[Parsed]:
     assert _parse_job is not None
-    table, work = _parse_job
-    return [parse_file(path, data, table, work) for path, data in items]
+    table, work, after = _parse_job
+    return [_parse_one(path, data, table, work, after) for path, data in items]
+
+
+def _parse_one(path: str, data: bytes, table: dv.DivisionTable, work: Sequence[ReportWork],
+               after: AfterParse | None) -> Parsed:
+    parsed = parse_file(path, data, table, work)
+    if after is not None:
+        after(path, parsed)
+    return parsed
 
 
 def parse_files(items: list[tuple[str, bytes]], table: dv.DivisionTable, work: Sequence[ReportWork] = (),
-                advance: Callable[[int], None] = lambda n: None) -> list[Parsed]:
-    """Parse content files (and do the per-report work), in worker processes when there are many."""
+                advance: Callable[[int], None] = lambda n: None, after: AfterParse | None = None) -> list[Parsed]:
+    """Parse content files (and do the per-report work, and `after`), in worker processes when there are
+    many."""
     workers = pool_size(len(items))
     if workers < 2:
         out = []
         for path, data in items:
-            out.append(parse_file(path, data, table, work))
+            out.append(_parse_one(path, data, table, work, after))
             advance(1)
         return out
     chunks = [items[i:i + CHUNK] for i in range(0, len(items), CHUNK)]
     results: list[Parsed] = []
-    for chunk_result in map_in_pool(_parse_chunk, chunks, workers, _start_parse_worker, (table, work)):
+    for chunk_result in map_in_pool(_parse_chunk, chunks, workers, _start_parse_worker, (table, work, after)):
         results += chunk_result
         advance(len(chunk_result))
     return results

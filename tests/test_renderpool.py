@@ -36,7 +36,7 @@ class Counted(pipeline.ChildJob):
 
 pipeline.ChildJob = Counted
 sys.stdout.flush()
-code = main(["build", "--no-cache", "--content", sys.argv[1], "--out", sys.argv[2]])
+code = main(["build", *sys.argv[3:], "--content", sys.argv[1], "--out", sys.argv[2]])
 sys.exit(code)
 """
 
@@ -52,11 +52,22 @@ def test_parallel_build_writes_the_same_site_as_a_build_in_one_process(content_c
         text = report.replace("---\n", f"---\nslug: copy-{n:03d}\n", 1).replace("2023年度", f"2023年度第{n}稿")
         (content_copy / "reports" / f"copy-{n:03d}.md").write_text(text, encoding="utf-8")
     # `build` in a fresh process (no other threads): parses and renders in worker processes
-    result = subprocess.run([sys.executable, "-c", PARALLEL_BUILD, str(content_copy), str(tmp_path / "parallel")],
-                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-c", PARALLEL_BUILD, str(content_copy), str(tmp_path / "parallel"),
+                             "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     # the pools ran, and the search index was made in a child process while the pages rendered
     assert result.stdout.splitlines()[:3] == ["_parse_chunk", "write_search_files", "_render_range"], result.stdout
+    # with a build cache (in tmp_path): the workers store their parses, which the next build reuses
+    said = {}
+    for run in ("first", "second"):
+        cached = subprocess.run([sys.executable, "-c", PARALLEL_BUILD, str(content_copy), str(tmp_path / run)],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert cached.returncode == 0, cached.stderr
+        said[run] = cached.stdout + cached.stderr
+    assert f"({PARALLEL_MIN + 5} report(s) parsed" in said["first"] and "_parse_chunk" in said["first"]
+    assert "(0 report(s) parsed" in said["second"]
+    assert tree(tmp_path / "first") == tree(tmp_path / "second") == tree(tmp_path / "parallel")
     # ... and here, in this process, with the pools switched off
     monkeypatch.setattr(model, "pool_size", lambda tasks, minimum=0: 1)
     monkeypatch.setattr(renderpool, "pool_size", lambda tasks, minimum=0: 1)
