@@ -144,8 +144,12 @@ def _fill(pattern: str, year: int) -> str:
     return pattern.replace("{year}", str(year)).replace("{next_year}", str(year + 1))
 
 
-def _matches(patterns: tuple[str, ...], text: str, year: int) -> bool:
-    return any(re.search(_fill(p, year), text) for p in patterns)
+def _patterns(sources: tuple[str, ...], year: int) -> tuple[re.Pattern[str], ...]:
+    return tuple(re.compile(_fill(p, year)) for p in sources)
+
+
+def _matches(patterns: tuple[re.Pattern[str], ...], text: str) -> bool:
+    return any(p.search(text) for p in patterns)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -164,8 +168,9 @@ def top_sections(report: Report) -> list[Section]:
 def check_report(report: Report, rules: PartRules) -> Compliance:
     tops = top_sections(report)
     owner: dict[str, Part] = {}
+    headings = [(p, _patterns(p.headings, report.year)) for p in rules.parts]  # filled in once per report
     for section in tops:
-        part = next((p for p in rules.parts if _matches(p.headings, section.title, report.year)), None)
+        part = next((p for p, patterns in headings if _matches(patterns, section.title)), None)
         if part:
             owner[section.id] = part
     plan_roots = {s.id for s in tops if owner.get(s.id) and owner[s.id].plans}
@@ -197,7 +202,8 @@ def _finding(report: Report, part: Part, tops: list[Section], owner: dict[str, P
             others.append(section)
         if others:
             return PartFinding(part, FOUND, tuple(others))
-    mention = next((s for s in searchable if part.text and _matches(part.text, s.text, report.year)), None)
+    patterns = _patterns(part.text, report.year)
+    mention = next((s for s in searchable if patterns and _matches(patterns, s.text)), None)
     if mention:
         return PartFinding(part, MENTIONED, (mention,))
     return PartFinding(part, MISSING, ())

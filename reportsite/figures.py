@@ -9,6 +9,7 @@ but not like-for-like (市本级, 累计 ...) are flagged.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,15 +34,20 @@ _NUMBER = re.compile(
     r"(?P<approx>余|多)?(?P<unit>" + "|".join(re.escape(u) for u in UNITS) + r")(?P<bound>以上|左右)?")
 # A lone 一 ... 九 before a unit is almost always an idiom (一件事, 三项制度, 一次办), not a count.
 _LONE_DIGIT = set("零〇一二两三四五六七八九百千万亿")
+# What every _NUMBER match holds: the number's last character, maybe 余/多, and the unit's first character.
+# Sentences without it are not read for numbers (a quick scan: this starts with a character class).
+_FIGURE_HINT = re.compile(r"[\d" + _CN_NUMERAL + r"][余多]?[" + re.escape("".join(sorted({u[0] for u in UNITS}))) + "]")
 _SENTENCE = re.compile(r"[^。！？；;!?\n]+[。！？；;!?]?")
 _CLAUSE_END = "，,：:；;。！？!?"
+_CLAUSE_MARK = re.compile("[" + re.escape(_CLAUSE_END) + "]")
 _QUOTES = str.maketrans("", "", "“”\"‘’「」『』")
 _SMALL_WORDS = re.compile(r"(共计|总计|合计|分别为|分别|达到|共|为|达|约|近|超过|逾|是|了|有)$")
 
 
 @dataclass(frozen=True)
 class Figure:
-    """One number with its unit, as the report states it."""
+    """One number with its unit, as the report states it. The words around it are kept as places in
+    its sentence, not as copies: a build sends every report's figures between processes."""
 
     id: str  # <section id>-n<k>: the k-th figure of the section
     section_id: str
@@ -50,11 +56,31 @@ class Figure:
     value: float  # in `unit` (万/亿 multiplied out, except 万元/亿元)
     unit: str
     approx: bool  # 余 / 多 / 以上 / 左右
-    before: str  # the clause's words before the number, after any earlier figure in it
-    after: str  # the words after the unit to the clause's end
-    clause_before: str  # the whole clause before the number
-    sentence_before: str  # the sentence before the number
     in_plans: bool  # in the next-year plan section
+    start: int  # where `text` begins in the sentence
+    before_start: int  # where `before` begins: after any earlier figure of the clause, and 、和及与
+    clause_start: int  # where the clause begins
+    clause_end: int  # where the clause ends (after `after`)
+
+    @property
+    def before(self) -> str:
+        """The clause's words before the number, after any earlier figure in it."""
+        return self.sentence[self.before_start:self.start]
+
+    @property
+    def after(self) -> str:
+        """The words after the unit to the clause's end."""
+        return self.sentence[self.start + len(self.text):self.clause_end]
+
+    @property
+    def clause_before(self) -> str:
+        """The whole clause before the number."""
+        return self.sentence[self.clause_start:self.start]
+
+    @property
+    def sentence_before(self) -> str:
+        """The sentence before the number."""
+        return self.sentence[:self.start]
 
     @property
     def phrase(self) -> str:
@@ -63,7 +89,7 @@ class Figure:
 
     @property
     def clause(self) -> str:
-        return self.clause_before + self.text + self.after
+        return self.sentence[self.clause_start:self.clause_end]
 
 
 def number_text(value: float) -> str:
@@ -73,6 +99,8 @@ def number_text(value: float) -> str:
 
 def parse_number(num: str, mult: str | None) -> float | None:
     """'3.96', '万' -> 39600; '十' -> 10; '两千' -> 2000; None when it is not a number."""
+    if not num:  # 万元 with no number before it (单位万元GDP): the multiplier alone
+        return None
     if num[0].isdigit():
         value = float(num.rstrip("万亿"))
         return value * {"万": 1e4, "亿": 1e8}.get(mult or "", 1)
@@ -101,15 +129,6 @@ def _unit_and_value(match: re.Match[str]) -> tuple[str, float] | None:
     return (unit, value) if value is not None else None
 
 
-def _clause_start(sentence: str, end: int) -> int:
-    return max(sentence.rfind(c, 0, end) for c in _CLAUSE_END) + 1
-
-
-def _clause_end(sentence: str, start: int) -> int:
-    ends = [i for i in (sentence.find(c, start) for c in _CLAUSE_END) if i >= 0]
-    return min(ends) if ends else len(sentence)
-
-
 def sentence_figures(sentence: str) -> list[tuple[re.Match[str], str, float]]:
     found = []
     for m in _NUMBER.finditer(sentence):
@@ -126,22 +145,36 @@ def sentence_figures(sentence: str) -> list[tuple[re.Match[str], str, float]]:
 def extract_figures(report: Report, plan_sections: frozenset[str] = frozenset()) -> tuple[Figure, ...]:
     figures: list[Figure] = []
     for section in report.sections:
-        count = 0
-        for sm in _SENTENCE.finditer(section.text):
+        text = section.text
+        hints = [h.start() for h in _FIGURE_HINT.finditer(text)]  # a number never spans sentences
+        if not hints:
+            continue
+        count, next_hint = 0, 0
+        in_plans = section.id in plan_sections
+        for sm in _SENTENCE.finditer(text):
+            while next_hint < len(hints) and hints[next_hint] < sm.start():
+                next_hint += 1
+            if next_hint == len(hints):
+                break
+            if hints[next_hint] >= sm.end():
+                continue  # no figure in this sentence
             sentence = sm.group().strip()
+            found = sentence_figures(sentence)
+            if not found:
+                continue
+            marks = [c.start() for c in _CLAUSE_MARK.finditer(sentence)]  # where clauses end
             previous_end = 0
-            for m, unit, value in sentence_figures(sentence):
+            for m, unit, value in found:
                 count += 1
-                clause_start = _clause_start(sentence, m.start())
-                local_start = max(clause_start, previous_end)
-                end = m.end()
-                figures.append(Figure(
-                    id=f"{section.id}-n{count}", section_id=section.id, sentence=sentence, text=m.group(),
-                    value=value, unit=unit, approx=bool(m["approx"] or m["bound"]),
-                    before=sentence[local_start:m.start()].lstrip("、和及与"),
-                    after=sentence[end:_clause_end(sentence, end)],
-                    clause_before=sentence[clause_start:m.start()], sentence_before=sentence[:m.start()],
-                    in_plans=section.id in plan_sections))
+                start, end = m.start(), m.end()
+                k = bisect_left(marks, start)
+                clause_start = marks[k - 1] + 1 if k else 0
+                k = bisect_left(marks, end, k)
+                clause_end = marks[k] if k < len(marks) else len(sentence)
+                before = sentence[max(clause_start, previous_end):start]
+                figures.append(Figure(f"{section.id}-n{count}", section.id, sentence, m.group(), value, unit,
+                                      bool(m["approx"] or m["bound"]), in_plans, start,
+                                      start - len(before.lstrip("、和及与")), clause_start, clause_end))
                 previous_end = end
     return tuple(figures)
 
@@ -158,13 +191,28 @@ class MatchRule:
     exclude: re.Pattern[str] | None = None
 
     def fits(self, figure: Figure) -> bool:
-        if self.before and not self.before.search(_lead_words(figure.before)):
+        return self.fits_reading(_Reading(figure))
+
+    def fits_reading(self, reading: _Reading) -> bool:
+        if self.before and not self.before.search(reading.lead):
             return False
-        if self.after and not self.after.match(figure.after.translate(_QUOTES)):
+        if self.after and not self.after.match(reading.after):
             return False
-        if self.sentence and not self.sentence.search(figure.sentence):
+        if self.sentence and not self.sentence.search(reading.figure.sentence):
             return False
-        return not (self.exclude and self.exclude.search(figure.clause))
+        return not (self.exclude and self.exclude.search(reading.clause))
+
+
+class _Reading:
+    """A figure's words as the rules read them, worked out once per figure, not once per rule."""
+
+    __slots__ = ("figure", "lead", "after", "clause")
+
+    def __init__(self, figure: Figure):
+        self.figure = figure
+        self.lead = _lead_words(figure.before)
+        self.after = figure.after.translate(_QUOTES)
+        self.clause = figure.clause
 
 
 def _lead_words(text: str) -> str:
@@ -322,16 +370,20 @@ class IndicatorValue:
         return not self.flags
 
 
-def _candidates(figures: tuple[Figure, ...], indicator: Indicator, rules: IndicatorRules) -> list[Figure]:
+def _candidates(readings: list[_Reading], indicator: Indicator, rules: IndicatorRules) -> list[Figure]:
+    """The figures (read, in the indicator's units) that are values of the indicator."""
     found = []
-    for figure in figures:
-        if figure.in_plans or not indicator.fits(figure):
-            continue
-        if rules.targets and rules.targets.search(figure.clause):
+    for reading in readings:
+        for rule in indicator.rules:
+            if rule.fits_reading(reading):
+                break
+        else:
+            continue  # no rule fits
+        if rules.targets and rules.targets.search(reading.clause):
             continue  # 力争达到…: a target, not an achievement
-        if rules.changes and rules.changes.search(_lead_words(figure.before)):
+        if rules.changes and rules.changes.search(reading.lead):
             continue  # 同比增长12%: a change, not a level
-        found.append(figure)
+        found.append(reading.figure)
     # A 其中 clause after a value of the same indicator in the same sentence is a breakdown of it.
     return [f for f in found if not ("其中" in f.clause_before
                                      and any(g.sentence == f.sentence and g.id < f.id for g in found))]
@@ -339,8 +391,18 @@ def _candidates(figures: tuple[Figure, ...], indicator: Indicator, rules: Indica
 
 def indicator_values(report: Report, figures: tuple[Figure, ...], rules: IndicatorRules) -> list[IndicatorValue]:
     values: list[IndicatorValue] = []
+    # Plan figures are never values; the others are read once, and offered to the indicators in their units.
+    by_unit: dict[str, list[_Reading]] = {unit: [] for indicator in rules.indicators for unit in indicator.units}
+    readings = []
+    for figure in figures:
+        if not figure.in_plans and figure.unit in by_unit:
+            reading = _Reading(figure)
+            by_unit[figure.unit].append(reading)
+            readings.append(reading)
     for indicator in rules.indicators:
-        candidates = _candidates(figures, indicator, rules)
+        units = indicator.units
+        offered = by_unit[units[0]] if len(units) == 1 else [r for r in readings if r.figure.unit in units]
+        candidates = _candidates(offered, indicator, rules)
         if not candidates:
             continue
         distinct = {(f.value, f.unit) for f in candidates}

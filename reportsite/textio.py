@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import re
 import unicodedata
 
 from .errors import fail
@@ -85,7 +86,12 @@ def normalise_line_ends(text: str) -> str:
 _CONTROLS = {c: " " for c in range(32) if chr(c) not in "\n\t"} | {0x7F: " "}
 
 
+_CONTROL_CHARACTER = re.compile("[" + re.escape("".join(map(chr, sorted(_CONTROLS)))) + "]")
+
+
 def blank_control_characters(text: str) -> tuple[str, int]:
-    """Control characters (BEL, ESC …) are invalid in HTML and YAML text: they become spaces."""
-    cleaned = text.translate(_CONTROLS)
-    return cleaned, sum(1 for a, b in zip(text, cleaned, strict=True) if a != b)
+    """Control characters (BEL, ESC …) are invalid in HTML and YAML text: they become spaces. (text,
+    how many); one quick scan for the usual text that has none."""
+    if not _CONTROL_CHARACTER.search(text):
+        return text, 0
+    return _CONTROL_CHARACTER.subn(" ", text)

@@ -90,10 +90,37 @@ def match_section(section: Section, topic: Topic, rules: TopicRules) -> TopicMat
 
 
 def assign_topics(report: Report, rules: TopicRules) -> dict[str, tuple[TopicMatch, ...]]:
-    """section id -> its topic matches, best first."""
+    """section id -> its topic matches, best first. The same as `match_section` for every section and
+    topic, but each keyword is looked for once per section, and only topics that have one are scored."""
     assigned: dict[str, tuple[TopicMatch, ...]] = {}
+    topics = rules.topics
+    body_keywords = tuple(dict.fromkeys(w for t in topics for w in t.keywords))
+    title_keywords = tuple(dict.fromkeys(w for t in topics for w in (*t.heading_keywords, *t.keywords)))
+    topics_of: dict[str, list[int]] = {}  # keyword -> indexes of the topics that list it
+    for i, topic in enumerate(topics):
+        for w in (*topic.heading_keywords, *topic.keywords):
+            topics_of.setdefault(w, []).append(i)
+    every_topic = range(len(topics))
+    weight, cap, min_score = rules.heading_weight, rules.body_cap, rules.min_score
     for section in report.sections:
-        matches = [m for t in rules.topics if (m := match_section(section, t, rules))]
+        title, text = section.title, section.text
+        in_title = {w for w in title_keywords if w in title}
+        counts = {w: min(text.count(w), cap) for w in body_keywords if w in text}
+        if min_score > 0:  # a topic none of whose words is here scores 0: it cannot match
+            touched = {i for w in (*in_title, *counts) for i in topics_of[w]}
+            if not touched:
+                continue
+            candidates = sorted(touched)
+        else:
+            candidates = every_topic
+        matches = []
+        for i in candidates:
+            topic = topics[i]
+            heading_words = tuple(w for w in (*topic.heading_keywords, *topic.keywords) if w in in_title)
+            body_words = tuple((w, counts[w]) for w in topic.keywords if w in counts)
+            score = weight * len(heading_words) + sum(n for _, n in body_words)
+            if score >= min_score:
+                matches.append(TopicMatch(topic.slug, score, heading_words, body_words))
         if matches:
             assigned[section.id] = tuple(sorted(matches, key=lambda m: -m.score))
     return assigned

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -10,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reportsite.errors import ReportsiteError
@@ -23,7 +24,7 @@ from reportsite.figures import (
     parse_number,
     sentence_figures,
 )
-from reportsite.model import Report, load_content
+from reportsite.model import Report, Section, load_content
 
 from .conftest import CONTENT_DIR
 
@@ -191,10 +192,56 @@ def test_figures_keep_sentence_and_section(reports: dict[str, Report]) -> None:
     assert rate.section_id == "s1-2" and rate.before == "占比" and "全程网办" in rate.sentence
 
 
+def figures_sentence_by_sentence(report: Report) -> list[tuple]:
+    """The definition extract_figures keeps (it skips sentences that cannot hold a number): every sentence's
+    numbers, each with the words of its clause (a clause ends at ，,：:；;。！？!?)."""
+    found = []
+    for section in report.sections:
+        count = 0
+        for sentence in (m.group().strip() for m in re.finditer(r"[^。！？；;!?\n]+[。！？；;!?]?", section.text)):
+            previous_end = 0
+            for m, unit, value in sentence_figures(sentence):
+                count += 1
+                clause_start = max(sentence.rfind(c, 0, m.start()) for c in "，,：:；;。！？!?") + 1
+                ends = [i for i in (sentence.find(c, m.end()) for c in "，,：:；;。！？!?") if i >= 0]
+                after = sentence[m.end():min(ends) if ends else len(sentence)]
+                found.append((f"{section.id}-n{count}", section.id, sentence, m.group(), value, unit,
+                              sentence[max(clause_start, previous_end):m.start()].lstrip("、和及与"), after,
+                              sentence[clause_start:m.start()], sentence[:m.start()],
+                              sentence[clause_start:m.start()] + m.group() + after))
+                previous_end = m.end()
+    return found
+
+
+def as_read(figures) -> list[tuple]:
+    return [(f.id, f.section_id, f.sentence, f.text, f.value, f.unit, f.before, f.after, f.clause_before,
+             f.sentence_before, f.clause) for f in figures]
+
+
+def test_figures_are_every_number_of_every_sentence(reports: dict[str, Report]) -> None:
+    for report in reports.values():
+        assert as_read(extract_figures(report)) == figures_sentence_by_sentence(report)
+
+
+NUMBERS_AND_PUNCTUATION = ("零一二两十百万亿余多以上左右件次人项个场%％元0123456789.第·其中率为达"
+                           ",，、和：:；;。！？!? \n\t　")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=NUMBERS_AND_PUNCTUATION, max_size=80))
+def test_any_text_gives_the_figures_read_sentence_by_sentence(reports: dict[str, Report], body: str) -> None:
+    report = dataclasses.replace(reports["130502-2023"], sections=(Section("s1", 2, "一、标题", body, 9, None),))
+    assert as_read(extract_figures(report)) == figures_sentence_by_sentence(report)
+
+
 @given(st.text(alphabet="零〇一二两三四五六七八九十百千万亿余多件次人项个%,，。0123456789.第·", max_size=30))
 def test_any_numeral_text_is_read_or_skipped_never_fails(text: str) -> None:
     for m, unit, value in sentence_figures(text):
         assert value >= 0 and unit and m.group() in text
+
+
+def test_a_money_unit_without_a_number_is_not_a_figure() -> None:
+    assert [m.group() for m, _, _ in sentence_figures("单位万元GDP能耗下降,亿元以上项目3个")] == ["3个"]
 
 
 def test_chinese_numerals() -> None:

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from reportsite.model import load_content, load_report, parse_sections
+from reportsite.textio import _CONTROLS
 
 from .conftest import CONTENT_DIR, ROOT
 
@@ -146,3 +147,17 @@ def test_any_front_matter_loads_or_gives_located_problems(text):
     assert report is not None or problems
     for problem in problems:
         assert problem.path == "p.md" and problem.line >= 1 and problem.message and problem.hint
+
+
+@pytest.mark.parametrize("code", sorted(_CONTROLS))
+def test_every_control_character_is_blanked_and_counted(code):
+    # load_report looks for control characters before blanking them: the look must see each one.
+    path = CONTENT_DIR / "reports" / "130502-2023.md"
+    text = path.read_text(encoding="utf-8")
+    at = text.index("\n## ") + 1  # in the body, just before the first heading's line
+    with_control = text[:at] + "甲" + chr(code) + "乙\n\n" + text[at:]
+    with_space = text[:at] + "甲 乙\n\n" + text[at:]
+    report, warnings = load_report(path, with_control)
+    assert report == load_report(path, with_space)[0]
+    assert [w.message for w in warnings] == ["1 control character(s) replaced by spaces"]
+    assert load_report(path, text)[1] == []
