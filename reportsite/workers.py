@@ -41,6 +41,20 @@ def fork_context() -> Iterator[multiprocessing.context.BaseContext]:
         gc.unfreeze()
 
 
+@contextmanager
+def collections_paused() -> Iterator[None]:
+    """No garbage collection meanwhile: for steps that make millions of small objects in no cycles (loading
+    10,000 parsed reports, building the search index). Each full collection would walk all of them, and the
+    site data too: seconds at 10,000 reports."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def map_in_pool(function: Callable[[T], R], tasks: Iterable[T], workers: int,
                 initializer: Callable[..., Any] | None = None, initargs: tuple[Any, ...] = ()) -> Iterator[R]:
     """function over tasks, in order, in `workers` forked processes (initializer runs in each first)."""
