@@ -44,7 +44,7 @@ from .model import (
     content_files,
     parse_files,
 )
-from .render import Page, PageRenderer, PendingPage, SiteData
+from .render import KEY_LATER, Page, PageRenderer, PendingPage, SiteData
 from .renderpool import RenderedPage
 from .workers import PARALLEL_MIN
 
@@ -410,15 +410,15 @@ class BuildCache:
         self.pending = False
         self._used = set()
 
-    def end_build(self, made: list[RenderedPage], keys: dict[str, bytes | None], site: Path | None) -> None:
-        """Remember what this build made (`keys`: page path -> its inputs' digest) and forget what it
+    def end_build(self, made: list[RenderedPage], site: Path | None) -> None:
+        """Remember what this build made (with each page's key: its inputs' digest) and forget what it
         did not use (deleted reports, old versions of edited ones). `site`: the folder the files were
         written to, whose files then stand for their bytes; None keeps the bytes in memory (`serve`)."""
         self.progress.done()
         self.memo = {k: v for k, v in self.memo.items() if k in self._used}
         self._parts = {k: v for k, v in self._parts.items() if k in self._used}
         stamps = file_stamps_with_inode(site, [m.path for m in made]) if site else {}
-        self.pages = {m.path: PageEntry(keys.get(m.path), m.digest, m.links, m.data, stamps.get(m.path))
+        self.pages = {m.path: PageEntry(m.key, m.digest, m.links, m.data, stamps.get(m.path))
                       for m in made}
         self.site = site
         if self.disk and site is not None:
@@ -677,17 +677,26 @@ class MemoRenderer(PageRenderer):
 
     def render(self, template: str, path: str, **context: Any) -> Page | KeptPage:  # type: ignore[override]
         pending = PendingPage(template, path, context)
-        try:
-            inputs = self.cache.fingerprint.of(self.data.config, self.data.nav_extra, dict(sorted(context.items())))
-        except Unfingerprintable:
+        if pending.path not in self.cache.pages:  # nothing to reuse: the key is worked out with the page
+            return dataclasses.replace(pending, key=KEY_LATER)
+        key = self.key_of(pending)
+        if key is None:
             self.cache.stats.uncached += 1
             return pending
-        key = _blake(self.cache.version, self.template_digest(template), path.encode(), inputs)
         entry = self.cache.reusable(pending.path, key=key)
         if entry is not None:
             self.cache.stats.reused += 1
             return KeptPage(pending.path, entry)
         return dataclasses.replace(pending, key=key)
+
+    def key_of(self, pending: PendingPage) -> bytes | None:
+        """Digest of the page's template, path, the site settings and every value it is given."""
+        try:
+            inputs = self.cache.fingerprint.of(self.data.config, self.data.nav_extra,
+                                               dict(sorted(pending.context.items())))
+        except Unfingerprintable:
+            return None
+        return _blake(self.cache.version, self.template_digest(pending.template), pending.site_path.encode(), inputs)
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from .links import check_parsed
 from .model import Content, Report, ReportWork, load_content, parse_file
 from .pages import render_index_pages
 from .render import (
+    KEY_LATER,
     OutputFile,
     Page,
     PageCollector,
@@ -199,7 +200,8 @@ def produce(items: list[Page | KeptPage], renderer: PageRenderer, cache: BuildCa
             made.files.append(finish_page(item, staging))
             made.written += 1
     if cache:
-        cache.stats.rendered += [p.path for p in pending if p.key is not None]
+        cache.stats.rendered += [p.path for p in pending if rendered[p.path].key is not None]
+        cache.stats.uncached += sum(1 for p in pending if p.key == KEY_LATER and rendered[p.path].key is None)
     return made
 
 
@@ -213,7 +215,7 @@ def take_over(path: str, entry: PageEntry, cache: BuildCache | None, staging: Pa
             assert cache is not None and cache.site is not None
             if not link_into(staging, path, cache.site / path):
                 shutil.copy2(cache.site / path, staging / path)
-    return RenderedPage(path, entry.digest, entry.links, entry.data)
+    return RenderedPage(path, entry.digest, entry.links, entry.data, key=entry.key)
 
 
 def search_apart(data: SiteData, options: BuildOptions, staging: Path) -> ChildJob | None:
@@ -244,11 +246,6 @@ def check_made(made: Made) -> None:
     broken = check_parsed({f.path: f.links for f in made.files if f.links is not None}, existing)
     if broken:
         raise ReportsiteError(broken)
-
-
-def page_keys(items: list[Page | KeptPage]) -> dict[str, bytes | None]:
-    return {i.path: (i.key if isinstance(i, PendingPage) else i.entry.key if isinstance(i, KeptPage) else None)
-            for i in items}
 
 
 def prepare(options: BuildOptions) -> tuple[Content, SiteData]:
@@ -284,7 +281,7 @@ def render_site_data(options: BuildOptions) -> tuple[Content, SiteData, list[Out
     made = produce(items, renderer, options.cache, None)
     check_made(made)
     if options.cache:
-        options.cache.end_build(made.files, page_keys(items), None)
+        options.cache.end_build(made.files, None)
     return content, data, [OutputFile(f.path, f.data or b"") for f in made.files]
 
 
@@ -360,7 +357,7 @@ def build(options: BuildOptions) -> BuildResult:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     if cache:
-        cache.end_build(made.files, page_keys(items), options.out_dir.resolve())
+        cache.end_build(made.files, options.out_dir.resolve())
         remember_build(cache, inputs, options.out_dir, (len(content.reports), len(made.files), content.problems))
         cache.prune()
         steps.done("save cache")

@@ -289,6 +289,9 @@ class PendingPage:
 
 
 Page = OutputFile | PendingPage  # what the page generators yield: a finished file, or a page to render
+# PendingPage.key of a page with nothing to reuse (a cold build): its key is worked out where it is rendered,
+# in a worker process, rather than in the parent before (seconds at 10,000 reports, in one process).
+KEY_LATER = b""
 
 
 class PageRenderer:
@@ -296,6 +299,10 @@ class PageRenderer:
 
     def __init__(self, env: Environment, data: SiteData):
         self.env, self.data = env, data
+
+    def key_of(self, pending: PendingPage) -> bytes | None:
+        """The page's key for the build cache (none without a cache)."""
+        return pending.key
 
     def render(self, template: str, path: str, **context: Any) -> OutputFile | PendingPage:
         return self.render_now(PendingPage(template, path, context))

@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import ReportsiteError
 from .links import PageLinks, parse_page
-from .render import OutputFile, PageRenderer, PendingPage, problem_of
+from .render import KEY_LATER, OutputFile, PageRenderer, PendingPage, problem_of
 from .workers import map_in_pool, pool_size
 
 CHUNK = 16  # pages per task: big enough to amortise a task, small enough to balance the workers
@@ -31,6 +31,7 @@ class RenderedPage:
     links: PageLinks | None
     data: bytes | None
     written: bool = True  # False: the previous site's file had these bytes and was linked instead
+    key: bytes | None = None  # the build cache's digest of the page's inputs (None: not cached)
 
 
 # (site path, digest of new bytes) -> the previous site's file when it holds exactly those bytes
@@ -82,7 +83,8 @@ def link_into(staging: Path, path: str, old: Path) -> bool:
 def _render_one(renderer: PageRenderer, pending: PendingPage, staging: Path | None,
                 previous: Previous) -> RenderedPage:
     try:
-        return finish_page(renderer.render_now(pending), staging, previous)
+        key = renderer.key_of(pending) if pending.key == KEY_LATER else pending.key
+        return replace(finish_page(renderer.render_now(pending), staging, previous), key=key)
     except ReportsiteError:
         raise
     except Exception as exc:  # a template error: located here, where the traceback still names the template

@@ -12,7 +12,7 @@ import pytest
 
 from reportsite.cache import BuildCache, Fingerprinter, MemoRenderer, Progress, Unfingerprintable, package_version
 from reportsite.config import load_config
-from reportsite.pipeline import BuildOptions, build, derive, page_keys, produce, render_site
+from reportsite.pipeline import BuildOptions, build, derive, produce, render_site
 from reportsite.render import make_environment
 from reportsite.topics import load_topics
 
@@ -140,7 +140,7 @@ def test_unknown_values_make_a_page_uncached_never_stale(project: BuildOptions) 
     def render(**context: object) -> bytes:
         items = [renderer.render("404.html", "404.html", **context)]
         made = produce(items, renderer, cache, None)
-        cache.end_build(made.files, page_keys(items), None)
+        cache.end_build(made.files, None)
         return made.files[0].data or b""
 
     first, again = render(marker=object()), render(marker=object())
