@@ -79,11 +79,14 @@ class Chart:
     bar_height: int
     plot_width: int
     maximum: float
+    total: int  # like-for-like values; the chart shows the largest len(bars) of them
 
 
-def bar_chart(values: list[IndicatorValue], indicator: Indicator) -> Chart | None:
-    """Horizontal bars of the like-for-like values, largest first; geometry for a static SVG."""
-    charted = sorted((v for v in values if v.charted), key=lambda v: (-v.figure.value, v.report.slug))
+def bar_chart(values: list[IndicatorValue], indicator: Indicator, limit: int) -> Chart | None:
+    """Horizontal bars of the `limit` largest like-for-like values; geometry for a static SVG. (All of a
+    national collection's would make a chart 200,000 pixels tall; the table below lists every value.)"""
+    ranked = sorted((v for v in values if v.charted), key=lambda v: (-v.figure.value, v.report.slug))
+    charted = ranked[:limit]
     if not charted:
         return None
     label_width, plot_width, bar_height, gap = 150, 340, 22, 10
@@ -94,7 +97,8 @@ def bar_chart(values: list[IndicatorValue], indicator: Indicator) -> Chart | Non
                      round(plot_width * v.figure.value / maximum, 1) if maximum else 0.0)
                  for i, v in enumerate(charted))
     height = 10 + len(bars) * (bar_height + gap) + 10
-    return Chart(bars, label_width + plot_width + 80, height, label_width, bar_height, plot_width, maximum)
+    return Chart(bars, label_width + plot_width + 80, height, label_width, bar_height, plot_width, maximum,
+                 len(ranked))
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,8 @@ def render_analysis_pages(renderer: PageRenderer, data: SiteData) -> Iterator[Pa
         years, rows = indicator_matrix(values)
         yield renderer.render("indicator.html", f"indicators/{indicator.slug}/", indicator=indicator,
                               values=sorted(values, key=lambda v: (-v.report.year, jurisdiction_label(v.report))),
-                              years=years, rows=rows, chart=bar_chart(values, indicator), **common)
+                              years=years, rows=rows, chart=bar_chart(values, indicator, data.config.chart_bars),
+                              **common)
     checks = [analysis.compliance[r.slug] for r in sorted(data.reports, key=lambda r: (-r.year, r.slug))]
     yield renderer.render("compliance.html", "compliance/", checks=checks,
                           parts=analysis.part_rules.in_regulation_order, status_labels=STATUS_LABELS,

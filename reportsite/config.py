@@ -21,6 +21,7 @@ class SiteConfig:
     site_code: str = ""  # 网站标识码
     contact: str = ""
     topic_page_size: int = 400  # sections per topic page (a national topic gathers tens of thousands)
+    chart_bars: int = 40  # bars in an indicator's chart: its largest values (the table lists them all)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -35,8 +36,8 @@ class SiteConfig:
 
 
 _FIELDS = {"title", "subtitle", "base_url", "organiser", "icp", "police_record", "site_code", "contact",
-           "topic_page_size"}
-_NUMBERS = {"topic_page_size"}
+           "topic_page_size", "chart_bars"}
+_NUMBERS = {"topic_page_size", "chart_bars"}
 
 
 def load_config(content_dir: Path, base_url: str | None = None) -> SiteConfig:

@@ -456,3 +456,18 @@ def test_indicator_table_sorts(browser, site_url: str) -> None:
     assert [v.split()[0] for v in values] == ["666件", "56件", "42件"]
     assert page.get_attribute(f"{sources} thead th:nth-child(3)", "aria-sort") == "descending"
     page.close()
+
+
+def test_chart_shows_the_largest_values_only_and_says_how_many_there_are(content_copy: Path, tmp_path: Path) -> None:
+    from reportsite.pipeline import BuildOptions, build
+
+    from .conftest import ROOT
+
+    with (content_copy / "site.yml").open("a", encoding="utf-8") as f:
+        f.write("chart_bars: 1\n")
+    build(BuildOptions(content_copy, tmp_path / "site", templates_dir=ROOT / "templates", theme_dir=ROOT / "theme"))
+    page = (tmp_path / "site" / "indicators" / "xingzheng-fuyi" / "index.html").read_text(encoding="utf-8")
+    svg = page[page.index("<svg"):page.index("</svg>")]
+    assert "城阳区 2024" in svg and "襄都区 2023" not in svg  # 666 before 42
+    assert "中最大的 1 个，共 2 个" in page
+    assert "襄都区" in page[page.index('<table class="indicator-table"'):]  # the table still lists every value
