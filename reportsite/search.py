@@ -41,23 +41,28 @@ Files (format 3):
   Facet keys map to section numbers as varint deltas (the same text as postings, without impacts).
 At most `max_files` files whatever the corpus size.
 
-Speed: texts are cut and counted in forked worker processes (jieba initialised once, in the parent),
-postings are sorted and encoded with numpy; the output is the same bytes whatever the number of workers.
+Speed: texts are cut and counted in forked worker processes (jieba initialised once, in the parent); each
+distinct run is cut into terms once and the postings are counted, merged and encoded with numpy; term and
+text files are written by forked workers too. The output is the same bytes whatever the number of workers.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 import gzip
 import json
 import math
 import re
 import unicodedata
+from array import array
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import accumulate, repeat
+from itertools import accumulate
+from multiprocessing.connection import wait
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -65,7 +70,7 @@ from .datafile import read_yaml
 from .errors import fail
 from .model import Report
 from .render import OutputFile, SiteData, jurisdiction_label, report_path
-from .workers import pool_size
+from .workers import collections_paused, fork_context, pool_size
 
 INDEX_DIR = "search/idx/"
 FORMAT_VERSION = 3
@@ -85,6 +90,7 @@ CHAIN_MARK = "|"  # in the joins of a text, a chain of runs is written with this
 SNIPPET_WIDTH = 90  # the worker's snippet(): hits within this many characters, 20 before, 110 shown
 SNIPPET_LEAD = 20
 PARALLEL_MIN_SECTIONS = 4000  # below this the index is built in this process (forking costs more)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -216,6 +222,10 @@ class Segmenter:
             self._cut = fast_cut
         self._cache.clear()
 
+    def forget(self) -> None:
+        """Drop the runs cut so far (their words are kept by whoever needs them)."""
+        self._cache.clear()
+
     def words(self, han_run: str) -> list[str]:
         words = self._cache.get(han_run)
         if words is None:
@@ -279,6 +289,7 @@ def run_phrases(words: list[str], breaks: tuple[int, ...] = ()) -> dict[str, Sid
     else:
         firsts = range(len(words))
     for i in firsts:
+        crossing = breaks[bisect.bisect_right(breaks, i)] if breaks and i < breaks[-1] else len(words)
         size = len(words[i])
         phrase = words[i]
         for j in range(i + 1, min(i + PHRASE_TOKENS, len(words))):
@@ -286,7 +297,7 @@ def run_phrases(words: list[str], breaks: tuple[int, ...] = ()) -> dict[str, Sid
             phrase += words[j]
             if size > high:
                 break
-            if size >= low and (not breaks or any(i < b <= j for b in breaks)):
+            if size >= low and (not breaks or crossing <= j):  # a break in i+1..j: the phrase crosses it
                 sides = (words[i - 1] if i else None, words[j + 1] if j < last else None)
                 old = found.get(phrase)
                 found[phrase] = sides if old is None else merge_sides(old, sides)
@@ -447,10 +458,37 @@ class TermCounter:
 
 
 @dataclass(frozen=True)
+class _Texts:
+    """Every section's heading and body as one string. A worker that reads them so writes to no page of the
+    parent's: with a str per section, each one's reference count would (200 MB a worker at 10,000 reports)."""
+
+    joined: str
+    bounds: array  # section k: heading joined[bounds[2k]:bounds[2k + 1]], body up to bounds[2k + 2]
+
+    @classmethod
+    def of(cls, texts: list[tuple[str, str]]) -> _Texts:
+        bounds = array("q", [0])
+        bounds.extend(accumulate(len(text) for pair in texts for text in pair))
+        return cls("".join(text for pair in texts for text in pair), bounds)
+
+    def __len__(self) -> int:
+        return len(self.bounds) // 2
+
+    def body(self, k: int) -> str:
+        return self.joined[self.bounds[2 * k + 1]:self.bounds[2 * k + 2]]
+
+    def pairs(self, start: int, stop: int) -> Iterator[tuple[str, str]]:
+        """(heading, body) of the sections start..stop."""
+        joined, at = self.joined, self.bounds[2 * start:2 * stop + 1].tolist()
+        for k in range(0, len(at) - 1, 2):
+            yield joined[at[k]:at[k + 1]], joined[at[k + 1]:at[k + 2]]
+
+
+@dataclass(frozen=True)
 class _Job:
     """What the worker processes share, inherited through fork (never pickled)."""
 
-    texts: list[tuple[str, str]]  # (heading, body) per section
+    texts: _Texts
     segmenter: Segmenter
     settings: SearchSettings
 
@@ -458,96 +496,188 @@ class _Job:
 # section counts of jieba's 3+ character words and of phrases; the phrases' neighbours; characters of text
 PassOne = tuple[Counter[str], Counter[str], dict[str, Sides], int]
 PassTwo = tuple[list[str], np.ndarray, np.ndarray, np.ndarray]  # see _RangeCounter.postings
+# a range's postings in term order: its terms' ids, postings per term, section numbers, impacts
+Block = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 class _RangeCounter:
-    """The sections start..stop, cut once and kept as ids of their distinct runs between the passes."""
+    """The sections start..stop, cut once and kept between the passes as "units": ids of their distinct runs
+    and joins, one flat array for the whole range (a Python list per section would take gigabytes)."""
 
     def __init__(self, job: _Job, bounds: tuple[int, int]):
         self.job = job
         self.start, self.stop = bounds
         self.run_ids: dict[str, int] = {}
-        # per section: heading run ids, heading joins, body run ids, body joins, BM25 length
-        self.cut: list[tuple[list[int], tuple[str, ...], list[int], tuple[str, ...], int]] = []
+        self.join_codes: dict[str, int] = {}  # a join -> -1 - its id
+        self.units = array("i")  # per section, heading then body: a run as its id, a join as -1 - its id
+        self.heading_units = array("i")  # per section: how many of its units are the heading's...
+        self.body_units = array("i")  # ...and the body's
+        self.lengths: list[int] = []  # per section: BM25 length
+        self._cut_at: dict[str, tuple[int, int, int]] = {}  # a text -> (start in units, count, characters)
+        self._finder = WordFinder(job.segmenter)
+        self._words_of: list[frozenset[str]] = []  # per run id
+        self._is_chain: list[bool] = []  # per join id
+
+    def _cut(self, text: str) -> tuple[int, int]:
+        """Append the units of a text: (how many, characters). A text seen before (a heading, a set paragraph)
+        is copied, not cut again."""
+        units = self.units
+        seen = self._cut_at.get(text)
+        if seen is not None:
+            start, count, size = seen
+            units.extend(units[start:start + count])
+            return count, size
+        runs, joins, size = cut_text(text)
+        start = len(units)
+        codes = list(map(self.run_ids.get, runs))
+        if None in codes:  # runs seen for the first time: their words, in the order of their ids
+            for k, run in enumerate(runs):
+                if codes[k] is None:
+                    run_id = self.run_ids.get(run)
+                    if run_id is None:
+                        run_id = self.run_ids[run] = len(self.run_ids)
+                        self._words_of.append(self._finder.of_run(run))
+                    codes[k] = run_id
+        units.extend(codes)
+        codes = list(map(self.join_codes.get, joins))
+        if None in codes:
+            for k, join in enumerate(joins):
+                if codes[k] is None:
+                    code = self.join_codes.get(join)
+                    if code is None:
+                        code = self.join_codes[join] = -1 - len(self.join_codes)
+                        self._is_chain.append(CHAIN_MARK in join)
+                    codes[k] = code
+        units.extend(codes)
+        self._cut_at[text] = (start, len(units) - start, size)
+        return len(units) - start, size
 
     def words(self) -> PassOne:
-        finder = WordFinder(self.job.segmenter)
         hw = self.job.settings.heading_weight
-        run_ids = self.run_ids
-        words_of: list[frozenset[str]] = []  # per run id
+        words_of, is_chain = self._words_of, self._is_chain
         df: Counter[str] = Counter()
         # sections per distinct run and per distinct chain of runs: a phrase's count is theirs summed (a
         # phrase in two runs of a section counts twice: near enough to choose phrases, and much faster)
         run_sections: Counter[int] = Counter()
-        chain_sections: Counter[str] = Counter()
+        chain_sections: Counter[int] = Counter()  # by join id
         total = 0
-        for title, body in self.job.texts[self.start:self.stop]:
-            heading_runs, heading_joins, heading_size = cut_text(title)
-            body_runs, body_joins, body_size = cut_text(body)
-            heading_ids = [run_ids.setdefault(r, len(run_ids)) for r in heading_runs]
-            body_ids = [run_ids.setdefault(r, len(run_ids)) for r in body_runs]
-            if len(words_of) < len(run_ids):  # runs seen for the first time, in the order of their ids
-                for run, run_id in zip(heading_runs + body_runs, heading_ids + body_ids, strict=True):
-                    if run_id == len(words_of):
-                        words_of.append(finder.of_run(run))
-            run_set = {*heading_ids, *body_ids}
+        for title, body in self.job.texts.pairs(self.start, self.stop):
+            at = len(self.units)
+            heading_count, heading_size = self._cut(title)
+            body_count, body_size = self._cut(body)
+            present = set(self.units[at:])
+            run_set = [u for u in present if u >= 0]
             df.update(set().union(*(words_of[r] for r in run_set if words_of[r])))
             run_sections.update(run_set)
-            chain_sections.update({j for j in heading_joins + body_joins if CHAIN_MARK in j})
+            chain_sections.update(-1 - u for u in present if u < 0 and is_chain[-1 - u])
+            self.heading_units.append(heading_count)
+            self.body_units.append(body_count)
             length = heading_size * hw + body_size
+            self.lengths.append(length)
             total += length
-            self.cut.append((heading_ids, heading_joins, body_ids, body_joins, length))
+        finder = self._finder
+        joins = list(self.join_codes)
         phrase_df: Counter[str] = Counter()
         sides: dict[str, Sides] = {}
-        found_in = [(finder.phrases_of_run(run), run_sections[r]) for run, r in run_ids.items()]
-        found_in += [(finder.phrases_of_joins((chain,)), count) for chain, count in chain_sections.items()]
-        for found, count in found_in:
-            add_sides(sides, found)
-            for phrase in found:
-                phrase_df[phrase] += count
+        of_runs = ((finder.phrases_of_run(run), run_sections[r]) for run, r in self.run_ids.items())
+        of_chains = ((finder.phrases_of_joins((joins[j],)), count) for j, count in chain_sections.items())
+        for found_in in (of_runs, of_chains):
+            for found, count in found_in:
+                add_sides(sides, found)
+                for phrase in found:
+                    phrase_df[phrase] += count
+        # not needed any more: room for pass two
+        self._cut_at, self._words_of, self._finder = {}, [], WordFinder(self.job.segmenter)
+        self.job.segmenter.forget()
         return df, phrase_df, sides, total
 
     def postings(self, vocab: frozenset[str], avgdl: float) -> PassTwo:
-        """(this range's terms, sorted; and per posting its term's index in them, section number, impact),
-        the postings in term order then section order."""
+        """(this range's terms, sorted; postings per term; and per posting its section number and impact),
+        the postings in term order then section order.
+
+        A section's term counts are the sum of its units' terms (the heading's heading_weight times), so
+        each distinct unit is cut into terms once, and the counting is done with numpy: every (term,
+        section) occurrence as one integer, sorted, and counted where it changes."""
         s = self.job.settings
         counter = TermCounter(set(vocab))
+        unit_terms = [counter.run_terms(run) for run in self.run_ids]
+        unit_terms += [counter.join_terms(join) for join in self.join_codes]
         ids: dict[str, int] = {}
-        run_terms = [[ids.setdefault(t, len(ids)) for t in counter.run_terms(run)] for run in self.run_ids]
+        flat = np.fromiter((ids.setdefault(t, len(ids)) for terms in unit_terms for t in terms), np.int64)
+        names = list(ids)
+        del ids
+        order = sorted(range(len(names)), key=names.__getitem__)
+        rank = np.empty(len(names), np.int64)
+        rank[order] = np.arange(len(names), dtype=np.int64)
+        unit_flat = rank[flat]  # each unit's terms as their rank among the range's terms
+        unit_len = np.fromiter(map(len, unit_terms), np.int64, len(unit_terms))
+        unit_at = np.cumsum(unit_len) - unit_len
+        runs = len(self.run_ids)
+        del unit_terms, flat, rank, counter  # the units' terms are in unit_flat now
+        self.run_ids, self.join_codes = {}, {}
 
-        def term_ids(run_list: list[int], joins: tuple[str, ...]) -> list[int]:
-            out = [ids.setdefault(j, len(ids)) for j in joins if CHAIN_MARK not in j]
-            for chain in joins:
-                if CHAIN_MARK in chain:
-                    out += [ids.setdefault(t, len(ids)) for t in counter.chain_terms(chain)]
-            for r in run_list:
-                out += run_terms[r]
-            return out
+        codes = np.frombuffer(self.units, np.int32)
+        heading, body = np.frombuffer(self.heading_units, np.int32), np.frombuffer(self.body_units, np.int32)
+        count = len(self.lengths)
+        unit_end = np.concatenate([[0], np.cumsum(heading.astype(np.int64) + body)])
+        norms = np.array([s.k1 * (1 - s.b + s.b * length / avgdl) for length in self.lengths], np.float64)
 
-        terms_col: list[int] = []
-        tf_col: list[int] = []
-        section_col: list[int] = []
-        norm_of_section: list[float] = []
-        for number, (heading_runs, heading_joins, body_runs, body_joins, length) in enumerate(self.cut, self.start):
-            tf = Counter(term_ids(body_runs, body_joins))
-            if heading_runs:
-                for term, count in Counter(term_ids(heading_runs, heading_joins)).items():
-                    tf[term] += s.heading_weight * count
-            terms_col += tf.keys()
-            tf_col += tf.values()
-            section_col += repeat(number, len(tf))
-            norm_of_section.append(s.k1 * (1 - s.b + s.b * length / avgdl))
-        names = sorted(ids, key=ids.__getitem__)
-        rank = np.empty(len(names), np.int32)
-        rank[np.argsort(np.array(names, dtype=object), kind="stable")] = np.arange(len(names), dtype=np.int32)
-        term = rank[np.array(terms_col, np.int32)] if terms_col else np.zeros(0, np.int32)
-        tf_arr = np.array(tf_col, np.float64)
-        sections = np.array(section_col, np.int32)
-        norms = np.array(norm_of_section, np.float64)[sections - self.start] if section_col else np.zeros(0)
-        part = tf_arr / (tf_arr + norms)  # BM25's tf part, divided by (k1 + 1): in (0, 1)
-        impact = np.maximum(1, np.round(part * IMPACT_SCALE)).astype(np.uint8)
-        order = np.argsort(term, kind="stable")  # term order; sections stay ascending within a term
-        return sorted(names), term[order], sections[order], impact[order]
+        blocks: list[Block] = []
+        first = 0
+        while first < count:
+            last = min(count, first + _CHUNK_SECTIONS)
+            chunk = codes[unit_end[first]:unit_end[last]]
+            # per occurrence of a unit: its section (counted from first), a heading's heading_weight times
+            weight = np.tile(np.array([s.heading_weight, 1], np.int64), last - first)  # section by section
+            pieces = np.stack([heading[first:last], body[first:last]], axis=1).ravel()  # heading, body
+            occ_unit = np.repeat(np.where(chunk >= 0, chunk, runs - 1 - chunk.astype(np.int64)),
+                                 np.repeat(weight, pieces))
+            occ_section = np.repeat(np.arange(2 * (last - first), dtype=np.int64) // 2, pieces * weight)
+            sizes = unit_len[occ_unit]
+            ends = np.cumsum(sizes)
+            # every term of every occurrence: its position in unit_flat
+            at = np.repeat(unit_at[occ_unit] - (ends - sizes), sizes) + np.arange(int(ends[-1]) if len(ends) else 0)
+            keys = np.sort(unit_flat[at] * (last - first) + np.repeat(occ_section, sizes))
+            del occ_unit, occ_section, sizes, ends, at
+            if len(keys):
+                unique, tf = _counted(keys)
+                term, section = np.divmod(unique, last - first)
+                part = tf / (tf + norms[first:last][section])  # BM25's tf part, divided by (k1 + 1): in (0, 1)
+                ids, per_term = _counted(term)
+                blocks.append((ids, per_term, (section + first + self.start).astype(np.int32),
+                               np.maximum(1, np.round(part * IMPACT_SCALE)).astype(np.uint8)))
+            first = last
+        starts, sections, impacts = _gathered(blocks, len(names))
+        return [names[i] for i in order], np.diff(starts), sections, impacts
+
+
+def _counted(ordered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of a sorted array and how often each occurs."""
+    bounds = np.concatenate([[0], np.flatnonzero(ordered[1:] != ordered[:-1]) + 1, [len(ordered)]])
+    return ordered[bounds[:-1]], np.diff(bounds)
+
+
+def _gathered(blocks: list[Block], terms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(first posting of each term, section numbers, impacts) of blocks of consecutive sections, in term order
+    then section order: each posting is put straight in its place (no sort). The blocks are used up."""
+    totals = np.zeros(terms, np.int64)
+    for ids, per_term, _, _ in blocks:
+        totals[ids] += per_term  # a term is once in a block's ids
+    starts = np.concatenate([[0], np.cumsum(totals)])
+    filled = starts[:-1].copy()  # per term: where its next posting goes
+    sections = np.empty(int(starts[-1]), np.int32)
+    impacts = np.empty(int(starts[-1]), np.uint8)
+    blocks.reverse()
+    while blocks:
+        ids, per_term, block_sections, block_impacts = blocks.pop()
+        at = np.repeat(filled[ids] - (np.cumsum(per_term) - per_term), per_term) + np.arange(len(block_sections))
+        sections[at] = block_sections
+        impacts[at] = block_impacts
+        filled[ids] += per_term
+    return starts, sections, impacts
+
+
+_CHUNK_SECTIONS = 4096  # sections counted at a time (a few arrays of their term occurrences: tens of MB)
 
 
 def _count_in_worker(job: _Job, bounds: tuple[int, int], conn) -> None:
@@ -571,9 +701,11 @@ def _count(job: _Job, choose) -> list[PassTwo]:
         counter = _RangeCounter(job, (0, len(job.texts)))
         vocab, avgdl = choose([counter.words()])
         return [counter.postings(vocab, avgdl)]
-    import multiprocessing
+    with fork_context() as context:  # workers inherit the texts and the loaded segmenter
+        return _count_in_workers(job, choose, context, workers)
 
-    context = multiprocessing.get_context("fork")  # workers inherit the texts and the loaded segmenter
+
+def _count_in_workers(job: _Job, choose, context, workers: int) -> list[PassTwo]:
     links = []
     for bounds in _section_ranges(len(job.texts), workers):
         parent, child = context.Pipe()
@@ -619,8 +751,7 @@ class Postings:
         return np.diff(self.starts)
 
 
-def count_postings(texts: list[tuple[str, str]], segmenter: Segmenter,
-                   settings: SearchSettings) -> tuple[set[str], Postings]:
+def count_postings(texts: _Texts, segmenter: Segmenter, settings: SearchSettings) -> tuple[set[str], Postings]:
     """(vocabulary, postings) of the sections' (heading, body) texts."""
     chosen: list[set[str]] = []
 
@@ -639,14 +770,9 @@ def count_postings(texts: list[tuple[str, str]], segmenter: Segmenter,
     vocab = chosen[0]
     terms = sorted(set().union(*(p[0] for p in parts)))
     index = {t: i for i, t in enumerate(terms)}
-    # each part's term indices map monotonically to the global ones, so the parts are sorted runs:
-    # a stable sort merges them and keeps sections ascending within a term
-    term_col = np.concatenate([np.array([index[t] for t in p[0]], np.int32)[p[1]] for p in parts])
-    order = np.argsort(term_col, kind="stable")
-    term_col = term_col[order]
-    sections = np.concatenate([p[2] for p in parts])[order]
-    impacts = np.concatenate([p[3] for p in parts])[order]
-    starts = np.concatenate([[0], np.cumsum(np.bincount(term_col, minlength=len(terms)))])
+    blocks = [(np.array([index[t] for t in names], np.int64), *rest) for names, *rest in parts]
+    del parts
+    starts, sections, impacts = _gathered(blocks, len(terms))  # parts are ranges of sections, in order
     return vocab, Postings(terms, starts, sections, impacts)
 
 
@@ -768,16 +894,22 @@ def _report_row(report: Report) -> list[object]:
 def _facet_values(data: SiteData, sections: list[IndexedSection]) -> dict[str, list[int]]:
     """facet key (@y:2023, @p:河北省, @c:邢台市, @l:district, @t:topic-slug) -> section numbers."""
     values: dict[str, list[int]] = {}
+    of_report = [_report_facets(report) for report in data.reports]
     for s in sections:
-        report = data.reports[s.report]
-        j = report.jurisdiction
-        keys = [f"@y:{report.year}", f"@l:{j.level}"]
-        keys += [f"@p:{j.province}"] if j.province else []
-        keys += [f"@c:{j.city}"] if j.city else []
-        keys += [f"@t:{m.topic}" for m in data.topics.get(report.slug, {}).get(s.anchor, ())]
+        slug, keys = of_report[s.report]
         for key in keys:
             values.setdefault(key, []).append(s.number)
+        for m in data.topics.get(slug, {}).get(s.anchor, ()):
+            values.setdefault(f"@t:{m.topic}", []).append(s.number)
     return values
+
+
+def _report_facets(report: Report) -> tuple[str, list[str]]:
+    j = report.jurisdiction
+    keys = [f"@y:{report.year}", f"@l:{j.level}"]
+    keys += [f"@p:{j.province}"] if j.province else []
+    keys += [f"@c:{j.city}"] if j.city else []
+    return report.slug, keys
 
 
 # Postings are text, so that static hosts gzip them like any JSON (many leave binary types alone):
@@ -790,9 +922,7 @@ def varints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Non-negative integers (below 2**30) as characters of DIGITS, low 5 bits first, every character but
     a number's last with 32 added (the "more" flag); and how many characters each number took."""
     v = values.astype(np.uint32)
-    size = np.ones(len(v), np.uint8)
-    for k in range(1, 6):
-        size += v >= 1 << (5 * k)
+    size = _varint_sizes(v)
     at = np.cumsum(size, dtype=np.int64) - size
     digits = np.zeros(int(at[-1]) + int(size[-1]) if len(v) else 0, np.uint8)
     digits[at] = (v & 31).astype(np.uint8) | ((size > 1).astype(np.uint8) << 5)
@@ -802,31 +932,53 @@ def varints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return _DIGIT_CODES[digits], size
 
 
+def _varint_sizes(values: np.ndarray) -> np.ndarray:
+    """How many characters of DIGITS each number takes (see varints)."""
+    size = np.ones(len(values), np.uint8)
+    for k in range(1, 6):
+        size += values >= 1 << (5 * k)
+    return size
+
+
 @dataclass(frozen=True)
 class EncodedPostings:
     """Each term's postings as two strings: its section numbers as varint deltas, and one character per
-    section for its impact (DIGITS[impact - 1])."""
+    section for its impact (DIGITS[impact - 1]); made for a term file's terms when it is written (in the
+    workers), so that the whole encoding is never held at once."""
 
-    varint_chars: np.ndarray
-    varint_at: np.ndarray  # per term: start in varint_chars; len(terms) + 1 entries
-    impact_chars: np.ndarray
-    starts: np.ndarray
+    postings: Postings
+    deltas: np.ndarray  # per posting: its section number minus the one before it in its term's list
+    chars: np.ndarray  # per term: characters of its varint deltas
 
-    def size(self, i: int) -> int:
-        return int(self.varint_at[i + 1] - self.varint_at[i] + self.starts[i + 1] - self.starts[i])
+    def sample(self, postings: int) -> list[np.ndarray]:
+        """The encoding of the first postings: varint characters, impact characters."""
+        return [varints(self.deltas[:postings])[0], _DIGIT_CODES[self.postings.impacts[:postings] - 1]]
 
-    def of(self, i: int) -> tuple[str, str]:
-        return (self.varint_chars[self.varint_at[i]:self.varint_at[i + 1]].tobytes().decode("ascii"),
-                self.impact_chars[self.starts[i]:self.starts[i + 1]].tobytes().decode("ascii"))
+    def of(self, terms: list[int]) -> list[tuple[str, str]]:
+        """(varint deltas, impacts) of each of these terms."""
+        ids = np.array(terms, np.int64)
+        lo, counts = self.postings.starts[ids], np.diff(self.postings.starts)[ids]
+        ends = np.cumsum(counts)
+        at = np.repeat(lo - (ends - counts), counts) + np.arange(int(ends[-1]) if len(ends) else 0)
+        varint_text = varints(self.deltas[at])[0].tobytes().decode("ascii")
+        impact_text = _DIGIT_CODES[self.postings.impacts[at] - 1].tobytes().decode("ascii")
+        out = []
+        char_start = posting_start = 0
+        for char_end, posting_end in zip(np.cumsum(self.chars[ids]).tolist(), ends.tolist(), strict=True):
+            out.append((varint_text[char_start:char_end], impact_text[posting_start:posting_end]))
+            char_start, posting_start = char_end, posting_end
+        return out
 
 
 def encode_postings(postings: Postings) -> EncodedPostings:
     deltas = np.diff(postings.sections, prepend=0)
     firsts = postings.starts[:-1][np.diff(postings.starts) > 0]
     deltas[firsts] = postings.sections[firsts]  # each term's list starts from section 0
-    chars, size = varints(deltas)
-    at = np.concatenate([[0], np.cumsum(size, dtype=np.int64)])[postings.starts]
-    return EncodedPostings(chars, at, _DIGIT_CODES[postings.impacts - 1], postings.starts)
+    chars = np.zeros(len(postings.terms), np.int64)
+    if len(deltas):
+        filled = np.diff(postings.starts) > 0
+        chars[filled] = np.add.reduceat(_varint_sizes(deltas), postings.starts[:-1][filled], dtype=np.int64)
+    return EncodedPostings(postings, deltas, chars)
 
 
 def snippet_window(text: str, term: str) -> tuple[int, str]:
@@ -872,9 +1024,15 @@ def _norm_positions(text: str, norm: str):
 
 
 def build_search_files(data: SiteData, settings: SearchSettings) -> list[OutputFile]:
+    with collections_paused():
+        return _search_files(data, settings)
+
+
+def _search_files(data: SiteData, settings: SearchSettings) -> list[OutputFile]:
     sections = section_list(data)
     segmenter = Segmenter(settings.probes)  # fails loudly when jieba is missing or broken
-    vocab, postings = count_postings([(s.title, s.text) for s in sections], segmenter, settings)
+    texts = _Texts.of([(s.title, s.text) for s in sections])  # workers read texts from here, not from sections
+    vocab, postings = count_postings(texts, segmenter, settings)
     n = max(len(sections), 1)
     df = postings.df()
     stop = {t for t, count in zip(postings.terms, df.tolist(), strict=True) if count / n > settings.stop_ratio}
@@ -895,9 +1053,10 @@ def build_search_files(data: SiteData, settings: SearchSettings) -> list[OutputF
             own_groups[own_index[term]].append(i)
         else:
             groups[fnv1a(term) % shared].append(i)
-    facet_groups: list[dict[str, list[int]]] = [{} for _ in range(shared)]
+    facet_groups: list[dict[str, str]] = [{} for _ in range(shared)]
     for key, numbers in sorted(facets.items()):
         facet_groups[fnv1a(key) % shared][key] = _facet_numbers(numbers)
+    report_rows = [_report_row(report) for report in data.reports]
 
     def rows_for(i: int) -> int:
         term = postings.terms[i]
@@ -905,33 +1064,101 @@ def build_search_files(data: SiteData, settings: SearchSettings) -> list[OutputF
             return settings.snippet_rows
         return FIRST_RESULTS if term in vocab or df_kept[i] >= SHARED_ROWS_MIN_SECTIONS else 0
 
-    def term_file(path: str, members: list[int], facet_ranges: dict[str, list[int]]) -> OutputFile:
-        return OutputFile(path, _term_file(postings, encoded, members, facet_ranges, rows_for, data, sections, n))
+    term_files = [(f"{INDEX_DIR}t/b{k}.json", members, {}) for k, members in enumerate(own_groups)]
+    term_files += [(f"{INDEX_DIR}t/{k}.json", members, facet_groups[k]) for k, members in enumerate(groups)]
+    doc_firsts = range(0, len(sections), doc_sections)
+    workers = pool_size(len(sections), PARALLEL_MIN_SECTIONS)
 
-    files = [term_file(f"{INDEX_DIR}t/b{k}.json", members, {}) for k, members in enumerate(own_groups)]
-    files += [term_file(f"{INDEX_DIR}t/{k}.json", members, facet_groups[k]) for k, members in enumerate(groups)]
-    doc_files = _doc_shards(data, sections, doc_sections)
+    def term_file(path: str, members: list[int], facet_ranges: dict[str, str]) -> OutputFile:
+        contents = _term_file(postings, encoded, members, facet_ranges, rows_for, report_rows, sections, texts, n)
+        return OutputFile(path, contents)
+
+    def make(part: int) -> Iterator[OutputFile]:
+        """Every `workers`-th term file, from the part-th; then every `workers`-th text file, from the part-th."""
+        yield from (term_file(*task) for task in term_files[part::workers])
+        yield from (_doc_file(report_rows, sections, texts, first, doc_sections) for first in doc_firsts[part::workers])
+
+    made = _in_workers(make, workers)
+    terms_of = [len(term_files[part::workers]) for part in range(workers)]
+    files = (_interleaved([part_files[:terms] for part_files, terms in zip(made, terms_of, strict=True)])
+             + _interleaved([part_files[terms:] for part_files, terms in zip(made, terms_of, strict=True)]))
     manifest = {
         "version": FORMAT_VERSION, "sections": len(sections), "reports": len(data.reports),
         "termShards": shared, "ownFiles": own_index, "docSections": doc_sections,
         "impactScale": IMPACT_SCALE, "vocab": front_coded(sorted(vocab)), "stop": sorted(stop),
         "t2s": traditional_map(charset),
     }
-    return [OutputFile(INDEX_DIR + "manifest.json", _json(manifest)), *files, *doc_files]
+    return [OutputFile(INDEX_DIR + "manifest.json", _json(manifest)), *files]
 
 
-def _term_file(postings: Postings, encoded: EncodedPostings, members: list[int], facet_ranges: dict[str, list[int]],
-               rows_for, data: SiteData, sections: list[IndexedSection], n: int) -> bytes:
+def _interleaved(parts: list[list[T]]) -> list[T]:
+    """The list whose every len(parts)-th item from the p-th is parts[p] (the inverse of items[p::k])."""
+    out: list[T] = []
+    for i in range(max(map(len, parts), default=0)):
+        out += [part[i] for part in parts if i < len(part)]
+    return out
+
+
+def _in_workers(make: Callable[[int], Iterator[T]], workers: int) -> list[list[T]]:
+    """[list(make(part)) for part in range(workers)], each part in a forked process of its own when workers > 1
+    (it inherits all that make needs). A worker sends each item as soon as it is made, so that it never holds
+    more than one; only the items are pickled."""
+    if workers < 2:
+        return [list(make(0))]
+    made: list[list[T]] = [[] for _ in range(workers)]
+    with fork_context() as context:
+        links = []
+        for part in range(workers):
+            parent, child = context.Pipe(duplex=False)
+            process = context.Process(target=_send_made, args=(make, part, child), daemon=True)
+            process.start()
+            child.close()
+            links.append((process, parent))
+        try:
+            busy = {parent: part for part, (_, parent) in enumerate(links)}
+            while busy:
+                for conn in wait(list(busy)):
+                    item = _received(conn)
+                    if item is _DONE:
+                        del busy[conn]
+                    else:
+                        made[busy[conn]].append(item)
+            return made
+        finally:
+            for process, parent in links:
+                parent.close()
+                process.join(timeout=5)
+                if process.is_alive():
+                    process.kill()
+
+
+_DONE = None  # what a worker sends after its last item
+
+
+def _send_made(make: Callable[[int], Iterator[object]], part: int, conn) -> None:
+    try:
+        for item in make(part):
+            conn.send(("ok", item))
+        conn.send(("ok", _DONE))
+    except BaseException as exc:  # noqa: BLE001 - the parent re-raises it
+        conn.send(("error", exc))
+    finally:
+        conn.close()
+
+
+def _term_file(postings: Postings, encoded: EncodedPostings, members: list[int], facet_ranges: dict[str, str],
+               rows_for, report_rows: list[list[object]], sections: list[IndexedSection], texts: _Texts,
+               n: int) -> bytes:
     """{"t": term -> [idf x 1000, deltas, impacts], "f": facet ranges, "r": report rows, "s": snippet rows}."""
     directory: dict[str, list[object]] = {}
     snippets: dict[str, list[list[object]]] = {}
     reports: list[list[object]] = []
     report_at: dict[int, int] = {}
-    for i in members:
+    for i, encoding in zip(members, encoded.of(members), strict=True):
         term = postings.terms[i]
         count = int(postings.starts[i + 1] - postings.starts[i])
         idf = math.log(1 + (n - count + 0.5) / (count + 0.5))
-        directory[term] = [round(idf * 1000), *encoded.of(i)]
+        directory[term] = [round(idf * 1000), *encoding]
         wanted = rows_for(i)
         if wanted:
             lo, hi = int(postings.starts[i]), int(postings.starts[i + 1])
@@ -942,9 +1169,10 @@ def _term_file(postings: Postings, encoded: EncodedPostings, members: list[int],
                 s = sections[int(numbers[k])]
                 if s.report not in report_at:
                     report_at[s.report] = len(reports)
-                    reports.append(_report_row(data.reports[s.report]))
-                start, window = snippet_window(s.text, term)
-                rows.append([s.number, report_at[s.report], s.anchor, s.path, s.title, start, window, len(s.text)])
+                    reports.append(report_rows[s.report])
+                text = texts.body(s.number)
+                start, window = snippet_window(text, term)
+                rows.append([s.number, report_at[s.report], s.anchor, s.path, s.title, start, window, len(text)])
             snippets[term] = rows
     return _json({"t": directory, "f": facet_ranges, "r": reports, "s": snippets})
 
@@ -971,7 +1199,7 @@ def _plan_files(postings: Postings, encoded: EncodedPostings, vocab: set[str], s
     number of shared files, sections per text file)."""
     budget = settings.max_files - 1
     target, doc_min = settings.posting_shard_kb * 1024, settings.doc_shard_kb * 1024
-    sizes = encoded.varint_at[1:] - encoded.varint_at[:-1] + np.diff(postings.starts)
+    sizes = encoded.chars + np.diff(postings.starts)
     own_rows = ROW_BYTES * settings.snippet_rows
     by_size = np.lexsort((np.arange(len(sizes)), -sizes))  # biggest first, ties by term order
     big = [int(i) for i in by_size if sizes[i] + own_rows >= target][: budget // OWN_SHARE]
@@ -985,7 +1213,7 @@ def _plan_files(postings: Postings, encoded: EncodedPostings, vocab: set[str], s
     free = budget - len(own)
     if shared + docs > free:
         # fewest bytes for a query reading TERM_FETCHES shared files and DOC_FETCHES text files
-        rest_served = rest / _gzip_ratio([encoded.varint_chars, encoded.impact_chars])
+        rest_served = rest / _gzip_ratio(encoded.sample(_GZIP_SAMPLE))
         doc_served = doc_bytes / _gzip_ratio([_json([s.text for s in sections[k:k + 200]]) for k in
                                               range(0, len(sections), max(200, len(sections) // 8))])
         ratio = math.sqrt(TERM_FETCHES * rest_served / (DOC_FETCHES * doc_served))
@@ -994,30 +1222,31 @@ def _plan_files(postings: Postings, encoded: EncodedPostings, vocab: set[str], s
     return own, shared, max(1, math.ceil(len(sections) / docs))
 
 
+_GZIP_SAMPLE = 256 * 1024
+
+
 def _gzip_ratio(parts: list) -> float:
-    """Raw / gzipped size of some samples (up to 256 KB from the start of each; arrays or bytes)."""
+    """Raw / gzipped size of some samples (up to _GZIP_SAMPLE bytes from the start of each; arrays or bytes)."""
     raw = packed = 0
     for part in parts:
-        data = bytes(part[: 256 * 1024])
+        data = bytes(part[:_GZIP_SAMPLE])
         raw += len(data)
         packed += len(gzip.compress(data, 6))
     return raw / packed if packed else 1.0
 
 
-def _doc_shards(data: SiteData, sections: list[IndexedSection], per_file: int) -> list[OutputFile]:
-    """`per_file` sections per file, in order: section n is in file n // per_file."""
-    files: list[OutputFile] = []
-    for first in range(0, len(sections), per_file):
-        reports: list[list[object]] = []
-        at: dict[int, int] = {}
-        rows: list[list[object]] = []
-        for s in sections[first:first + per_file]:
-            if s.report not in at:
-                at[s.report] = len(reports)
-                reports.append(_report_row(data.reports[s.report]))
-            rows.append([at[s.report], s.anchor, s.path, s.title, s.text])
-        files.append(OutputFile(f"{INDEX_DIR}d/{len(files)}.json", _json({"r": reports, "s": rows})))
-    return files
+def _doc_file(report_rows: list[list[object]], sections: list[IndexedSection], texts: _Texts, first: int,
+              per_file: int) -> OutputFile:
+    """The text file of sections first..first + per_file: section n is in file n // per_file."""
+    reports: list[list[object]] = []
+    at: dict[int, int] = {}
+    rows: list[list[object]] = []
+    for s in sections[first:first + per_file]:
+        if s.report not in at:
+            at[s.report] = len(reports)
+            reports.append(report_rows[s.report])
+        rows.append([at[s.report], s.anchor, s.path, s.title, texts.body(s.number)])
+    return OutputFile(f"{INDEX_DIR}d/{first // per_file}.json", _json({"r": reports, "s": rows}))
 
 
 def search_files(data: SiteData, content_dir: Path) -> list[OutputFile]:

@@ -200,6 +200,22 @@ def test_index_is_the_same_bytes_built_in_worker_processes():
     assert result.stdout.strip() == "same"
 
 
+def test_index_is_the_same_bytes_counted_in_small_chunks(monkeypatch):
+    """Term counts are made a chunk of sections at a time and each posting put straight into its place; the
+    samples fit in one chunk, so count them in many small ones too: the files must not change."""
+    from reportsite.config import load_config
+    from reportsite.pipeline import derive
+    from reportsite.topics import load_topics
+
+    data = derive(load_content(CONTENT_DIR), load_topics(CONTENT_DIR), load_config(CONTENT_DIR, None))
+    settings = search.load_search_settings(CONTENT_DIR)
+    whole = search.build_search_files(data, settings)
+    monkeypatch.setattr(search, "_CHUNK_SECTIONS", 5)
+    chunked = search.build_search_files(data, settings)
+    assert len(search.section_list(data)) > 10 * 5
+    assert [(f.path, f.data) for f in chunked] == [(f.path, f.data) for f in whole]
+
+
 def test_phrases_that_stand_as_units_join_the_vocabulary():
     """Phrases of 2-4 jieba words go into the vocabulary when they stand as a unit (not always after, nor
     always before, the same word), also across a little punctuation (“双随机、一公开”)."""
