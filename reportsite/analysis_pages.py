@@ -123,7 +123,8 @@ def render_analysis_pages(renderer: PageRenderer, data: SiteData) -> Iterator[Pa
     if analysis is None:
         return
     indicators = analysis.rules.indicators
-    by_indicator = {i.slug: analysis.by_indicator(i.slug) for i in indicators}
+    grouped = analysis.grouped()
+    by_indicator = {i.slug: grouped[i.slug] for i in indicators}
     common = {"figure_link": figure_link, "label_of": jurisdiction_label, "level_labels": LEVEL_LABELS,
               "number_text": number_text}
     yield renderer.render("indicators.html", "indicators/", indicators=indicators, by_indicator=by_indicator,

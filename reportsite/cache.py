@@ -127,9 +127,9 @@ class Fingerprinter:
             self._by_digest = None
 
     def result_parts(self, value: object, digest: bytes) -> list[tuple[object, bytes]]:
-        """The dataclasses inside a pure function's result, each with a digest derived from the call's
-        key: registered, pages receiving them (an indicator value, a structure check) hash a short
-        digest instead of walking them. Only dataclasses the call made are included: those of its
+        """The dataclasses inside a pure function's result (and its tuples of them), each with a digest
+        derived from the call's key: registered, pages receiving them (an indicator value, a structure
+        check) hash a short digest instead of walking them. Only dataclasses the call made are included: those of its
         inputs were registered when the key was computed, and reports are known by their files."""
         parts: list[tuple[object, bytes]] = []
         stack: list[tuple[object, bytes, int]] = [(value, digest, PART_DEPTH)]
@@ -146,6 +146,11 @@ class Fingerprinter:
                 children: Iterable[object] = [getattr(item, name) for name in shape]
             else:
                 children = item.values() if shape == "map" else item  # type: ignore[attr-defined]
+                if type(item) is tuple and id(item) not in known and any(
+                        isinstance(self._shape(type(child)), tuple) for child in item):
+                    # a tuple of dataclasses the call made (a report's figures): pages take it whole. (A
+                    # tuple of constants may be a literal shared by every call: never registered.)
+                    parts.append((item, item_digest))
             if depth > 0:
                 for index, child in enumerate(children):
                     if type(child) not in _LEAVES:

@@ -435,7 +435,15 @@ class Analysis:
     compliance: dict[str, Compliance] = field(default_factory=dict)  # report slug -> check
 
     def by_indicator(self, slug: str) -> list[IndicatorValue]:
-        return [v for values in self.values.values() for v in values if v.indicator.slug == slug]
+        return self.grouped().get(slug, [])
+
+    def grouped(self) -> dict[str, list[IndicatorValue]]:
+        """indicator slug -> its values, in report order (one pass over 100,000 values at 10,000 reports)."""
+        groups: dict[str, list[IndicatorValue]] = {i.slug: [] for i in self.rules.indicators}
+        for values in self.values.values():
+            for v in values:
+                groups.setdefault(v.indicator.slug, []).append(v)
+        return groups
 
 
 @dataclass(frozen=True)

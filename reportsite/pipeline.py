@@ -277,7 +277,8 @@ def render_site(options: BuildOptions) -> tuple[Content, list[OutputFile]]:
 def render_site_data(options: BuildOptions) -> tuple[Content, SiteData, list[OutputFile]]:
     content, data = prepare(options)
     renderer = make_renderer(data, options)
-    items = render_all(data, options, renderer)
+    with collections_paused():
+        items = render_all(data, options, renderer)
     made = produce(items, renderer, options.cache, None)
     check_made(made)
     if options.cache:
@@ -338,9 +339,10 @@ def build(options: BuildOptions) -> BuildResult:
     staging = start_staging(options.out_dir)
     search = None
     try:
-        search = search_apart(data, options, staging)
-        renderer = make_renderer(data, options)
-        items = render_all(data, options, renderer, with_search=search is None)
+        with collections_paused():  # collecting makes 100,000s of objects in no cycles (not in the workers)
+            search = search_apart(data, options, staging)
+            renderer = make_renderer(data, options)
+            items = render_all(data, options, renderer, with_search=search is None)
         steps.done("collect pages" if search else "search index + collect pages")
         made = produce(items, renderer, cache, staging)
         if search:
