@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import posixpath
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
-from reportsite.links import PageLinks, parse_page
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reportsite.links import PageLinks, parse_page, resolve
 from reportsite.pipeline import BuildOptions, build
 
 from .conftest import ROOT
@@ -56,3 +61,26 @@ def test_html_quoted_in_report_text_is_not_taken_for_a_link(content_copy: Path, 
     assert b'href="missing.html"' in page  # in the text, as text
     assert all(href != "missing.html" for _, href in parse_page(page).links)
     assert "x" not in parse_page(page).ids
+
+
+def resolve_by_urlsplit(page: str, href: str) -> tuple[str, str]:
+    """The reference: what the standard library makes of a relative link."""
+    parts = urlsplit(href)
+    path = unquote(parts.path)
+    if not path:
+        return page, unquote(parts.fragment)
+    target = posixpath.normpath(posixpath.join(posixpath.dirname(page), path))
+    if path.endswith("/") or target == ".":
+        target = (target.rstrip("/") + "/index.html").lstrip("./") if target != "." else "index.html"
+    return target, unquote(parts.fragment)
+
+
+@given(st.sampled_from(["index.html", "reports/130502-2023/index.html", "topics/x/2/index.html"]),
+       st.lists(st.sampled_from(["..", ".", "reports", "130502-2023", "a%20b", "index.html", ""]), max_size=4),
+       st.sampled_from(["", "/"]), st.sampled_from(["", "?fig=3", "?q=%E6%B3%95"]),
+       st.sampled_from(["", "#s2-1", "#%E6%B3%95"]))
+def test_links_resolve_as_urlsplit_resolves_them(page: str, parts: list[str], slash: str, query: str,
+                                                  fragment: str) -> None:
+    href = "/".join(parts) + slash + query + fragment
+    if href and not href.startswith("/"):
+        assert resolve(page, href) == resolve_by_urlsplit(page, href)
