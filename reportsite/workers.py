@@ -60,9 +60,15 @@ def map_in_pool(function: Callable[[T], R], tasks: Iterable[T], workers: int,
     """function over tasks, in order, in `workers` forked processes (initializer runs in each first)."""
     from concurrent.futures import ProcessPoolExecutor
 
-    with fork_context() as context, ProcessPoolExecutor(workers, mp_context=context, initializer=initializer,
-                                                         initargs=initargs) as pool:
+    with fork_context() as context, ProcessPoolExecutor(workers, mp_context=context, initializer=_start_child,
+                                                         initargs=(initializer, initargs)) as pool:
         yield from pool.map(function, tasks)
+
+
+def _start_child(initializer: Callable[..., Any] | None, initargs: tuple[Any, ...]) -> None:
+    gc.enable()  # a worker makes and drops objects page after page: its collections are worth their cost
+    if initializer is not None:
+        initializer(*initargs)
 
 
 class ChildJob:
@@ -100,6 +106,7 @@ class ChildJob:
 
 
 def _run_child(function: Callable[..., Any], args: tuple[Any, ...], send: Any) -> None:
+    gc.enable()
     try:
         send.send(("ok", function(*args)))
     except BaseException as exc:  # noqa: BLE001 - the parent re-raises it
