@@ -70,7 +70,7 @@ from .datafile import read_yaml
 from .errors import fail
 from .model import Report
 from .render import OutputFile, SiteData, jurisdiction_label, report_path
-from .workers import collections_paused, fork_context, pool_size
+from .workers import collections_paused, forked_processes, pool_size
 
 INDEX_DIR = "search/idx/"
 FORMAT_VERSION = 3
@@ -701,29 +701,13 @@ def _count(job: _Job, choose) -> list[PassTwo]:
         counter = _RangeCounter(job, (0, len(job.texts)))
         vocab, avgdl = choose([counter.words()])
         return [counter.postings(vocab, avgdl)]
-    with fork_context() as context:  # workers inherit the texts and the loaded segmenter
-        return _count_in_workers(job, choose, context, workers)
-
-
-def _count_in_workers(job: _Job, choose, context, workers: int) -> list[PassTwo]:
-    links = []
-    for bounds in _section_ranges(len(job.texts), workers):
-        parent, child = context.Pipe()
-        process = context.Process(target=_count_in_worker, args=(job, bounds, child), daemon=True)
-        process.start()
-        child.close()
-        links.append((process, parent))
-    try:
-        vocab, avgdl = choose([_received(parent) for _, parent in links])
-        for _, parent in links:
-            parent.send((vocab, avgdl))
-        return [_received(parent) for _, parent in links]
-    finally:
-        for process, parent in links:
-            parent.close()
-            process.join(timeout=5)
-            if process.is_alive():
-                process.kill()
+    # workers inherit the texts and the loaded segmenter
+    with forked_processes(_count_in_worker, [(job, bounds) for bounds in _section_ranges(len(job.texts), workers)]) \
+            as connections:
+        vocab, avgdl = choose([_received(c) for c in connections])
+        for c in connections:
+            c.send((vocab, avgdl))
+        return [_received(c) for c in connections]
 
 
 def _received(conn):
@@ -1106,30 +1090,16 @@ def _in_workers(make: Callable[[int], Iterator[T]], workers: int) -> list[list[T
     if workers < 2:
         return [list(make(0))]
     made: list[list[T]] = [[] for _ in range(workers)]
-    with fork_context() as context:
-        links = []
-        for part in range(workers):
-            parent, child = context.Pipe(duplex=False)
-            process = context.Process(target=_send_made, args=(make, part, child), daemon=True)
-            process.start()
-            child.close()
-            links.append((process, parent))
-        try:
-            busy = {parent: part for part, (_, parent) in enumerate(links)}
-            while busy:
-                for conn in wait(list(busy)):
-                    item = _received(conn)
-                    if item is _DONE:
-                        del busy[conn]
-                    else:
-                        made[busy[conn]].append(item)
-            return made
-        finally:
-            for process, parent in links:
-                parent.close()
-                process.join(timeout=5)
-                if process.is_alive():
-                    process.kill()
+    with forked_processes(_send_made, [(make, part) for part in range(workers)]) as connections:
+        busy = {conn: part for part, conn in enumerate(connections)}
+        while busy:
+            for conn in wait(list(busy)):
+                item = _received(conn)
+                if item is _DONE:
+                    del busy[conn]
+                else:
+                    made[busy[conn]].append(item)
+    return made
 
 
 _DONE = None  # what a worker sends after its last item

@@ -71,6 +71,29 @@ def _start_child(initializer: Callable[..., Any] | None, initargs: tuple[Any, ..
         initializer(*initargs)
 
 
+@contextmanager
+def forked_processes(target: Callable[..., None], args_list: list[tuple[Any, ...]]) -> Iterator[list[Any]]:
+    """One forked process per item of args_list, running target(*args, connection), while the block runs:
+    yields the parent's ends of the connections (duplex pipes). Afterwards each process is joined, or
+    killed if it has not ended (the block failed)."""
+    links: list[tuple[Any, Any]] = []
+    with fork_context() as context:
+        try:
+            for args in args_list:
+                parent, child = context.Pipe()
+                process = context.Process(target=target, args=(*args, child), daemon=True)
+                process.start()
+                child.close()
+                links.append((process, parent))
+            yield [parent for _, parent in links]
+        finally:
+            for process, parent in links:
+                parent.close()
+                process.join(timeout=5)
+                if process.is_alive():
+                    process.kill()
+
+
 class ChildJob:
     """function(*args) running in a forked child process, so that the parent can do other work meanwhile
     (a build renders its pages while the search index is made). `result()` waits for it."""
