@@ -1,9 +1,7 @@
 #!/usr/bin/env python3
 """reportsite command line: import, check, build, serve. See README.md."""
 
-import sys
-
-from reportsite.cli import main
+from reportsite.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -399,6 +399,7 @@ class BuildCache:
         self._parts: dict[bytes, list[tuple[object, bytes]]] = {}  # memo key -> result_parts of its value
         self.pages: dict[str, PageEntry] = {}  # site path -> what the last build made there
         self.site: Path | None = None  # the folder the entries without bytes are in (`build`)
+        self.checked_by: bytes | None = None  # code version whose link check the pages passed
         self.fingerprint = Fingerprinter()
         self.stats = BuildStats()
         self.progress = Progress()
@@ -426,8 +427,9 @@ class BuildCache:
         self.pages = {m.path: PageEntry(m.key, m.digest, m.links, m.data, stamps.get(m.path))
                       for m in made}
         self.site = site
+        self.checked_by = self.version  # end_build follows the link check
         if self.disk and site is not None:
-            self.disk.put("site", _blake(str(site).encode()), self.pages)
+            self.disk.put("site", _blake(str(site).encode()), (self.pages, self.checked_by))
 
     def prune(self) -> int:
         """Delete from disk the parses and results the build just ended did not use: old versions of
@@ -445,8 +447,14 @@ class BuildCache:
         site = site.resolve()
         if self.site != site:
             found = self.disk.get("site", _blake(str(site).encode())) if self.disk else None
-            self.pages = found if isinstance(found, dict) else {}
+            self.pages, self.checked_by = found if isinstance(found, tuple) and len(found) == 2 else ({}, None)
             self.site = site
+
+    def checked_pages(self) -> dict[str, tuple[bytes, PageLinks | None]] | None:
+        """The last build's pages (path -> digest, links) when this code's link check passed them."""
+        if self.checked_by != self.version:
+            return None
+        return {path: (entry.digest, entry.links) for path, entry in self.pages.items()}
 
     def reusable(self, path: str, key: bytes | None = None, digest: bytes | None = None) -> PageEntry | None:
         """The entry of `path` when it is what the last build made for this key (or these bytes) and

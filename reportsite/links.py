@@ -5,6 +5,7 @@ from __future__ import annotations
 import html as htmllib
 import posixpath
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -70,12 +71,14 @@ def resolve(page: str, href: str) -> tuple[str, str]:
     return target, unquote(fragment)
 
 
-def check_parsed(parsed: dict[str, PageLinks], existing: set[str]) -> list[Problem]:
+def check_parsed(parsed: dict[str, PageLinks], existing: set[str], only: Iterable[str] | None = None) -> list[Problem]:
+    """The broken links of the pages (`only` these, when given; `parsed` holds every page's ids)."""
     problems = []
     # The same links recur on thousands of pages (menus, assets): a link that climbs out of its page's
     # folder to the site root resolves the same from every page at that depth.
     resolved: dict[tuple[object, str], tuple[str, str]] = {}
-    for path, page in parsed.items():
+    for path in parsed if only is None else only:
+        page = parsed[path]
         depth = path.count("/")
         up = "../" * depth
         for line, href in page.links:
@@ -98,3 +101,18 @@ def check_parsed(parsed: dict[str, PageLinks], existing: set[str]) -> list[Probl
                 problems.append(Problem(path, line, f"broken anchor {href!r}: {target} has no id {anchor!r}",
                                         "link to an existing section id, or add an alias"))
     return problems
+
+
+def pages_to_check(parsed: dict[str, PageLinks], digests: dict[str, bytes],
+                   checked: Mapping[str, tuple[bytes, PageLinks | None]] | None) -> list[str] | None:
+    """The pages whose links need checking, given the last build's pages (path -> digest, links), all of
+    whose links resolved: only the changed ones, while the site has the same files and no changed page lost
+    an id (an unchanged page's links then still resolve). None: every page (no checked build to go by)."""
+    if checked is None or digests.keys() != checked.keys():
+        return None
+    changed = [path for path, digest in digests.items() if checked[path][0] != digest]
+    for path in changed:
+        before, now = checked[path][1], parsed.get(path)
+        if before is not None and (now is None or not now.ids >= before.ids):
+            return None
+    return [path for path in changed if path in parsed]

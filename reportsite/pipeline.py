@@ -26,7 +26,7 @@ from .compliance import load_part_rules
 from .config import SiteConfig, load_config
 from .errors import Problem, ReportsiteError
 from .figures import analyse_report, load_indicators
-from .links import check_parsed
+from .links import check_parsed, pages_to_check
 from .model import Content, Report, ReportWork, load_content, parse_file
 from .pages import render_index_pages
 from .render import (
@@ -50,7 +50,7 @@ from .renderpool import (
     render_pages,
     write_into,
 )
-from .search import SearchSettings, build_search_files, load_search_settings
+from .search import SearchSettings, build_search_files, cutter_agrees, cutter_versions, load_search_settings
 from .topics import TopicRules, assign_topics, load_topics
 from .workers import PARALLEL_MIN, ChildJob, child_job_possible, collections_paused
 from .writer import check_output_dir, finish_staging, start_staging
@@ -153,8 +153,7 @@ def render_all(data: SiteData, options: BuildOptions, renderer: PageRenderer,
                with_search: bool = True) -> list[Page | KeptPage]:
     """Every file of the site (without the search index when it is made apart, see search_apart):
     finished files, pages to render and pages kept from the last build."""
-    search = _call(options.cache, build_search_files, data, load_search_settings(options.content_dir)) \
-        if with_search else []
+    search = _call(options.cache, build_search_files, data, *search_inputs(options)) if with_search else []
     items = [*render_reports(renderer, data), *render_index_pages(renderer, data), *theme_files(options.theme_dir),
              *search, *render_analysis_pages(renderer, data)]
     seen: set[str] = set()
@@ -224,26 +223,37 @@ def search_apart(data: SiteData, options: BuildOptions, staging: Path) -> ChildJ
     the pages (a small site, one core, a process with threads, or a result the cache has)."""
     if len(data.reports) < PARALLEL_MIN or not child_job_possible():
         return None
-    settings = load_search_settings(options.content_dir)
+    settings, agreed = search_inputs(options)
     cache = options.cache
-    key = cache.key_to_compute(build_search_files, data, settings) if cache else None
+    key = cache.key_to_compute(build_search_files, data, settings, agreed) if cache else None
     if cache and key is None:
         return None
     previous = cache.unchanged_file if cache else no_previous
-    return ChildJob(write_search_files, data, settings, staging, previous, cache, key)
+    return ChildJob(write_search_files, data, settings, agreed, staging, previous, cache, key)
 
 
-def write_search_files(data: SiteData, settings: SearchSettings, staging: Path, previous: Previous,
+def search_inputs(options: BuildOptions) -> tuple[SearchSettings, bool]:
+    """The search settings, and whether rjieba is known to cut as jieba does (remembered by the cache)."""
+    settings = load_search_settings(options.content_dir)
+    agreed = bool(options.cache and options.cache.call(cutter_agrees, settings.probes, cutter_versions()))
+    return settings, agreed
+
+
+def write_search_files(data: SiteData, settings: SearchSettings, agreed: bool, staging: Path, previous: Previous,
                        cache: BuildCache | None, key: bytes | None) -> list[RenderedPage]:
-    files = build_search_files(data, settings)
+    files = build_search_files(data, settings, agreed)
     if cache and key:
         cache.store(key, files)
     return [finish_page(f, staging, previous) for f in files]
 
 
-def check_made(made: Made) -> None:
-    existing = {f.path for f in made.files}
-    broken = check_parsed({f.path: f.links for f in made.files if f.links is not None}, existing)
+def check_made(made: Made, cache: BuildCache | None) -> None:
+    """Every link resolves; with a cache whose last build passed this check, only the changed pages' links
+    are checked, unless files were added or removed or ids lost (links.pages_to_check)."""
+    digests = {f.path: f.digest for f in made.files}
+    parsed = {f.path: f.links for f in made.files if f.links is not None}
+    checked = cache.checked_pages() if cache else None
+    broken = check_parsed(parsed, set(digests), pages_to_check(parsed, digests, checked))
     if broken:
         raise ReportsiteError(broken)
 
@@ -280,7 +290,7 @@ def render_site_data(options: BuildOptions) -> tuple[Content, SiteData, list[Out
     with collections_paused():
         items = render_all(data, options, renderer)
     made = produce(items, renderer, options.cache, None)
-    check_made(made)
+    check_made(made, options.cache)
     if options.cache:
         options.cache.end_build(made.files, None)
     return content, data, [OutputFile(f.path, f.data or b"") for f in made.files]
@@ -356,7 +366,7 @@ def _build(options: BuildOptions) -> BuildResult:
             made.files += searched
             made.written += sum(f.written for f in searched)
         steps.done("render + write" + (" | search index" if search else ""))
-        check_made(made)
+        check_made(made, options.cache)
         finish_staging(staging, options.out_dir)
         steps.done("link check + swap")
     except BaseException:

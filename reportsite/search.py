@@ -195,11 +195,39 @@ def _fast_cutter():
     return rjieba.cut_for_search
 
 
+def cutter_versions() -> tuple[str, str] | None:
+    """(jieba's version, rjieba's): what decides whether they cut alike. None without rjieba."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("jieba"), version("rjieba")
+    except PackageNotFoundError:
+        return None
+
+
+def cutter_agrees(probes: dict[str, tuple[str, ...]], versions: tuple[str, str] | None) -> bool:
+    """Whether rjieba cuts the probe texts exactly as jieba does. A build cache remembers the answer for
+    these versions, so that a rebuild need not load jieba (0.6 s) only to compare them."""
+    return versions is not None and Segmenter(probes).fast
+
+
 class Segmenter:
     """jieba search mode, checked once before use so that a broken setup fails the build loudly.
-    Runs repeat a lot across reports (set phrases, headings), so each distinct run is cut once."""
+    Runs repeat a lot across reports (set phrases, headings), so each distinct run is cut once.
+    `agreed`: rjieba is known to cut as jieba does (cutter_agrees): jieba is not loaded."""
 
-    def __init__(self, probes: dict[str, tuple[str, ...]], fast: bool = True):
+    def __init__(self, probes: dict[str, tuple[str, ...]], fast: bool = True, agreed: bool = False):
+        fast_cut = _fast_cutter() if fast else None
+        self._cache: dict[str, list[str]] = {}
+        self.fast = bool(fast_cut and agreed)
+        self._cut = fast_cut if fast_cut and agreed else self._jieba_cut()
+        self._check(probes)
+        if fast_cut and not agreed and all(list(fast_cut(t)) == list(self._cut(t)) for t in probes):
+            self._cut, self.fast = fast_cut, True
+        self._cache.clear()
+
+    @staticmethod
+    def _jieba_cut() -> Callable[[str], Iterator[str]]:
         import jieba
 
         jieba.setLogLevel(60)
@@ -208,8 +236,9 @@ class Segmenter:
         except Exception as exc:  # a missing or unreadable dictionary
             raise fail("content/search.yml", 1, f"the Chinese segmenter (jieba) did not load: {exc}",
                        "reinstall jieba (`pip install jieba`) and check its dictionary") from None
-        self._cut = jieba.cut_for_search
-        self._cache: dict[str, list[str]] = {}
+        return jieba.cut_for_search
+
+    def _check(self, probes: dict[str, tuple[str, ...]]) -> None:
         for text, expected in probes.items():
             got = set(self.words(text))
             missing = [w for w in expected if w not in got]
@@ -217,10 +246,6 @@ class Segmenter:
                 raise fail("content/search.yml", 1,
                            f"the segmenter cut {text!r} into {sorted(got)}, without {', '.join(missing)}",
                            "jieba's dictionary is missing or replaced; reinstall jieba or correct `probes`")
-        fast_cut = _fast_cutter() if fast else None
-        if fast_cut and all(list(fast_cut(t)) == list(self._cut(t)) for t in probes):
-            self._cut = fast_cut
-        self._cache.clear()
 
     def forget(self) -> None:
         """Drop the runs cut so far (their words are kept by whoever needs them)."""
@@ -1007,14 +1032,15 @@ def _norm_positions(text: str, norm: str):
     return lambda i: positions[min(i, len(positions) - 1)]
 
 
-def build_search_files(data: SiteData, settings: SearchSettings) -> list[OutputFile]:
+def build_search_files(data: SiteData, settings: SearchSettings, agreed: bool = False) -> list[OutputFile]:
+    """The index files. `agreed`: rjieba is known to cut as jieba does (cutter_agrees)."""
     with collections_paused():
-        return _search_files(data, settings)
+        return _search_files(data, settings, agreed)
 
 
-def _search_files(data: SiteData, settings: SearchSettings) -> list[OutputFile]:
+def _search_files(data: SiteData, settings: SearchSettings, agreed: bool) -> list[OutputFile]:
     sections = section_list(data)
-    segmenter = Segmenter(settings.probes)  # fails loudly when jieba is missing or broken
+    segmenter = Segmenter(settings.probes, agreed=agreed)  # fails loudly when jieba is missing or broken
     texts = _Texts.of([(s.title, s.text) for s in sections])  # workers read texts from here, not from sections
     vocab, postings = count_postings(texts, segmenter, settings)
     n = max(len(sections), 1)

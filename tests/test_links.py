@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reportsite.links import PageLinks, parse_page, resolve
+from reportsite.cache import BuildCache
+from reportsite.errors import ReportsiteError
+from reportsite.links import PageLinks, pages_to_check, parse_page, resolve
 from reportsite.pipeline import BuildOptions, build
 
 from .conftest import ROOT
@@ -84,3 +89,47 @@ def test_links_resolve_as_urlsplit_resolves_them(page: str, parts: list[str], sl
     href = "/".join(parts) + slash + query + fragment
     if href and not href.startswith("/"):
         assert resolve(page, href) == resolve_by_urlsplit(page, href)
+
+
+def site_pages(site: Path) -> tuple[dict[str, PageLinks], dict[str, bytes]]:
+    """(ids and links of each page, digest of each file) of a built site."""
+    parsed, digests = {}, {}
+    for path in sorted(site.rglob("*")):
+        if path.is_file():
+            name, data = path.relative_to(site).as_posix(), path.read_bytes()
+            digests[name] = hashlib.blake2b(data, digest_size=16).digest()
+            if path.suffix == ".html":
+                parsed[name] = parse_page(data)
+    return parsed, digests
+
+
+def test_only_changed_pages_are_checked_while_the_files_and_ids_stay(built_site: Path) -> None:
+    parsed, digests = site_pages(built_site)
+    checked = {name: (digest, parsed.get(name)) for name, digest in digests.items()}
+    page = "reports/130502-2023/index.html"
+    assert pages_to_check(parsed, digests, None) is None  # no checked build to go by: every page
+    assert pages_to_check(parsed, digests, checked) == []
+    changed = {**digests, page: b"other bytes"}
+    assert pages_to_check(parsed, changed, checked) == [page]
+    more_ids = {**parsed, page: PageLinks(parsed[page].ids | {"new-id"}, parsed[page].links)}
+    assert pages_to_check(more_ids, changed, checked) == [page]
+    # it lost an id that an unchanged page may link to, or a file was removed or added: every page
+    lost = sorted(parsed[page].ids)[0]
+    fewer_ids = {**parsed, page: PageLinks(parsed[page].ids - {lost}, parsed[page].links)}
+    assert pages_to_check(fewer_ids, changed, checked) is None
+    assert pages_to_check(parsed, {k: v for k, v in digests.items() if k != page}, checked) is None
+    assert pages_to_check(parsed, {**digests, "new.html": b"x"}, checked) is None
+
+
+def test_a_cached_rebuild_still_finds_a_broken_link_on_an_edited_page(content_copy: Path, tmp_path: Path) -> None:
+    options = BuildOptions(content_copy, tmp_path / "site", templates_dir=ROOT / "templates",
+                           theme_dir=ROOT / "theme", cache=BuildCache(tmp_path / "cache"))
+    build(options)
+    before = site_pages(options.out_dir)[1]
+    path = content_copy / "reports" / "130502-2023.md"
+    path.write_text(path.read_text(encoding="utf-8") + "\n详见[第九部分](#no-such-section)。\n", encoding="utf-8")
+    with pytest.raises(ReportsiteError) as failed:
+        build(replace(options, cache=BuildCache(tmp_path / "cache")))
+    assert any("no-such-section" in p.message and p.path == "reports/130502-2023/index.html"
+               for p in failed.value.problems)
+    assert site_pages(options.out_dir)[1] == before  # the last good site stays

@@ -372,3 +372,17 @@ def test_fast_segmenter_cuts_exactly_like_jieba_on_the_samples():
     assert len(runs) > 1000
     differ = [run for run in sorted(runs) if list(rjieba.cut_for_search(run)) != list(jieba.cut_for_search(run))]
     assert differ == []
+
+
+def test_a_cutter_known_to_agree_with_jieba_cuts_without_loading_jieba() -> None:
+    probes = {"行政复议案件": ("行政复议", "复议")}
+    assert search.cutter_agrees(probes, search.cutter_versions())  # rjieba is installed and agrees here
+    assert not search.cutter_agrees(probes, None)
+    text = "推进严格规范公正文明执法，深化行政复议体制改革"
+    program = ("import json, sys; from reportsite.search import Segmenter; "
+               f"s = Segmenter({probes!r}, agreed=True); "
+               f"print(json.dumps([s.fast, 'jieba' in sys.modules, s.words({text!r})]))")
+    fast, jieba_loaded, words = json.loads(subprocess.run([sys.executable, "-c", program], capture_output=True,
+                                                          text=True, check=True, cwd=ROOT).stdout)
+    assert fast and not jieba_loaded
+    assert words == search.Segmenter(probes, fast=False).words(text)  # jieba's own cut
