@@ -174,15 +174,17 @@ class Made:
 
 
 def produce(items: list[Page | KeptPage], renderer: PageRenderer, cache: BuildCache | None,
-            staging: Path | None) -> Made:
-    """Render the pending pages (in a pool when there are many), take over the kept ones, and write
-    everything into `staging` (`build`), or keep the bytes in memory (`serve`, staging None)."""
+            staging: Path | None, beside: ChildJob | None = None) -> Made:
+    """Render the pending pages (in a pool when there are many; here while the job `beside` runs), take
+    over the kept ones, and write everything into `staging` (`build`), or keep the bytes in memory (`serve`,
+    staging None)."""
     # The few big index pages first: started last, one of them would keep a worker busy after the rest.
     pending = sorted((i for i in items if isinstance(i, PendingPage)), key=lambda p: p.template == "report.html")
     progress = cache.progress if cache else Progress()
     progress.start("生成页面", len(pending))
     previous = cache.unchanged_file if cache and staging else no_previous
-    rendered = {r.path: r for r in render_pages(renderer, pending, staging, progress.advance, previous)}
+    busy = beside.running if beside else lambda: False
+    rendered = {r.path: r for r in render_pages(renderer, pending, staging, progress.advance, previous, busy)}
     progress.done()
     made = Made([])
     for item in items:
@@ -360,7 +362,7 @@ def _build(options: BuildOptions) -> BuildResult:
         renderer = make_renderer(data, options)
         items = render_all(data, options, renderer, with_search=search is None)
         steps.done("collect pages" if search else "search index + collect pages")
-        made = produce(items, renderer, cache, staging)
+        made = produce(items, renderer, cache, staging, search)
         if search:
             searched = search.result()
             made.files += searched

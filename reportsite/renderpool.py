@@ -108,10 +108,23 @@ def _render_range(bounds: tuple[int, int]) -> list[RenderedPage]:
 
 
 def render_pages(renderer: PageRenderer, pages: Sequence[PendingPage], staging: Path | None,
-                 advance: Callable[[int], None] = lambda n: None,
-                 previous: Previous = no_previous) -> Iterator[RenderedPage]:
-    """Render `pages` (in order), in worker processes when there are many and more than one core."""
+                 advance: Callable[[int], None] = lambda n: None, previous: Previous = no_previous,
+                 busy: Callable[[], bool] = lambda: False) -> Iterator[RenderedPage]:
+    """Render `pages` (in order), in worker processes when there are many and more than one core.
+
+    While `busy()` (another job, the search index, keeps the other cores at work) they are rendered here:
+    a pool would only share those cores, and each worker would copy the parent's pages it reads - about
+    1 GB a worker at 10,000 reports, on top of the other job's memory."""
     workers = pool_size(len(pages))
+    if workers > 1:
+        done = 0
+        while done < len(pages) and busy():
+            for pending in pages[done:done + CHUNK]:
+                yield _render_one(renderer, pending, staging, previous)
+            advance(min(CHUNK, len(pages) - done))
+            done += CHUNK
+        pages = pages[done:]
+        workers = pool_size(len(pages))
     if workers < 2:
         for pending in pages:
             yield _render_one(renderer, pending, staging, previous)

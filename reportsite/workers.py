@@ -105,15 +105,29 @@ class ChildJob:
             self._process = context.Process(target=_run_child, args=(function, args, send))
             self._process.start()
         send.close()
+        self._message: tuple[str, Any] | None = None
 
-    def result(self) -> Any:
+    def running(self) -> bool:
+        """Whether the child is still at work. Once it is done its result is taken at once: until then the
+        child would wait in `send`, holding all its memory."""
+        if self._message is None and self._receive.poll():
+            self._take()
+        return self._message is None
+
+    def _take(self) -> None:
         try:
-            status, value = self._receive.recv()
+            self._message = self._receive.recv()
         except EOFError:
-            raise RuntimeError(f"a worker process ended without a result (exit code {self._process.exitcode})") \
-                from None
+            self._message = ("error", RuntimeError(
+                f"a worker process ended without a result (exit code {self._process.exitcode})"))
         finally:
             self.stop()
+
+    def result(self) -> Any:
+        if self._message is None:
+            self._take()
+        assert self._message is not None
+        status, value = self._message
         if status == "error":
             raise value
         return value

@@ -33,6 +33,10 @@ class Counted(pipeline.ChildJob):
         print(function.__name__)
         super().__init__(function, *args)
 
+    def running(self):
+        super().running()
+        return False  # the pool renders every page (the parent renders none while the index is made)
+
 
 pipeline.ChildJob = Counted
 sys.stdout.flush()
@@ -79,3 +83,32 @@ def test_parallel_build_writes_the_same_site_as_a_build_in_one_process(content_c
     parallel, serial = tree(tmp_path / "parallel"), tree(tmp_path / "serial")
     assert len(parallel) > PARALLEL_MIN and parallel.keys() == serial.keys()
     assert [p for p in serial if parallel[p] != serial[p]] == []
+
+
+def test_pages_are_rendered_here_while_another_job_is_busy_and_the_rest_by_the_pool(tmp_path, monkeypatch) -> None:
+    from reportsite import pipeline
+    from reportsite.render import PendingPage
+
+    options = BuildOptions(ROOT / "content", tmp_path / "site", templates_dir=ROOT / "templates",
+                           theme_dir=ROOT / "theme")
+    _, data = pipeline.prepare(options)
+    renderer = pipeline.make_renderer(data, options)
+    pending = [i for i in pipeline.render_all(data, options, renderer, with_search=False)
+               if isinstance(i, PendingPage)]
+    assert len(pending) > 3 * renderpool.CHUNK
+    pooled: list[tuple[int, int]] = []
+
+    def pool_here(function, tasks, workers, initializer, initargs):  # the pool's work, without forking
+        initializer(*initargs)
+        for bounds in tasks:
+            pooled.append(bounds)
+            yield function(bounds)
+
+    monkeypatch.setattr(renderpool, "_job", None)
+    monkeypatch.setattr(renderpool, "map_in_pool", pool_here)
+    monkeypatch.setattr(renderpool, "pool_size", lambda tasks, minimum=0: 2)
+    answers = iter([True, True, True])  # the other job is busy for three chunks of pages, then done
+    made = list(renderpool.render_pages(renderer, pending, None, busy=lambda: next(answers, False)))
+    assert sum(stop - start for start, stop in pooled) == len(pending) - 3 * renderpool.CHUNK
+    monkeypatch.setattr(renderpool, "pool_size", lambda tasks, minimum=0: 1)
+    assert made == list(renderpool.render_pages(renderer, pending, None))  # as rendered all here
