@@ -153,7 +153,8 @@ def render_all(data: SiteData, options: BuildOptions, renderer: PageRenderer,
                with_search: bool = True) -> list[Page | KeptPage]:
     """Every file of the site (without the search index when it is made apart, see search_apart):
     finished files, pages to render and pages kept from the last build."""
-    search = _call(options.cache, build_search_files, data, *search_inputs(options)) if with_search else []
+    search = _call(options.cache, build_search_files, search_view(data), *search_inputs(options)) \
+        if with_search else []
     items = [*render_reports(renderer, data), *render_index_pages(renderer, data), *theme_files(options.theme_dir),
              *search, *render_analysis_pages(renderer, data)]
     seen: set[str] = set()
@@ -227,6 +228,7 @@ def search_apart(data: SiteData, options: BuildOptions, staging: Path) -> ChildJ
         return None
     settings, agreed = search_inputs(options)
     cache = options.cache
+    data = search_view(data)
     key = cache.key_to_compute(build_search_files, data, settings, agreed) if cache else None
     if cache and key is None:
         return None
@@ -262,6 +264,13 @@ def check_made(made: Made, cache: BuildCache | None) -> None:
 
 def prepare(options: BuildOptions) -> tuple[Content, SiteData]:
     """Load the content and derive the views."""
+    content, data, analyse = load_derived(options)
+    return content, analyse(data)
+
+
+def load_derived(options: BuildOptions) -> tuple[Content, SiteData, Callable[[SiteData], SiteData]]:
+    """The content and its views but the key figures and structure checks, and the function that adds
+    those (a build starts the search index, which needs none of them, before it)."""
     cache = options.cache
     config = load_config(options.content_dir, options.base_url)
     if cache:
@@ -277,7 +286,18 @@ def prepare(options: BuildOptions) -> tuple[Content, SiteData]:
             raise ReportsiteError(list(content.problems))
         call = memo_of(content, work, cache)
         data = derive(content, topic_rules, config, cache, call)
-        return content, with_analysis(data, rules, part_rules, call)
+
+    def analyse(data: SiteData) -> SiteData:
+        with collections_paused():
+            return with_analysis(data, rules, part_rules, call)
+
+    return content, data, analyse
+
+
+def search_view(data: SiteData) -> SiteData:
+    """What the search index reads of the site data, its reports and their topics: the same inputs, so
+    the same cache key, whether the index is made before the key figures (build) or with the pages."""
+    return SiteData(config=data.config, reports=data.reports, topic_rules=data.topic_rules, topics=data.topics)
 
 
 def render_site(options: BuildOptions) -> tuple[Content, list[OutputFile]]:
@@ -353,12 +373,13 @@ def _build(options: BuildOptions) -> BuildResult:
             return BuildResult(*done, seconds=time.perf_counter() - started, written=0)
         cache.open_site(options.out_dir)
     steps = Steps()
-    content, data = prepare(options)
-    steps.done("load + derive")
+    content, data, analyse = load_derived(options)
     staging = start_staging(options.out_dir)
     search = None
     try:
         search = search_apart(data, options, staging)
+        data = analyse(data)
+        steps.done("load + derive")
         renderer = make_renderer(data, options)
         items = render_all(data, options, renderer, with_search=search is None)
         steps.done("collect pages" if search else "search index + collect pages")
