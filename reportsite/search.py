@@ -70,7 +70,7 @@ from .datafile import read_yaml
 from .errors import fail
 from .model import Report
 from .render import OutputFile, SiteData, jurisdiction_label, report_path
-from .workers import collections_paused, forked_processes, pool_size
+from .workers import collections_paused, forked_processes, pool_size, received, reporting_to
 
 INDEX_DIR = "search/idx/"
 FORMAT_VERSION = 3
@@ -707,15 +707,11 @@ _CHUNK_SECTIONS = 4096  # sections counted at a time (a few arrays of their term
 
 def _count_in_worker(job: _Job, bounds: tuple[int, int], conn) -> None:
     """A forked worker: pass 1, wait for (vocabulary, average length), pass 2. Errors go to the parent."""
-    try:
+    with reporting_to(conn) as send:
         counter = _RangeCounter(job, bounds)
-        conn.send(("ok", counter.words()))
+        send(counter.words())
         vocab, avgdl = conn.recv()
-        conn.send(("ok", counter.postings(vocab, avgdl)))
-    except BaseException as exc:  # noqa: BLE001 - the parent re-raises it
-        conn.send(("error", exc))
-    finally:
-        conn.close()
+        send(counter.postings(vocab, avgdl))
 
 
 def _count(job: _Job, choose) -> list[PassTwo]:
@@ -729,17 +725,10 @@ def _count(job: _Job, choose) -> list[PassTwo]:
     # workers inherit the texts and the loaded segmenter
     with forked_processes(_count_in_worker, [(job, bounds) for bounds in _section_ranges(len(job.texts), workers)]) \
             as connections:
-        vocab, avgdl = choose([_received(c) for c in connections])
+        vocab, avgdl = choose([received(c) for c in connections])
         for c in connections:
             c.send((vocab, avgdl))
-        return [_received(c) for c in connections]
-
-
-def _received(conn):
-    status, value = conn.recv()
-    if status == "error":
-        raise value
-    return value
+        return [received(c) for c in connections]
 
 
 def _section_ranges(n: int, parts: int) -> list[tuple[int, int]]:
@@ -1120,7 +1109,7 @@ def _in_workers(make: Callable[[int], Iterator[T]], workers: int) -> list[list[T
         busy = {conn: part for part, conn in enumerate(connections)}
         while busy:
             for conn in wait(list(busy)):
-                item = _received(conn)
+                item = received(conn)
                 if item is _DONE:
                     del busy[conn]
                 else:
@@ -1132,14 +1121,10 @@ _DONE = None  # what a worker sends after its last item
 
 
 def _send_made(make: Callable[[int], Iterator[object]], part: int, conn) -> None:
-    try:
+    with reporting_to(conn) as send:
         for item in make(part):
-            conn.send(("ok", item))
-        conn.send(("ok", _DONE))
-    except BaseException as exc:  # noqa: BLE001 - the parent re-raises it
-        conn.send(("error", exc))
-    finally:
-        conn.close()
+            send(item)
+        send(_DONE)
 
 
 def _term_file(postings: Postings, encoded: EncodedPostings, members: list[int], facet_ranges: dict[str, str],

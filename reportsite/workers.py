@@ -105,7 +105,7 @@ class ChildJob:
             self._process = context.Process(target=_run_child, args=(function, args, send))
             self._process.start()
         send.close()
-        self._message: tuple[str, Any] | None = None
+        self._message: Message | None = None
 
     def running(self) -> bool:
         """Whether the child is still at work. Once it is done its result is taken at once: until then the
@@ -127,10 +127,7 @@ class ChildJob:
         if self._message is None:
             self._take()
         assert self._message is not None
-        status, value = self._message
-        if status == "error":
-            raise value
-        return value
+        return outcome(self._message)
 
     def stop(self) -> None:
         """Kill the child if it is still running (the build failed meanwhile); idempotent."""
@@ -142,14 +139,38 @@ class ChildJob:
         self._receive.close()
 
 
-def _run_child(function: Callable[..., Any], args: tuple[Any, ...], send: Any) -> None:
+def _run_child(function: Callable[..., Any], args: tuple[Any, ...], connection: Any) -> None:
     gc.enable()
+    with reporting_to(connection) as send:
+        send(function(*args))
+
+
+# A child's messages to its parent: ("ok", value) or ("error", the exception it raised)
+Message = tuple[str, Any]
+
+
+@contextmanager
+def reporting_to(connection: Any) -> Iterator[Callable[[Any], None]]:
+    """In a child process: yields `send(value)`, for the parent's `received`; an exception in the block
+    is sent instead, for the parent to raise. Closes the connection."""
     try:
-        send.send(("ok", function(*args)))
+        yield lambda value: connection.send(("ok", value))
     except BaseException as exc:  # noqa: BLE001 - the parent re-raises it
-        send.send(("error", exc))
+        connection.send(("error", exc))
     finally:
-        send.close()
+        connection.close()
+
+
+def received(connection: Any) -> Any:
+    """The next value a child sent through reporting_to; its exception, raised here."""
+    return outcome(connection.recv())
+
+
+def outcome(message: Message) -> Any:
+    status, value = message
+    if status == "error":
+        raise value
+    return value
 
 
 def child_job_possible() -> bool:
