@@ -50,7 +50,7 @@ from .renderpool import (
     render_pages,
     write_into,
 )
-from .search import SearchSettings, build_search_files, cutter_agrees, cutter_versions, load_search_settings
+from .search import SearchSettings, build_search_files, load_search_settings
 from .topics import TopicRules, assign_topics, load_topics
 from .workers import PARALLEL_MIN, ChildJob, child_job_possible, collections_paused
 from .writer import check_output_dir, finish_staging, start_staging
@@ -153,7 +153,7 @@ def render_all(data: SiteData, options: BuildOptions, renderer: PageRenderer,
                with_search: bool = True) -> list[Page | KeptPage]:
     """Every file of the site (without the search index when it is made apart, see search_apart):
     finished files, pages to render and pages kept from the last build."""
-    search = _call(options.cache, build_search_files, search_view(data), *search_inputs(options)) \
+    search = _call(options.cache, build_search_files, search_view(data), load_search_settings(options.content_dir)) \
         if with_search else []
     items = [*render_reports(renderer, data), *render_index_pages(renderer, data), *theme_files(options.theme_dir),
              *search, *render_analysis_pages(renderer, data)]
@@ -226,26 +226,19 @@ def search_apart(data: SiteData, options: BuildOptions, staging: Path) -> ChildJ
     the pages (a small site, one core, a process with threads, or a result the cache has)."""
     if len(data.reports) < PARALLEL_MIN or not child_job_possible():
         return None
-    settings, agreed = search_inputs(options)
+    settings = load_search_settings(options.content_dir)
     cache = options.cache
     data = search_view(data)
-    key = cache.key_to_compute(build_search_files, data, settings, agreed) if cache else None
+    key = cache.key_to_compute(build_search_files, data, settings) if cache else None
     if cache and key is None:
         return None
     previous = cache.unchanged_file if cache else no_previous
-    return ChildJob(write_search_files, data, settings, agreed, staging, previous, cache, key)
+    return ChildJob(write_search_files, data, settings, staging, previous, cache, key)
 
 
-def search_inputs(options: BuildOptions) -> tuple[SearchSettings, bool]:
-    """The search settings, and whether rjieba is known to cut as jieba does (remembered by the cache)."""
-    settings = load_search_settings(options.content_dir)
-    agreed = bool(options.cache and options.cache.call(cutter_agrees, settings.probes, cutter_versions()))
-    return settings, agreed
-
-
-def write_search_files(data: SiteData, settings: SearchSettings, agreed: bool, staging: Path, previous: Previous,
+def write_search_files(data: SiteData, settings: SearchSettings, staging: Path, previous: Previous,
                        cache: BuildCache | None, key: bytes | None) -> list[RenderedPage]:
-    files = build_search_files(data, settings, agreed)
+    files = build_search_files(data, settings)
     if cache and key:
         cache.store(key, files)
     return [finish_page(f, staging, previous) for f in files]

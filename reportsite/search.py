@@ -49,11 +49,14 @@ text files are written by forked workers too. The output is the same bytes whate
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import gzip
+import hashlib
 import json
 import math
 import re
+import tempfile
 import unicodedata
 from array import array
 from collections import Counter
@@ -205,25 +208,33 @@ def cutter_versions() -> tuple[str, str] | None:
         return None
 
 
-def cutter_agrees(probes: dict[str, tuple[str, ...]], versions: tuple[str, str] | None) -> bool:
-    """Whether rjieba cuts the probe texts exactly as jieba does. A build cache remembers the answer for
-    these versions, so that a rebuild need not load jieba (0.6 s) only to compare them."""
-    return versions is not None and Segmenter(probes).fast
+def agreement_mark(probes: dict[str, tuple[str, ...]]) -> Path | None:
+    """A file that says rjieba cut the probes exactly as jieba, for the installed versions of both. Beside
+    jieba's own cache (jieba.cache in the temporary folder): a build then need not load jieba (0.6 s) only
+    to compare them again."""
+    versions = cutter_versions()
+    if versions is None:
+        return None
+    digest = hashlib.blake2b(repr((versions, sorted(probes.items()))).encode(), digest_size=8).hexdigest()
+    return Path(tempfile.gettempdir()) / f"reportsite-rjieba-agrees-{digest}"
 
 
 class Segmenter:
     """jieba search mode, checked once before use so that a broken setup fails the build loudly.
     Runs repeat a lot across reports (set phrases, headings), so each distinct run is cut once.
-    `agreed`: rjieba is known to cut as jieba does (cutter_agrees): jieba is not loaded."""
+    rjieba cuts instead when it cuts the probes as jieba does (remembered: agreement_mark)."""
 
-    def __init__(self, probes: dict[str, tuple[str, ...]], fast: bool = True, agreed: bool = False):
+    def __init__(self, probes: dict[str, tuple[str, ...]], fast: bool = True):
         fast_cut = _fast_cutter() if fast else None
+        mark = agreement_mark(probes) if fast_cut else None
         self._cache: dict[str, list[str]] = {}
-        self.fast = bool(fast_cut and agreed)
-        self._cut = fast_cut if fast_cut and agreed else self._jieba_cut()
+        self.fast = bool(mark and mark.exists())
+        self._cut = fast_cut if self.fast and fast_cut else self._jieba_cut()
         self._check(probes)
-        if fast_cut and not agreed and all(list(fast_cut(t)) == list(self._cut(t)) for t in probes):
+        if fast_cut and not self.fast and all(list(fast_cut(t)) == list(self._cut(t)) for t in probes):
             self._cut, self.fast = fast_cut, True
+            with contextlib.suppress(OSError):  # a read-only temporary folder: compared again next time
+                mark.touch()  # type: ignore[union-attr]
         self._cache.clear()
 
     @staticmethod
@@ -1021,15 +1032,14 @@ def _norm_positions(text: str, norm: str):
     return lambda i: positions[min(i, len(positions) - 1)]
 
 
-def build_search_files(data: SiteData, settings: SearchSettings, agreed: bool = False) -> list[OutputFile]:
-    """The index files. `agreed`: rjieba is known to cut as jieba does (cutter_agrees)."""
+def build_search_files(data: SiteData, settings: SearchSettings) -> list[OutputFile]:
     with collections_paused():
-        return _search_files(data, settings, agreed)
+        return _search_files(data, settings)
 
 
-def _search_files(data: SiteData, settings: SearchSettings, agreed: bool) -> list[OutputFile]:
+def _search_files(data: SiteData, settings: SearchSettings) -> list[OutputFile]:
     sections = section_list(data)
-    segmenter = Segmenter(settings.probes, agreed=agreed)  # fails loudly when jieba is missing or broken
+    segmenter = Segmenter(settings.probes)  # fails loudly when jieba is missing or broken
     texts = _Texts.of([(s.title, s.text) for s in sections])  # workers read texts from here, not from sections
     vocab, postings = count_postings(texts, segmenter, settings)
     n = max(len(sections), 1)

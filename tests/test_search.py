@@ -278,10 +278,21 @@ def test_words_are_indexed_wherever_they_stand_and_pairs_cross_punctuation():
     assert terms["五普"] == 1 and terms["调解"] == 2
 
 
-def test_build_fails_loudly_when_the_segmenter_finds_nothing(content_copy: Path, tmp_path: Path, monkeypatch):
+@pytest.mark.parametrize("agreed_before", [False, True])
+def test_build_fails_loudly_when_the_segmenter_finds_nothing(content_copy: Path, tmp_path: Path, monkeypatch,
+                                                             agreed_before: bool):
+    import tempfile
+
     import jieba
 
-    monkeypatch.setattr(jieba, "cut_for_search", lambda text, HMM=True: iter(()))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where rjieba's agreement is remembered
+    probes = search.load_search_settings(content_copy).probes
+    if agreed_before:  # rjieba cuts alone, jieba is not loaded: rjieba is the one that breaks
+        assert search.Segmenter(probes).fast
+        monkeypatch.setattr(search, "_fast_cutter", lambda: lambda text: iter(()))
+    else:
+        monkeypatch.setattr(jieba, "cut_for_search", lambda text, HMM=True: iter(()))
     with pytest.raises(ReportsiteError) as caught:
         build(BuildOptions(content_copy, tmp_path / "site", templates_dir=ROOT / "templates",
                            theme_dir=ROOT / "theme"))
@@ -374,15 +385,18 @@ def test_fast_segmenter_cuts_exactly_like_jieba_on_the_samples():
     assert differ == []
 
 
-def test_a_cutter_known_to_agree_with_jieba_cuts_without_loading_jieba() -> None:
+def test_once_rjieba_agreed_with_jieba_a_build_cuts_without_loading_jieba(tmp_path: Path) -> None:
     probes = {"行政复议案件": ("行政复议", "复议")}
-    assert search.cutter_agrees(probes, search.cutter_versions())  # rjieba is installed and agrees here
-    assert not search.cutter_agrees(probes, None)
     text = "推进严格规范公正文明执法，深化行政复议体制改革"
     program = ("import json, sys; from reportsite.search import Segmenter; "
-               f"s = Segmenter({probes!r}, agreed=True); "
-               f"print(json.dumps([s.fast, 'jieba' in sys.modules, s.words({text!r})]))")
-    fast, jieba_loaded, words = json.loads(subprocess.run([sys.executable, "-c", program], capture_output=True,
-                                                          text=True, check=True, cwd=ROOT).stdout)
-    assert fast and not jieba_loaded
-    assert words == search.Segmenter(probes, fast=False).words(text)  # jieba's own cut
+               f"s = Segmenter({probes!r}); print(json.dumps([s.fast, 'jieba' in sys.modules, s.words({text!r})]))")
+
+    def run() -> list:
+        env = {**os.environ, "TMPDIR": str(tmp_path)}  # where the agreement is remembered
+        return json.loads(subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True,
+                                         cwd=ROOT, env=env).stdout)
+
+    jieba_words = search.Segmenter(probes, fast=False).words(text)
+    assert run() == [True, True, jieba_words]  # compared with jieba: they agree, rjieba cuts
+    assert list(tmp_path.glob("reportsite-rjieba-agrees-*"))
+    assert run() == [True, False, jieba_words]  # the next build: rjieba at once, jieba not even loaded
