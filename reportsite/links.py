@@ -5,6 +5,7 @@ from __future__ import annotations
 import html as htmllib
 import posixpath
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -50,7 +51,7 @@ def parse_page(page: bytes) -> PageLinks:
         elif value and not (text.startswith("<link", tag) and _REL_NOT_A_LINK.search(text, tag, text.find(">", at))):
             line += text.count("\n", counted, tag)
             counted = tag
-            links.append((line, value))
+            links.append((line, sys.intern(value)))  # hrefs repeat across pages: one string each
     return PageLinks(frozenset(ids), tuple(links))
 
 
