@@ -228,13 +228,14 @@ class Segmenter:
         fast_cut = _fast_cutter() if fast else None
         mark = agreement_mark(probes) if fast_cut else None
         self._cache: dict[str, list[str]] = {}
-        self.fast = bool(mark and mark.exists())
-        self._cut = fast_cut if self.fast and fast_cut else self._jieba_cut()
+        self.fast = fast_cut is not None and mark is not None and mark.exists()
+        self._cut = fast_cut if fast_cut and self.fast else self._jieba_cut()
         self._check(probes)
         if fast_cut and not self.fast and all(list(fast_cut(t)) == list(self._cut(t)) for t in probes):
             self._cut, self.fast = fast_cut, True
             with contextlib.suppress(OSError):  # a read-only temporary folder: compared again next time
-                mark.touch()  # type: ignore[union-attr]
+                if mark:
+                    mark.touch()
         self._cache.clear()
 
     @staticmethod
