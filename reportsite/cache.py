@@ -433,8 +433,8 @@ class BuildCache:
 
     def prune(self) -> int:
         """Delete from disk the parses and results the build just ended did not use: old versions of
-        edited reports, deleted ones, and earlier search indexes (265 MB each at 10,000 reports), which
-        would otherwise pile up with every rebuild. Another project built from the same folder loses
+        edited reports, deleted ones, and earlier results (a small site's search index), which would
+        otherwise pile up with every rebuild. Another project built from the same folder loses
         its entries too (it parses again; nothing goes stale)."""
         if self.disk is None:
             return 0
@@ -558,23 +558,22 @@ class BuildCache:
             return
         self.memo[key] = value
 
-    def key_to_compute(self, function: Callable[..., Any], *args: Any) -> bytes | None:
-        """The key under which function(*args) is to be stored, when the cache has no result for it yet
-        (else None: `call` returns the result). A build computes such a result elsewhere (a child
-        process, which stores it with `store`) while it renders its pages."""
-        if self.defer and function in self.deferrable:
-            return None
+    def stored(self, function: Callable[..., Any], *args: Any) -> tuple[bytes | None, Any | None]:
+        """(key, value) of a result that a build computes elsewhere (a child process, which keeps it with
+        `store`) while it renders its pages: the key under which function(*args)'s result is kept, and
+        that result when there is one (else None). Key None: the arguments cannot be digested."""
         try:
             key = _blake(self.version, self.fingerprint.of(function, *args))
         except Unfingerprintable:
-            return None
-        if key in self.memo or (self.disk and self.disk.has("call", key)):
-            return None
+            return None, None
         self._used.add(key)
-        return key
+        if key in self.memo:
+            return key, self.memo[key]
+        found = self.disk.get("call", key) if self.disk else None
+        return key, found[0] if isinstance(found, tuple) else None
 
     def store(self, key: bytes, value: Any) -> None:
-        """Keep on disk a result computed elsewhere (see key_to_compute)."""
+        """Keep on disk a result computed elsewhere (see stored)."""
         if self.disk:
             self.disk.put("call", key, (value,), self.fingerprint)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -50,7 +51,7 @@ from .renderpool import (
     render_pages,
     write_into,
 )
-from .search import SearchSettings, build_search_files, load_search_settings
+from .search import SearchSettings, build_search_files, load_search_settings, made_search_files
 from .topics import TopicRules, assign_topics, load_topics
 from .workers import PARALLEL_MIN, ChildJob, child_job_possible, collections_paused
 from .writer import check_output_dir, finish_staging, start_staging
@@ -59,6 +60,8 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 # Whole-site work that the live preview may finish just after reloading the page (cache.py `defer`).
 DEFERRABLE = {build_search_files: ()}  # function -> stand-in until its first result
+# the search index of a big site: made by a child process, or kept from the last site (search_apart)
+SearchApart = ChildJob | list[KeptPage] | None
 
 
 def project_path(name: str) -> Path:
@@ -150,11 +153,14 @@ def make_renderer(data: SiteData, options: BuildOptions) -> PageRenderer:
 
 
 def render_all(data: SiteData, options: BuildOptions, renderer: PageRenderer,
-               with_search: bool = True) -> list[Page | KeptPage]:
-    """Every file of the site (without the search index when it is made apart, see search_apart):
-    finished files, pages to render and pages kept from the last build."""
-    search = _call(options.cache, build_search_files, search_view(data), load_search_settings(options.content_dir)) \
-        if with_search else []
+               apart: SearchApart = None) -> list[Page | KeptPage]:
+    """Every file of the site: finished files, pages to render and pages kept from the last build. The
+    search index is made here unless it is made or kept apart (see search_apart)."""
+    if apart is None:
+        search: list[OutputFile] | list[KeptPage] = _call(options.cache, build_search_files, search_view(data),
+                                                          load_search_settings(options.content_dir))
+    else:
+        search = apart if isinstance(apart, list) else []  # a child writes it
     items = [*render_reports(renderer, data), *render_index_pages(renderer, data), *theme_files(options.theme_dir),
              *search, *render_analysis_pages(renderer, data)]
     seen: set[str] = set()
@@ -220,28 +226,34 @@ def take_over(path: str, entry: PageEntry, cache: BuildCache | None, staging: Pa
     return RenderedPage(path, entry.digest, entry.links, entry.data, key=entry.key)
 
 
-def search_apart(data: SiteData, options: BuildOptions, staging: Path) -> ChildJob | None:
-    """The search index, made into `staging` by a child process while the pages are rendered: its
-    one-process steps then overlap the rendering (on a big site, a cold build). None: it is made with
-    the pages (a small site, one core, a process with threads, or a result the cache has)."""
+def search_apart(data: SiteData, options: BuildOptions, staging: Path) -> SearchApart:
+    """On a big site, the search index apart from the pages: made into `staging` by a child process while
+    the pages are rendered, its one-process steps then overlapping the rendering; or, when the cache has
+    the index of these inputs and the last site still holds its files, those files, kept. None: it is
+    made with the pages (a small site, one core, a process with threads)."""
     if len(data.reports) < PARALLEL_MIN or not child_job_possible():
         return None
     settings = load_search_settings(options.content_dir)
     cache = options.cache
     data = search_view(data)
-    key = cache.key_to_compute(build_search_files, data, settings) if cache else None
-    if cache and key is None:
-        return None
+    # the cache keeps the (path, digest) of each file the index was written to, not their bytes
+    key, written = cache.stored(made_search_files, data, settings) if cache else (None, None)
+    if cache and written:
+        kept = [KeptPage(path, entry) for path, digest in written
+                if (entry := cache.reusable(path, digest=digest)) is not None]
+        if len(kept) == len(written):
+            return kept
     previous = cache.unchanged_file if cache else no_previous
     return ChildJob(write_search_files, data, settings, staging, previous, cache, key)
 
 
 def write_search_files(data: SiteData, settings: SearchSettings, staging: Path, previous: Previous,
                        cache: BuildCache | None, key: bytes | None) -> list[RenderedPage]:
-    files = build_search_files(data, settings)
+    """The search index, written into `staging` by the workers that make its files."""
+    made = made_search_files(data, settings, functools.partial(finish_page, staging=staging, previous=previous))
     if cache and key:
-        cache.store(key, files)
-    return [finish_page(f, staging, previous) for f in files]
+        cache.store(key, tuple((page.path, page.digest) for page in made))
+    return made
 
 
 def check_made(made: Made, cache: BuildCache | None) -> None:
@@ -368,26 +380,27 @@ def _build(options: BuildOptions) -> BuildResult:
     steps = Steps()
     content, data, analyse = load_derived(options)
     staging = start_staging(options.out_dir)
-    search = None
+    job = None
     try:
-        search = search_apart(data, options, staging)
+        apart = search_apart(data, options, staging)
+        job = apart if isinstance(apart, ChildJob) else None
         data = analyse(data)
         steps.done("load + derive")
         renderer = make_renderer(data, options)
-        items = render_all(data, options, renderer, with_search=search is None)
-        steps.done("collect pages" if search else "search index + collect pages")
-        made = produce(items, renderer, cache, staging, search)
-        if search:
-            searched = search.result()
+        items = render_all(data, options, renderer, apart)
+        steps.done("search index + collect pages" if apart is None else "collect pages")
+        made = produce(items, renderer, cache, staging, job)
+        if job:
+            searched = job.result()
             made.files += searched
             made.written += sum(f.written for f in searched)
-        steps.done("render + write" + (" | search index" if search else ""))
+        steps.done("render + write" + (" | search index" if job else ""))
         check_made(made, options.cache)
         finish_staging(staging, options.out_dir)
         steps.done("link check + swap")
     except BaseException:
-        if search:
-            search.stop()
+        if job:
+            job.stop()
         shutil.rmtree(staging, ignore_errors=True)
         raise
     if cache:

@@ -1054,11 +1054,21 @@ def _norm_positions(text: str, norm: str):
 
 
 def build_search_files(data: SiteData, settings: SearchSettings) -> list[OutputFile]:
+    return made_search_files(data, settings, _as_made)
+
+
+def made_search_files(data: SiteData, settings: SearchSettings, finish: Callable[[OutputFile], T]) -> list[T]:
+    """The search index's files, each passed to `finish` in the process that made it: a worker that writes
+    its files into the site sends back what `finish` returns, not their bytes (265 MB at 10,000 reports)."""
     with collections_paused():
-        return _search_files(data, settings)
+        return _search_files(data, settings, finish)
 
 
-def _search_files(data: SiteData, settings: SearchSettings) -> list[OutputFile]:
+def _as_made(file: OutputFile) -> OutputFile:
+    return file
+
+
+def _search_files(data: SiteData, settings: SearchSettings, finish: Callable[[OutputFile], T]) -> list[T]:
     sections = section_list(data)
     segmenter = Segmenter(settings.probes)  # fails loudly when jieba is missing or broken
     texts = _Texts.of([(s.title, s.text) for s in sections])  # workers read texts from here, not from sections
@@ -1103,10 +1113,11 @@ def _search_files(data: SiteData, settings: SearchSettings) -> list[OutputFile]:
         contents = _term_file(postings, encoded, members, facet_ranges, rows_for, report_rows, sections, texts, n)
         return OutputFile(path, contents)
 
-    def make(part: int) -> Iterator[OutputFile]:
+    def make(part: int) -> Iterator[T]:
         """Every `workers`-th term file, from the part-th; then every `workers`-th text file, from the part-th."""
-        yield from (term_file(*task) for task in term_files[part::workers])
-        yield from (_doc_file(report_rows, sections, texts, first, doc_sections) for first in doc_firsts[part::workers])
+        yield from (finish(term_file(*task)) for task in term_files[part::workers])
+        yield from (finish(_doc_file(report_rows, sections, texts, first, doc_sections))
+                    for first in doc_firsts[part::workers])
 
     made = _in_workers(make, workers)
     terms_of = [len(term_files[part::workers]) for part in range(workers)]
@@ -1118,7 +1129,7 @@ def _search_files(data: SiteData, settings: SearchSettings) -> list[OutputFile]:
         "impactScale": IMPACT_SCALE, "vocab": front_coded(sorted(vocab)), "stop": sorted(stop),
         "t2s": traditional_map(charset),
     }
-    return [OutputFile(INDEX_DIR + "manifest.json", _json(manifest)), *files]
+    return [finish(OutputFile(INDEX_DIR + "manifest.json", _json(manifest))), *files]
 
 
 def _interleaved(parts: list[list[T]]) -> list[T]:

@@ -64,9 +64,11 @@ def test_parallel_build_writes_the_same_site_as_a_build_in_one_process(content_c
     # with a build cache (in tmp_path): the workers store their parses, which the next build reuses
     # (the page keys of the first build are worked out in the render workers: the third build finds them)
     said = {}
-    for run, out in (("first", "first"), ("second", "second"), ("third", "first")):
-        if run == "third":
+    for run, out in (("first", "first"), ("second", "second"), ("third", "first"), ("fourth", "first")):
+        if run in ("third", "fourth"):
             os.utime(content_copy / "reports" / "copy-000.md")  # touched: the build cannot skip, reuses all
+        if run == "fourth":  # a file of the kept search index is gone: the index is made again
+            (tmp_path / "first" / "search" / "idx" / "manifest.json").unlink()
         cached = subprocess.run([sys.executable, "-c", PARALLEL_BUILD, str(content_copy), str(tmp_path / out)],
                                 cwd=tmp_path, capture_output=True, text=True, timeout=600,
                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -75,6 +77,10 @@ def test_parallel_build_writes_the_same_site_as_a_build_in_one_process(content_c
     assert f"({PARALLEL_MIN + 5} report(s) parsed" in said["first"] and "_parse_chunk" in said["first"]
     assert "(0 report(s) parsed" in said["second"]
     assert "(0 report(s) parsed, 0 page(s) rendered" in said["third"], said["third"]
+    # the cache keeps where the search index was written, not its bytes: a build into another folder makes
+    # it again, one into the same folder keeps its files, unless one of them is gone
+    assert ["write_search_files" in said[run] for run in ("first", "second", "third", "fourth")] == \
+        [True, True, False, True]
     assert tree(tmp_path / "first") == tree(tmp_path / "second") == tree(tmp_path / "parallel")
     # ... and here, in this process, with the pools switched off
     monkeypatch.setattr(model, "pool_size", lambda tasks, minimum=0: 1)
@@ -93,7 +99,7 @@ def test_pages_are_rendered_here_while_another_job_is_busy_and_the_rest_by_the_p
                            theme_dir=ROOT / "theme")
     _, data = pipeline.prepare(options)
     renderer = pipeline.make_renderer(data, options)
-    pending = [i for i in pipeline.render_all(data, options, renderer, with_search=False)
+    pending = [i for i in pipeline.render_all(data, options, renderer, apart=[])
                if isinstance(i, PendingPage)]
     assert len(pending) > 3 * renderpool.CHUNK
     pooled: list[tuple[int, int]] = []
