@@ -357,6 +357,10 @@ class DiskStore:
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, KeyError):
             return None
 
+    def put_result(self, key: bytes, value: Any) -> None:
+        """Keep a result computed elsewhere (a child process) under the key BuildCache.stored gave."""
+        self.put("call", key, (value,))
+
     def has(self, kind: str, key: bytes) -> bool:
         return self._path(kind, key).is_file()
 
@@ -467,21 +471,13 @@ class BuildCache:
         return None
 
     def unchanged_file(self, path: str, digest: bytes) -> Path | None:
-        """The previous site's file at `path` when it holds the bytes of `digest`: known from its stamp,
-        or, when it was touched since, by reading it."""
-        entry = self.pages.get(path)
-        if entry is None or entry.digest != digest or self.site is None:
-            return None
-        file = self.site / path
-        try:
-            st = os.stat(file)
-            if (st.st_mtime_ns, st.st_size, st.st_ino) == entry.stamp:
-                return file
-            if hashlib.blake2b(file.read_bytes(), digest_size=16).digest() == digest:
-                return file
-        except OSError:
-            pass
-        return None
+        """The previous site's file at `path` when it holds the bytes of `digest` (see PreviousSite)."""
+        return _unchanged_file(self.site, self.pages.get(path), path, digest)
+
+    def previous_site(self, under: str) -> PreviousSite:
+        """`unchanged_file` for the files under one folder of the site, apart from the cache: small enough
+        to send to another process that makes those files."""
+        return PreviousSite(self.site, {p: e for p, e in self.pages.items() if p.startswith(under)})
 
     # -- content -----------------------------------------------------------------------------------
 
@@ -560,7 +556,7 @@ class BuildCache:
 
     def stored(self, function: Callable[..., Any], *args: Any) -> tuple[bytes | None, Any | None]:
         """(key, value) of a result that a build computes elsewhere (a child process, which keeps it with
-        `store`) while it renders its pages: the key under which function(*args)'s result is kept, and
+        DiskStore.put_result) while it renders its pages: the key under which function(*args)'s result is kept, and
         that result when there is one (else None). Key None: the arguments cannot be digested."""
         try:
             key = _blake(self.version, self.fingerprint.of(function, *args))
@@ -571,11 +567,6 @@ class BuildCache:
             return key, self.memo[key]
         found = self.disk.get("call", key) if self.disk else None
         return key, found[0] if isinstance(found, tuple) else None
-
-    def store(self, key: bytes, value: Any) -> None:
-        """Keep on disk a result computed elsewhere (see stored)."""
-        if self.disk:
-            self.disk.put("call", key, (value,), self.fingerprint)
 
     def call(self, function: Callable[..., Any], *args: Any) -> Any:
         """function(*args), remembered under the digest of the function and its arguments.
@@ -630,6 +621,34 @@ class PageEntry:
     links: PageLinks | None  # its ids and links, for the link check
     data: bytes | None  # the bytes (`serve`), or None: they are in the site folder (`build`)
     stamp: tuple[int, int, int] | None = None  # (mtime_ns, size, inode) of that file when written
+
+
+@dataclasses.dataclass(frozen=True)
+class PreviousSite:
+    """What a build cache knows of some files of the last site (see BuildCache.previous_site)."""
+
+    site: Path | None
+    pages: dict[str, PageEntry]
+
+    def unchanged_file(self, path: str, digest: bytes) -> Path | None:
+        return _unchanged_file(self.site, self.pages.get(path), path, digest)
+
+
+def _unchanged_file(site: Path | None, entry: PageEntry | None, path: str, digest: bytes) -> Path | None:
+    """The last site's file at `path` when it holds the bytes of `digest`: known from its stamp, or, when it
+    was touched since, by reading it."""
+    if entry is None or entry.digest != digest or site is None:
+        return None
+    file = site / path
+    try:
+        st = os.stat(file)
+        if (st.st_mtime_ns, st.st_size, st.st_ino) == entry.stamp:
+            return file
+        if hashlib.blake2b(file.read_bytes(), digest_size=16).digest() == digest:
+            return file
+    except OSError:
+        pass
+    return None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -134,6 +134,12 @@ def render_pages(renderer: PageRenderer, pages: Sequence[PendingPage], staging: 
         for folder in sorted({str(Path(p.path).parent) for p in pages}):
             (staging / folder).mkdir(parents=True, exist_ok=True)
     bounds = [(i, min(i + CHUNK, len(pages))) for i in range(0, len(pages), CHUNK)]
-    for chunk in map_in_pool(_render_range, bounds, workers, _start_worker, (renderer, pages, staging, previous)):
+
+    def render_here(bounds: tuple[int, int]) -> list[RenderedPage]:
+        return [_render_one(renderer, pages[i], staging, previous) for i in range(*bounds)]
+
+    # this process renders too: one worker fewer to copy its pages
+    for chunk in map_in_pool(_render_range, bounds, workers, _start_worker, (renderer, pages, staging, previous),
+                             here=render_here):
         yield from chunk
         advance(len(chunk))

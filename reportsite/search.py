@@ -827,15 +827,21 @@ def section_list(data: SiteData) -> list[IndexedSection]:
     first results are mostly sections under one heading in many reports, so the text files of that order
     (section n is in file n // docSections) give them in one or two requests, not one per report."""
     found: list[tuple[int, str, str, str, str]] = []
+    # one string per distinct heading and heading path (1,500 headings in 140,000 sections at 10,000
+    # reports): each is keyed once, and sent to another process once
+    same: dict[str, str] = {}
     for r_index, report in enumerate(data.reports):
         titles: dict[str, str] = {}
         for section in report.sections:  # a parent comes before its subsections
             title = section.title.rstrip("。")
+            title = same.setdefault(title, title)
             parent = titles.get(section.parent, "") if section.parent else ""
             own = title if section.level > 0 else ""
-            titles[section.id] = " › ".join(p for p in (parent, own) if p)
-            found.append((r_index, section.id, title, titles[section.id], section.text))
-    keys = [heading_key(title) for _, _, title, _, _ in found]
+            path = " › ".join(p for p in (parent, own) if p)
+            titles[section.id] = path = same.setdefault(path, path)
+            found.append((r_index, section.id, title, path, section.text))
+    key_of = {title: heading_key(title) for title in same}
+    keys = [key_of[title] for _, _, title, _, _ in found]
     # under one heading, shorter sections first (by powers of two of their length, so that an edit rarely
     # moves a section): BM25 ranks a short section higher, so a query's first results under a heading
     # are neighbours, mostly in one text file
@@ -1058,18 +1064,37 @@ def build_search_files(data: SiteData, settings: SearchSettings) -> list[OutputF
 
 
 def made_search_files(data: SiteData, settings: SearchSettings, finish: Callable[[OutputFile], T]) -> list[T]:
+    return index_files(search_input(data), settings, finish)
+
+
+@dataclass(frozen=True)
+class SearchInput:
+    """What the index is made of, as plain data (cheap to send to another process): every section in index
+    order (section_list), and each report's row and search facets."""
+
+    sections: list[IndexedSection]
+    report_rows: list[list[object]]
+    facets: dict[str, list[int]]
+
+
+def search_input(data: SiteData) -> SearchInput:
+    sections = section_list(data)
+    return SearchInput(sections, [_report_row(report) for report in data.reports], _facet_values(data, sections))
+
+
+def index_files(source: SearchInput, settings: SearchSettings, finish: Callable[[OutputFile], T]) -> list[T]:
     """The search index's files, each passed to `finish` in the process that made it: a worker that writes
     its files into the site sends back what `finish` returns, not their bytes (265 MB at 10,000 reports)."""
     with collections_paused():
-        return _search_files(data, settings, finish)
+        return _search_files(source, settings, finish)
 
 
 def _as_made(file: OutputFile) -> OutputFile:
     return file
 
 
-def _search_files(data: SiteData, settings: SearchSettings, finish: Callable[[OutputFile], T]) -> list[T]:
-    sections = section_list(data)
+def _search_files(source: SearchInput, settings: SearchSettings, finish: Callable[[OutputFile], T]) -> list[T]:
+    sections, report_rows = source.sections, source.report_rows
     segmenter = Segmenter(settings.probes)  # fails loudly when jieba is missing or broken
     texts = _Texts.of([(s.title, s.text) for s in sections])  # workers read texts from here, not from sections
     vocab, postings = count_postings(texts, segmenter, settings)
@@ -1082,7 +1107,6 @@ def _search_files(data: SiteData, settings: SearchSettings, finish: Callable[[Ou
     vocab -= stop
     encoded = encode_postings(postings)
     df_kept = postings.df()
-    facets = _facet_values(data, sections)
 
     own, shared, doc_sections = _plan_files(postings, encoded, vocab, sections, settings)
     own_index = {term: i for i, term in enumerate(own)}
@@ -1094,9 +1118,8 @@ def _search_files(data: SiteData, settings: SearchSettings, finish: Callable[[Ou
         else:
             groups[fnv1a(term) % shared].append(i)
     facet_groups: list[dict[str, str]] = [{} for _ in range(shared)]
-    for key, numbers in sorted(facets.items()):
+    for key, numbers in sorted(source.facets.items()):
         facet_groups[fnv1a(key) % shared][key] = _facet_numbers(numbers)
-    report_rows = [_report_row(report) for report in data.reports]
 
     def rows_for(i: int) -> int:
         term = postings.terms[i]
@@ -1124,7 +1147,7 @@ def _search_files(data: SiteData, settings: SearchSettings, finish: Callable[[Ou
     files = (_interleaved([part_files[:terms] for part_files, terms in zip(made, terms_of, strict=True)])
              + _interleaved([part_files[terms:] for part_files, terms in zip(made, terms_of, strict=True)]))
     manifest = {
-        "version": FORMAT_VERSION, "sections": len(sections), "reports": len(data.reports),
+        "version": FORMAT_VERSION, "sections": len(sections), "reports": len(report_rows),
         "termShards": shared, "ownFiles": own_index, "docSections": doc_sections,
         "impactScale": IMPACT_SCALE, "vocab": front_coded(sorted(vocab)), "stop": sorted(stop),
         "t2s": traditional_map(charset),

@@ -56,13 +56,48 @@ def collections_paused() -> Iterator[None]:
 
 
 def map_in_pool(function: Callable[[T], R], tasks: Iterable[T], workers: int,
-                initializer: Callable[..., Any] | None = None, initargs: tuple[Any, ...] = ()) -> Iterator[R]:
-    """function over tasks, in order, in `workers` forked processes (initializer runs in each first)."""
+                initializer: Callable[..., Any] | None = None, initargs: tuple[Any, ...] = (),
+                here: Callable[[T], R] | None = None) -> Iterator[R]:
+    """function over tasks, in order, in `workers` forked processes (initializer runs in each first).
+
+    With `here`, this process is one of the workers: it runs here(task) on the tasks the others have not
+    taken, and only workers - 1 are forked. A forked worker that reads the parent's data copies every page
+    of it whose reference counts it changes (about 1 GB of pages at 10,000 reports); this process has
+    its own already."""
     from concurrent.futures import ProcessPoolExecutor
 
-    with fork_context() as context, ProcessPoolExecutor(workers, mp_context=context, initializer=_start_child,
+    with fork_context() as context, ProcessPoolExecutor(workers - (here is not None), mp_context=context,
+                                                         initializer=_start_child,
                                                          initargs=(initializer, initargs)) as pool:
-        yield from pool.map(function, tasks)
+        if here is None:
+            yield from pool.map(function, tasks)
+        else:
+            yield from _shared(pool, function, here, list(tasks), workers - 1)
+
+
+def _shared(pool: Any, function: Callable[[T], R], here: Callable[[T], R], tasks: list[T],
+            forked: int) -> Iterator[R]:
+    """The results of the tasks, in order: each task run by a pool worker or here, whichever is free first.
+    Each worker has two tasks queued, so that it need not wait while this process runs one."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    results: dict[int, R] = {}
+    queued: dict[Any, int] = {}
+    taken = given = 0
+    while given < len(tasks):
+        while taken < len(tasks) and len(queued) < 2 * forked:
+            queued[pool.submit(function, tasks[taken])] = taken
+            taken += 1
+        if taken < len(tasks):
+            results[taken] = here(tasks[taken])
+            taken += 1
+        elif queued:
+            wait(queued, return_when=FIRST_COMPLETED)
+        for future in [f for f in queued if f.done()]:
+            results[queued.pop(future)] = future.result()
+        while given in results:
+            yield results.pop(given)
+            given += 1
 
 
 def _start_child(initializer: Callable[..., Any] | None, initargs: tuple[Any, ...]) -> None:
@@ -96,16 +131,39 @@ def forked_processes(target: Callable[..., None], args_list: list[tuple[Any, ...
 
 class ChildJob:
     """function(*args) running in a forked child process, so that the parent can do other work meanwhile
-    (a build renders its pages while the search index is made). `result()` waits for it."""
+    (a build renders its pages while the search index is made). `result()` waits for it.
 
-    def __init__(self, function: Callable[..., R], *args: Any):
+    `ChildJob(function, *args)` forks now, and the child inherits the arguments. `ChildJob.spare()` forks
+    while this process is still small, and `start(function, *args)` sends the child its job later, pickled.
+    A child forked after the parent has loaded a big site shares those pages only until the parent writes
+    to them (a reference count is a write): from then on each such page is held twice."""
+
+    def __init__(self, function: Callable[..., R] | None, *args: Any):
         with fork_context() as context:
             self._receive, send = context.Pipe(duplex=False)
+            jobs, self._jobs = context.Pipe(duplex=False) if function is None else (None, None)
             # not a daemon: the child may fork workers of its own
-            self._process = context.Process(target=_run_child, args=(function, args, send))
+            self._process = context.Process(target=_run_child, args=(function, args, send, jobs, self._jobs))
             self._process.start()
         send.close()
+        if jobs is not None:
+            jobs.close()
         self._message: Message | None = None
+
+    @classmethod
+    def spare(cls) -> ChildJob:
+        """A child that waits for its job (start)."""
+        return cls(None)
+
+    def start(self, function: Callable[..., R], *args: Any) -> ChildJob:
+        """Give a spare child its job: function and arguments are pickled."""
+        assert self._jobs is not None, "not a spare child, or started already"
+        try:
+            self._jobs.send((function, args))
+        finally:
+            self._jobs.close()
+            self._jobs = None
+        return self
 
     def running(self) -> bool:
         """Whether the child is still at work. Once it is done its result is taken at once: until then the
@@ -130,7 +188,11 @@ class ChildJob:
         return outcome(self._message)
 
     def stop(self) -> None:
-        """Kill the child if it is still running (the build failed meanwhile); idempotent."""
+        """Kill the child if it is still running (the build failed meanwhile, or a spare child was not
+        needed); idempotent."""
+        if self._jobs is not None:  # a spare child never started: told so, it ends
+            self._jobs.close()
+            self._jobs = None
         if self._process.is_alive():
             self._process.join(timeout=0.1)
         if self._process.is_alive():
@@ -139,10 +201,27 @@ class ChildJob:
         self._receive.close()
 
 
-def _run_child(function: Callable[..., Any], args: tuple[Any, ...], connection: Any) -> None:
+def _run_child(function: Callable[..., Any] | None, args: tuple[Any, ...], connection: Any, jobs: Any,
+               parent_end: Any) -> None:
     gc.enable()
+    if parent_end is not None:  # the parent's end, inherited: closed, so that the parent's close ends `jobs`
+        parent_end.close()
     with reporting_to(connection) as send:
+        if function is None:  # a spare child: its job comes later, if at all
+            sent = _job_sent(jobs)
+            if sent is None:
+                return
+            function, args = sent
         send(function(*args))
+
+
+def _job_sent(jobs: Any) -> tuple[Callable[..., Any], tuple[Any, ...]] | None:
+    try:
+        return jobs.recv()
+    except EOFError:  # not needed after all
+        return None
+    finally:
+        jobs.close()
 
 
 # A child's messages to its parent: ("ok", value) or ("error", the exception it raised)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from reportsite.workers import ChildJob, forked_processes, received, reporting_to
+from reportsite.workers import ChildJob, forked_processes, map_in_pool, received, reporting_to
 
 from .conftest import CONTENT_DIR
 
@@ -68,3 +68,39 @@ def test_forked_workers_send_values_and_errors_in_one_format() -> None:
         assert received(connection) == _sections_of(REPORT)
         with pytest.raises(ValueError, match="cannot read"):
             received(connection)
+
+
+def _setting(name: str) -> str | None:
+    return os.environ.get(name)
+
+
+def test_a_spare_child_runs_the_job_sent_to_it_later_without_what_was_loaded_since(monkeypatch) -> None:
+    job = ChildJob.spare()
+    # loaded after the spare child was forked: a job forked now would see it, the spare child does not
+    monkeypatch.setenv("REPORTSITE_TEST_LOADED_LATER", "yes")
+    assert ChildJob(_setting, "REPORTSITE_TEST_LOADED_LATER").result() == "yes"
+    assert job.start(_setting, "REPORTSITE_TEST_LOADED_LATER").result() is None
+    # the job and its arguments came pickled; its result and errors come back as a forked job's do
+    assert ChildJob.spare().start(_sections_of, REPORT).result() == _sections_of(REPORT)
+    with pytest.raises(ValueError, match="cannot read"):
+        ChildJob.spare().start(_fails, REPORT).result()
+
+
+def test_a_spare_child_that_is_not_needed_ends_when_stopped() -> None:
+    job = ChildJob.spare()
+    started = time.monotonic()
+    job.stop()
+    assert time.monotonic() - started < 5 and not job._process.is_alive()
+    assert job._process.exitcode == 0  # it ended on its own, not killed
+
+
+def _sections_and_process(path: str) -> tuple[int, int]:
+    return _sections_of(path), os.getpid()
+
+
+def test_a_pool_with_this_process_as_one_of_its_workers_forks_one_fewer_and_keeps_the_order() -> None:
+    reports = sorted(str(p) for p in (CONTENT_DIR / "reports").glob("*.md")) * 8
+    done = list(map_in_pool(_sections_and_process, reports, 2, here=_sections_and_process))
+    assert [sections for sections, _ in done] == [_sections_of(path) for path in reports]
+    processes = {pid for _, pid in done}
+    assert os.getpid() in processes and len(processes) == 2  # here and one forked worker
