@@ -808,7 +808,6 @@ class IndexedSection:
     anchor: str
     title: str
     path: str  # heading path, " › "-joined
-    text: str
 
 
 # "一、", "（二）", "3." before a heading: left out when sections are ordered by their heading
@@ -823,9 +822,14 @@ def heading_key(title: str) -> str:
 
 
 def section_list(data: SiteData) -> list[IndexedSection]:
-    """Every section, numbered in the order of their headings (heading_key, length, report). A query's
-    first results are mostly sections under one heading in many reports, so the text files of that order
-    (section n is in file n // docSections) give them in one or two requests, not one per report."""
+    return sections_and_texts(data)[0]
+
+
+def sections_and_texts(data: SiteData) -> tuple[list[IndexedSection], _Texts]:
+    """Every section, numbered in the order of their headings (heading_key, length, report), and their
+    (heading, text) in that order. A query's first results are mostly sections under one heading in many
+    reports, so the text files of that order (section n is in file n // docSections) give them in one or
+    two requests, not one per report."""
     found: list[tuple[int, str, str, str, str]] = []
     # one string per distinct heading and heading path (1,500 headings in 140,000 sections at 10,000
     # reports): each is keyed once, and sent to another process once
@@ -846,7 +850,8 @@ def section_list(data: SiteData) -> list[IndexedSection]:
     # moves a section): BM25 ranks a short section higher, so a query's first results under a heading
     # are neighbours, mostly in one text file
     order = sorted(range(len(found)), key=lambda i: (keys[i], len(found[i][4]).bit_length(), i))
-    return [IndexedSection(number, *found[i]) for number, i in enumerate(order)]
+    return ([IndexedSection(number, *found[i][:4]) for number, i in enumerate(order)],
+            _Texts.of([(found[i][2], found[i][4]) for i in order]))
 
 
 def _facet_numbers(numbers: list[int]) -> str:
@@ -1070,16 +1075,18 @@ def made_search_files(data: SiteData, settings: SearchSettings, finish: Callable
 @dataclass(frozen=True)
 class SearchInput:
     """What the index is made of, as plain data (cheap to send to another process): every section in index
-    order (section_list), and each report's row and search facets."""
+    order and its text (sections_and_texts), and each report's row and search facets."""
 
     sections: list[IndexedSection]
+    texts: _Texts
     report_rows: list[list[object]]
     facets: dict[str, list[int]]
 
 
 def search_input(data: SiteData) -> SearchInput:
-    sections = section_list(data)
-    return SearchInput(sections, [_report_row(report) for report in data.reports], _facet_values(data, sections))
+    sections, texts = sections_and_texts(data)
+    return SearchInput(sections, texts, [_report_row(report) for report in data.reports],
+                       _facet_values(data, sections))
 
 
 def index_files(source: SearchInput, settings: SearchSettings, finish: Callable[[OutputFile], T]) -> list[T]:
@@ -1094,9 +1101,8 @@ def _as_made(file: OutputFile) -> OutputFile:
 
 
 def _search_files(source: SearchInput, settings: SearchSettings, finish: Callable[[OutputFile], T]) -> list[T]:
-    sections, report_rows = source.sections, source.report_rows
+    sections, texts, report_rows = source.sections, source.texts, source.report_rows
     segmenter = Segmenter(settings.probes)  # fails loudly when jieba is missing or broken
-    texts = _Texts.of([(s.title, s.text) for s in sections])  # workers read texts from here, not from sections
     vocab, postings = count_postings(texts, segmenter, settings)
     n = max(len(sections), 1)
     df = postings.df()
@@ -1108,7 +1114,7 @@ def _search_files(source: SearchInput, settings: SearchSettings, finish: Callabl
     encoded = encode_postings(postings)
     df_kept = postings.df()
 
-    own, shared, doc_sections = _plan_files(postings, encoded, vocab, sections, settings)
+    own, shared, doc_sections = _plan_files(postings, encoded, vocab, sections, texts, settings)
     own_index = {term: i for i, term in enumerate(own)}
     groups: list[list[int]] = [[] for _ in range(shared)]
     own_groups: list[list[int]] = [[] for _ in own]
@@ -1234,7 +1240,7 @@ DOC_FETCHES = 1  # ...and about one text file (snippet rows cover most results; 
 
 
 def _plan_files(postings: Postings, encoded: EncodedPostings, vocab: set[str], sections: list[IndexedSection],
-                settings: SearchSettings) -> tuple[list[str], int, int]:
+                texts: _Texts, settings: SearchSettings) -> tuple[list[str], int, int]:
     """Split the file budget (max_files - 1 for the manifest) between term lists and section texts.
 
     A query downloads whole files: its terms' lists (with their snippet rows), then the texts of the
@@ -1254,14 +1260,15 @@ def _plan_files(postings: Postings, encoded: EncodedPostings, vocab: set[str], s
     with_rows = sum(1 for i, t in enumerate(postings.terms) if t in vocab or df[i] >= SHARED_ROWS_MIN_SECTIONS)
     shared_rows = ROW_BYTES * FIRST_RESULTS * (with_rows - len(own))
     rest = int(sizes.sum()) - sum(int(sizes[i]) for i in big) + shared_rows
-    doc_bytes = sum(len(s.text.encode()) + len(s.path.encode()) + len(s.title.encode()) + 24 for s in sections)
+    doc_bytes = sum(len(texts.body(s.number).encode()) + len(s.path.encode()) + len(s.title.encode()) + 24
+                    for s in sections)
     shared, docs = math.ceil(rest / target) or 1, math.ceil(doc_bytes / doc_min) or 1
     free = budget - len(own)
     if shared + docs > free:
         # fewest bytes for a query reading TERM_FETCHES shared files and DOC_FETCHES text files
         rest_served = rest / _gzip_ratio(encoded.sample(_GZIP_SAMPLE))
-        doc_served = doc_bytes / _gzip_ratio([_json([s.text for s in sections[k:k + 200]]) for k in
-                                              range(0, len(sections), max(200, len(sections) // 8))])
+        doc_served = doc_bytes / _gzip_ratio([_json([texts.body(j) for j in range(k, min(k + 200, len(sections)))])
+                                              for k in range(0, len(sections), max(200, len(sections) // 8))])
         ratio = math.sqrt(TERM_FETCHES * rest_served / (DOC_FETCHES * doc_served))
         shared = max(1, min(shared, round(free * ratio / (1 + ratio))))
         docs = free - shared

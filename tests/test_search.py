@@ -245,9 +245,10 @@ def test_sections_are_numbered_in_the_order_of_their_headings(built_site: Path):
     from reportsite.topics import load_topics
 
     data = derive(load_content(CONTENT_DIR), load_topics(CONTENT_DIR), load_config(CONTENT_DIR, None))
-    sections = search.section_list(data)
+    source = search.search_input(data)
+    sections = source.sections
     assert [s.number for s in sections] == list(range(len(sections)))
-    keys = [(search.heading_key(s.title), len(s.text).bit_length(), s.report) for s in sections]
+    keys = [(search.heading_key(s.title), len(source.texts.body(s.number)).bit_length(), s.report) for s in sections]
     assert keys == sorted(keys)
     rows = section_rows(built_site)
     assert [(r[0], r[1]) for r in rows] == [(render_path(data, s), s.anchor) for s in sections]
