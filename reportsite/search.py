@@ -707,23 +707,48 @@ def _gathered(blocks: list[Block], terms: int) -> tuple[np.ndarray, np.ndarray, 
     blocks.reverse()
     while blocks:
         ids, per_term, block_sections, block_impacts = blocks.pop()
-        at = np.repeat(filled[ids] - (np.cumsum(per_term) - per_term), per_term) + np.arange(len(block_sections))
-        sections[at] = block_sections
-        impacts[at] = block_impacts
+        ends = np.cumsum(per_term)
+        # a few million postings at a time: the positions of all of a block's at once took 400 MB
+        cuts = [0, *np.searchsorted(ends, np.arange(_GATHER_POSTINGS, int(ends[-1]) if len(ends) else 0,
+                                                    _GATHER_POSTINGS), side="right").tolist(), len(ids)]
+        for lo, hi in zip(cuts[:-1], cuts[1:], strict=False):
+            if lo == hi:
+                continue
+            first, last = int(ends[lo] - per_term[lo]), int(ends[hi - 1])
+            at = np.repeat(filled[ids[lo:hi]] - (ends[lo:hi] - per_term[lo:hi] - first), per_term[lo:hi])
+            at += np.arange(last - first)
+            sections[at] = block_sections[first:last]
+            impacts[at] = block_impacts[first:last]
         filled[ids] += per_term
     return starts, sections, impacts
 
 
-_CHUNK_SECTIONS = 4096  # sections counted at a time (a few arrays of their term occurrences: tens of MB)
+_GATHER_POSTINGS = 2_000_000
+
+
+_CHUNK_SECTIONS = 1024  # sections counted at a time, a few arrays of their term occurrences (4,096: 70 MB more)
 
 
 def _count_in_worker(job: _Job, bounds: tuple[int, int], conn) -> None:
-    """A forked worker: pass 1, wait for (vocabulary, average length), pass 2. Errors go to the parent."""
+    """A forked worker: pass 1, wait for (vocabulary, average length), pass 2. Errors go to the parent.
+    Pass 2's arrays are sent as they are (_received_postings), not pickled: a pickle is a copy of them
+    (90 MB a worker at 10,000 reports)."""
     with reporting_to(conn) as send:
         counter = _RangeCounter(job, bounds)
         send(counter.words())
         vocab, avgdl = conn.recv()
-        send(counter.postings(vocab, avgdl))
+        names, *arrays = counter.postings(vocab, avgdl)
+        send(names)
+        for array in arrays:
+            conn.send_bytes(array)
+
+
+def _received_postings(conn) -> PassTwo:
+    names = received(conn)
+    return names, *(np.frombuffer(conn.recv_bytes(), dtype) for dtype in _POSTING_TYPES)
+
+
+_POSTING_TYPES = (np.int64, np.int32, np.uint8)  # of PassTwo's arrays: postings per term, sections, impacts
 
 
 def _count(job: _Job, choose) -> list[PassTwo]:
@@ -740,7 +765,7 @@ def _count(job: _Job, choose) -> list[PassTwo]:
         vocab, avgdl = choose([received(c) for c in connections])
         for c in connections:
             c.send((vocab, avgdl))
-        return [received(c) for c in connections]
+        return [_received_postings(c) for c in connections]
 
 
 def _section_ranges(n: int, parts: int) -> list[tuple[int, int]]:

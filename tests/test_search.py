@@ -201,8 +201,9 @@ def test_index_is_the_same_bytes_built_in_worker_processes():
 
 
 def test_index_is_the_same_bytes_counted_in_small_chunks(monkeypatch):
-    """Term counts are made a chunk of sections at a time and each posting put straight into its place; the
-    samples fit in one chunk, so count them in many small ones too: the files must not change."""
+    """Term counts are made a chunk of sections at a time and each posting put straight into its place, a few
+    million at a time; the samples fit in one chunk, so count and place them in many small ones too: the
+    files must not change."""
     from reportsite.config import load_config
     from reportsite.pipeline import derive
     from reportsite.topics import load_topics
@@ -211,6 +212,7 @@ def test_index_is_the_same_bytes_counted_in_small_chunks(monkeypatch):
     settings = search.load_search_settings(CONTENT_DIR)
     whole = search.build_search_files(data, settings)
     monkeypatch.setattr(search, "_CHUNK_SECTIONS", 5)
+    monkeypatch.setattr(search, "_GATHER_POSTINGS", 7)
     chunked = search.build_search_files(data, settings)
     assert len(search.section_list(data)) > 10 * 5
     assert [(f.path, f.data) for f in chunked] == [(f.path, f.data) for f in whole]
