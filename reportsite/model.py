@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
@@ -382,8 +382,14 @@ def load_report(path: Path, text: str, table: dv.DivisionTable | None = None) ->
 
 
 def content_files(content_dir: Path) -> list[Path]:
-    return sorted((content_dir / "reports").rglob("*.md")) if (content_dir / "reports").is_dir() else sorted(
-        p for p in content_dir.rglob("*.md") if p.is_file())
+    return sorted(found_content_files(content_dir))
+
+
+def found_content_files(content_dir: Path) -> Iterator[Path]:
+    """The content files, unsorted, as they are found (a caller may stop early)."""
+    if (content_dir / "reports").is_dir():
+        return (content_dir / "reports").rglob("*.md")
+    return (p for p in content_dir.rglob("*.md") if p.is_file())
 
 
 # Per-report derived work, done while parsing (in the parse workers on a big build): function(report, *args).

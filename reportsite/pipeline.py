@@ -7,6 +7,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,7 +30,7 @@ from .config import SiteConfig, load_config
 from .errors import Problem, ReportsiteError
 from .figures import analyse_report, load_indicators
 from .links import check_parsed, pages_to_check
-from .model import Content, Report, ReportWork, content_files, load_content, parse_file
+from .model import Content, Report, ReportWork, found_content_files, load_content, parse_file
 from .pages import render_index_pages
 from .render import (
     KEY_LATER,
@@ -263,7 +264,7 @@ def spare_child(options: BuildOptions) -> ChildJob | None:
     """A child process forked before the site is loaded, for the search index of a big site (search_apart):
     its input is then sent to it. A child forked later would share the parent's pages of 10,000 loaded
     reports only until the parent touched them, then hold its own copy: 0.7 GB more at a rebuild's peak."""
-    big = len(content_files(options.content_dir)) >= PARALLEL_MIN
+    big = sum(1 for _ in islice(found_content_files(options.content_dir), PARALLEL_MIN)) == PARALLEL_MIN
     return ChildJob.spare() if big and child_job_possible() else None
 
 
