@@ -36,7 +36,7 @@ Files (format 3):
 - search/idx/d/N.json: `docSections` sections per file, in order (report row, and per section its id,
   heading path, title and whole text): read for results that no snippet row covers, further pages of
   results and quoted phrases a window cannot confirm. Sections are numbered in the order of their
-  headings (section_list), so a query's first results - mostly sections under one heading in many
+  headings (sections_and_texts), so a query's first results - mostly sections under one heading in many
   reports - share a text file or two; this order also makes the files gzip much smaller.
   Facet keys map to section numbers as varint deltas (the same text as postings, without impacts).
 At most `max_files` files whatever the corpus size.
@@ -738,17 +738,14 @@ def _count_in_worker(job: _Job, bounds: tuple[int, int], conn) -> None:
         send(counter.words())
         vocab, avgdl = conn.recv()
         names, *arrays = counter.postings(vocab, avgdl)
-        send(names)
+        send((names, [array.dtype.str for array in arrays]))
         for array in arrays:
             conn.send_bytes(array)
 
 
 def _received_postings(conn) -> PassTwo:
-    names = received(conn)
-    return names, *(np.frombuffer(conn.recv_bytes(), dtype) for dtype in _POSTING_TYPES)
-
-
-_POSTING_TYPES = (np.int64, np.int32, np.uint8)  # of PassTwo's arrays: postings per term, sections, impacts
+    names, types = received(conn)
+    return names, *(np.frombuffer(conn.recv_bytes(), np.dtype(kind)) for kind in types)
 
 
 def _count(job: _Job, choose) -> list[PassTwo]:
@@ -844,10 +841,6 @@ def heading_key(title: str) -> str:
     """A heading without its numbering and punctuation: sections under the same heading in different
     reports (健全长效机制，规范性文件管理进一步加强) get the same key; a year stays (2023年…存在的不足)."""
     return "".join(run for run, _ in runs(_NUMBERING.sub("", title)))
-
-
-def section_list(data: SiteData) -> list[IndexedSection]:
-    return sections_and_texts(data)[0]
 
 
 def sections_and_texts(data: SiteData) -> tuple[list[IndexedSection], _Texts]:

@@ -214,7 +214,7 @@ def test_index_is_the_same_bytes_counted_in_small_chunks(monkeypatch):
     monkeypatch.setattr(search, "_CHUNK_SECTIONS", 5)
     monkeypatch.setattr(search, "_GATHER_POSTINGS", 7)
     chunked = search.build_search_files(data, settings)
-    assert len(search.section_list(data)) > 10 * 5
+    assert len(search.sections_and_texts(data)[0]) > 10 * 5
     assert [(f.path, f.data) for f in chunked] == [(f.path, f.data) for f in whole]
 
 
