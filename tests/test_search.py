@@ -330,7 +330,7 @@ def test_browser_query_terms_are_index_terms(built_site: Path, browser):
     try:
         page = browser.new_page()
         page.goto(url + "about/")
-        page.add_script_tag(url=url + "assets/search-worker.js")
+        page.add_script_tag(url=url + "assets/search-worker.js", type="module")
         answer = page.evaluate(
             """async (queries) => {
                 const m = await (await fetch('../search/idx/manifest.json')).json();

@@ -1,7 +1,7 @@
 // Search worker: answers queries against the prebuilt index in search/idx/ (see reportsite/search.py).
-// Runs off the main thread so typing never waits for a query. Loaded as a classic script; the same file
-// also exposes its query-cutting functions as self.ReportsiteSearch so tests can compare them with the index.
-"use strict";
+// Runs off the main thread so typing never waits for a query. A module worker; the same file also exposes
+// its query-cutting functions as self.ReportsiteSearch so tests can compare them with the index.
+import { normalisedWithMap } from "./textmap.js";
 
 const HAN = "\u3400-\u4dbf\u4e00-\u9fff";
 const RUN = new RegExp(`[${HAN}]+|[0-9a-z]+`, "g");
@@ -278,21 +278,6 @@ async function sectionRow(m, n) {
 
 // ---------------------------------------------------------------------------------------------------
 // Matching in a section's text: phrases, nearness, snippets
-
-/** Normalised text with a map back to positions in the original text. */
-function normalisedWithMap(text) {
-  let norm = "";
-  const map = [];
-  let pos = 0;
-  for (const ch of text) {
-    const n = ch.normalize("NFKC").toLowerCase();
-    for (let k = 0; k < n.length; k += 1) map.push(pos);
-    norm += n;
-    pos += ch.length;
-  }
-  map.push(pos);
-  return { norm, map };
-}
 
 function escapeRegExp(s) {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");

@@ -2,6 +2,7 @@
 // holds the query and filters, arrow keys move through results. On a report page opened from a result
 // (?hl=…#section): the searched words are highlighted in that section.
 // Report text only ever reaches the page as DOM text nodes (never innerHTML).
+import { normalisedWithMap } from "./textmap.js";
 
 const FILTERS = ["year", "province", "level", "topic", "city"];
 const HAN = "\u3400-\u4dbf\u4e00-\u9fff";
@@ -32,7 +33,7 @@ function setupSearchPage(form) {
   const status = document.getElementById("search-status");
   const empty = document.getElementById("search-empty");
   const more = document.getElementById("search-more");
-  const worker = new Worker(new URL("./search-worker.js", import.meta.url));
+  const worker = new Worker(new URL("./search-worker.js", import.meta.url), { type: "module" });
   const indexBase = new URL(form.dataset.index, location.href).href;
   let latest = 0;
   const FIRST = 5; // as many as fit a phone screen; their snippets mostly come with the word lists (search.py)
@@ -174,20 +175,6 @@ function setupSearchPage(form) {
 
 // ---------------------------------------------------------------------------------------------------
 // Report page: highlight the searched words in the section we arrived at
-
-function normalisedWithMap(text) {
-  let norm = "";
-  const map = [];
-  let pos = 0;
-  for (const ch of text) {
-    const n = ch.normalize("NFKC").toLowerCase();
-    for (let k = 0; k < n.length; k += 1) map.push(pos);
-    norm += n;
-    pos += ch.length;
-  }
-  map.push(pos);
-  return { norm, map };
-}
 
 function highlightIn(container, words) {
   const walker = document.createTreeWalker(container, NodeFilter.SHOW_TEXT, {
