@@ -47,7 +47,7 @@ _SMALL_WORDS = re.compile(r"(共计|总计|合计|分别为|分别|达到|共|�
 @dataclass(frozen=True)
 class Figure:
     """One number with its unit, as the report states it. The words around it are kept as places in
-    its sentence, not as copies: a build sends every report's figures between processes."""
+    its sentence, not as copies: a build loads the figures of every indicator value."""
 
     id: str  # <section id>-n<k>: the k-th figure of the section
     section_id: str
@@ -430,7 +430,6 @@ def _flags(figure: Figure, report: Report, indicator: Indicator, rules: Indicato
 class Analysis:
     rules: IndicatorRules
     part_rules: PartRules
-    figures: dict[str, tuple[Figure, ...]] = field(default_factory=dict)  # report slug -> figures
     values: dict[str, tuple[IndicatorValue, ...]] = field(default_factory=dict)  # report slug -> values
     compliance: dict[str, Compliance] = field(default_factory=dict)  # report slug -> check
 
@@ -449,23 +448,24 @@ class Analysis:
 @dataclass(frozen=True)
 class ReportAnalysis:
     """The analysis of one report: a pure function of the report and the rules, so a build cache can
-    keep it for reports that did not change."""
+    keep it for reports that did not change. Its figures are not kept, only those of its indicator values:
+    no page shows the others, and all of them were 500,000 objects at 10,000 reports, the biggest part
+    of what a build loads."""
 
     compliance: Compliance
-    figures: tuple[Figure, ...]
     values: tuple[IndicatorValue, ...]
 
 
 def analyse_report(report: Report, rules: IndicatorRules, part_rules: PartRules) -> ReportAnalysis:
     compliance = check_report(report, part_rules)
     figures = extract_figures(report, compliance.plan_section_ids())
-    return ReportAnalysis(compliance, figures, tuple(indicator_values(report, figures, rules)))
+    return ReportAnalysis(compliance, tuple(indicator_values(report, figures, rules)))
 
 
 def combine(rules: IndicatorRules, part_rules: PartRules, parts: dict[str, ReportAnalysis]) -> Analysis:
     """The site's analysis from its reports' (report slug -> analysis, in report order)."""
-    return Analysis(rules, part_rules, {slug: a.figures for slug, a in parts.items()},
-                    {slug: a.values for slug, a in parts.items()}, {slug: a.compliance for slug, a in parts.items()})
+    return Analysis(rules, part_rules, {slug: a.values for slug, a in parts.items()},
+                    {slug: a.compliance for slug, a in parts.items()})
 
 
 def analyse(reports: tuple[Report, ...], rules: IndicatorRules, part_rules: PartRules) -> Analysis:
