@@ -6,7 +6,8 @@ import html as htmllib
 import posixpath
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from array import array
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -15,10 +16,23 @@ from .errors import Problem
 
 @dataclass(frozen=True)
 class PageLinks:
-    """What the check needs of a page: the ids it defines and its (line, href) links."""
+    """What the check needs of a page: the ids it defines and its links, each with its line. The build
+    cache keeps them for every page - 1.5 million links at 10,000 reports - so the links are two flat
+    sequences, not a tuple each: 100 MB less in every build's memory."""
 
     ids: frozenset[str]
-    links: tuple[tuple[int, str], ...]
+    lines: array  # array("I"): the line of each link
+    hrefs: tuple[str, ...]
+
+    @classmethod
+    def of(cls, ids: Iterable[str], links: Iterable[tuple[int, str]]) -> PageLinks:
+        pairs = list(links)
+        return cls(frozenset(ids), array("I", [line for line, _ in pairs]), tuple(href for _, href in pairs))
+
+    @property
+    def links(self) -> Iterator[tuple[int, str]]:
+        """(line, href) of each link."""
+        return zip(self.lines, self.hrefs, strict=True)
 
 
 # The pages are our own templates' output: attribute values are always quoted and escaped by Jinja (or by
@@ -35,7 +49,8 @@ def parse_page(page: bytes) -> PageLinks:
     if "<!--" in text:  # blank comments out, keeping line numbers
         text = _COMMENT.sub(lambda m: "\n" * m.group().count("\n"), text)
     ids: set[str] = set()
-    links: list[tuple[int, str]] = []
+    lines = array("I")
+    hrefs: list[str] = []
     line, counted = 1, 0
     for m in _WANTED.finditer(text):
         at = m.start()
@@ -51,8 +66,9 @@ def parse_page(page: bytes) -> PageLinks:
         elif value and not (text.startswith("<link", tag) and _REL_NOT_A_LINK.search(text, tag, text.find(">", at))):
             line += text.count("\n", counted, tag)
             counted = tag
-            links.append((line, sys.intern(value)))  # hrefs repeat across pages: one string each
-    return PageLinks(frozenset(ids), tuple(links))
+            lines.append(line)
+            hrefs.append(sys.intern(value))  # hrefs repeat across pages: one string each
+    return PageLinks(frozenset(ids), lines, tuple(hrefs))
 
 
 _EXTERNAL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|//)", re.IGNORECASE)

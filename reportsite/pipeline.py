@@ -397,12 +397,13 @@ def _build(options: BuildOptions) -> BuildResult:
             remove_leftovers(options.out_dir)  # of a killed build
             cache.new_build()
             return BuildResult(*done, seconds=time.perf_counter() - started, written=0)
-        cache.open_site(options.out_dir)
     steps = Steps()
     spare = spare_child(options)
     job = None
     staging = None
     try:
+        if cache:  # after the spare child is forked: it needs none of the last site's 13,000 page entries
+            cache.open_site(options.out_dir)
         content, data, analyse = load_derived(options)
         staging = start_staging(options.out_dir)
         apart = search_apart(data, options, staging, spare)

@@ -45,7 +45,7 @@ class _Reference(HTMLParser):
 def reference_links(page: bytes) -> PageLinks:
     parser = _Reference()
     parser.feed(page.decode("utf-8"))
-    return PageLinks(frozenset(parser.ids), tuple(parser.links))
+    return PageLinks.of(parser.ids, parser.links)
 
 
 def test_every_page_of_the_site_gives_the_ids_and_links_an_html_parser_gives(built_site: Path) -> None:
@@ -111,11 +111,11 @@ def test_only_changed_pages_are_checked_while_the_files_and_ids_stay(built_site:
     assert pages_to_check(parsed, digests, checked) == []
     changed = {**digests, page: b"other bytes"}
     assert pages_to_check(parsed, changed, checked) == [page]
-    more_ids = {**parsed, page: PageLinks(parsed[page].ids | {"new-id"}, parsed[page].links)}
+    more_ids = {**parsed, page: replace(parsed[page], ids=parsed[page].ids | {"new-id"})}
     assert pages_to_check(more_ids, changed, checked) == [page]
     # it lost an id that an unchanged page may link to, or a file was removed or added: every page
     lost = sorted(parsed[page].ids)[0]
-    fewer_ids = {**parsed, page: PageLinks(parsed[page].ids - {lost}, parsed[page].links)}
+    fewer_ids = {**parsed, page: replace(parsed[page], ids=parsed[page].ids - {lost})}
     assert pages_to_check(fewer_ids, changed, checked) is None
     assert pages_to_check(parsed, {k: v for k, v in digests.items() if k != page}, checked) is None
     assert pages_to_check(parsed, {**digests, "new.html": b"x"}, checked) is None
