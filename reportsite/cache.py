@@ -46,7 +46,7 @@ from .model import (
 )
 from .render import KEY_LATER, Page, PageRenderer, PendingPage, SiteData
 from .renderpool import RenderedPage
-from .workers import PARALLEL_MIN
+from .workers import PARALLEL_MIN, SharedObjects
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 CACHE_FORMAT = "1"
@@ -346,12 +346,13 @@ class DiskStore:
         name = key.hex()
         return self.directory / kind / name[:2] / f"{name}.pickle"
 
-    def get(self, kind: str, key: bytes, known: Fingerprinter | None = None) -> Any | None:
-        """The value stored under `key`; references to known reports and sections (see put) are
-        resolved to the objects of this build."""
+    def get(self, kind: str, key: bytes, known: Fingerprinter | None = None,
+            shared: SharedObjects | None = None) -> Any | None:
+        """The value stored under `key`; references to known reports and sections and to `shared` objects
+        (see put) are resolved to the objects of this build."""
         try:
             with self._path(kind, key).open("rb") as f:
-                unpickler = pickle.Unpickler(f)
+                unpickler = shared.unpickler(f) if shared else pickle.Unpickler(f)
                 if known is not None:
                     unpickler.persistent_load = known.object_of  # type: ignore[method-assign]
                 return unpickler.load()
@@ -365,15 +366,16 @@ class DiskStore:
     def has(self, kind: str, key: bytes) -> bool:
         return self._path(kind, key).is_file()
 
-    def put(self, kind: str, key: bytes, value: Any, known: Fingerprinter | None = None) -> None:
+    def put(self, kind: str, key: bytes, value: Any, known: Fingerprinter | None = None,
+            shared: SharedObjects | None = None) -> None:
         """Store `value`. With `known`, the reports and sections in it are stored as references to the
         build's own objects (by digest): a page then fingerprints a value read back from disk exactly
-        as the value computed in the build that stored it."""
+        as the value computed in the build that stored it. With `shared`, so are the shared objects."""
         path = self._path(kind, key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with tmp.open("wb") as f:
-            pickler = pickle.Pickler(f, protocol=pickle.HIGHEST_PROTOCOL)
+            pickler = shared.pickler(f) if shared else pickle.Pickler(f, protocol=pickle.HIGHEST_PROTOCOL)
             if known is not None:
                 pickler.persistent_id = known.reference_of  # type: ignore[method-assign]
             pickler.dump(value)
@@ -488,9 +490,11 @@ class BuildCache:
         `work`. Its results are stored with the report and remembered as if `call` had computed them."""
         table = dv.load_divisions()
         work_digest = self.fingerprint.of(*work) if work else b""
+        # the rules' objects that the stored results point to: stored as references, one object each
+        shared = SharedObjects([args for _, args in work])
         entries: dict[str, LoadedFile | tuple[tuple[int, int, int], bytes, bytes]] = {}
         for path in content_files(content_dir):
-            entries[str(path)] = self._load_file(path)
+            entries[str(path)] = self._load_file(path, shared)
         todo = [(p, e[2]) for p, e in entries.items() if not isinstance(e, LoadedFile)]
         self.stats.parsed += len(todo)
         self.progress.start("解析报告", len(todo))
@@ -503,7 +507,7 @@ class BuildCache:
         def store(path: str, fresh: Parsed) -> None:  # in the parse worker: the parent has enough to do
             assert disk is not None
             entry = loaded(path, fresh)
-            disk.put("report", entry.digest, entry)
+            disk.put("report", entry.digest, entry, shared=shared)
 
         parsed = dict(zip((p for p, _ in todo), parse_files(todo, table, work, self.progress.advance,
                                                             store if disk else None), strict=True))
@@ -519,7 +523,7 @@ class BuildCache:
                 derived = tuple(function(entry.report, *args) for function, args in work)
                 entry = entries[path] = dataclasses.replace(entry, work=work_digest, derived=derived)
                 if self.disk:
-                    self.disk.put("report", entry.digest, entry)
+                    self.disk.put("report", entry.digest, entry, shared=shared)
             problems += entry.problems
             if entry.report is not None:
                 reports.append(entry.report)
@@ -529,7 +533,7 @@ class BuildCache:
         self.files = entries  # type: ignore[assignment]  # all LoadedFile now; deleted files forgotten
         return Content(*_drop_duplicates(reports, problems))
 
-    def _load_file(self, path: Path) -> LoadedFile | tuple[tuple[int, int, int], bytes, bytes]:
+    def _load_file(self, path: Path, shared: SharedObjects) -> LoadedFile | tuple[tuple[int, int, int], bytes, bytes]:
         """The cached entry, or (stamp, digest, bytes) of a file that must be parsed."""
         st = path.stat()
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
@@ -540,7 +544,7 @@ class BuildCache:
         digest = _blake(self.version, str(path).encode(), data)
         if old is not None and old.digest == digest:
             return dataclasses.replace(old, stamp=stamp)
-        stored = self.disk.get("report", digest) if self.disk else None
+        stored = self.disk.get("report", digest, shared=shared) if self.disk else None
         if not isinstance(stored, LoadedFile):
             return stamp, digest, data
         return dataclasses.replace(stored, stamp=stamp)  # its derived values are redone if `work` changed

@@ -22,7 +22,7 @@ from .ingest import LEVELS
 from .markup import cn_int, match_heading, strip_markup
 from .slugs import default_slug, pinyin_slug
 from .textio import blank_control_characters
-from .workers import map_in_pool, pool_size
+from .workers import SharedObjects, map_in_pool, pool_size
 
 MIN_YEAR, MAX_YEAR = 2000, date.today().year + 1
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
@@ -419,18 +419,21 @@ def parse_file(path: str, data: bytes, table: dv.DivisionTable, work: Sequence[R
 CHUNK = 25  # files per task of the parse pool
 # Called with each file's path and parse where it was parsed (a build cache stores it from the worker).
 AfterParse = Callable[[str, Parsed], None]
-_parse_job: tuple[dv.DivisionTable, Sequence[ReportWork], AfterParse | None] | None = None  # in each worker
+# in each worker
+_parse_job: tuple[dv.DivisionTable, Sequence[ReportWork], AfterParse | None, SharedObjects] | None = None
 
 
-def _start_parse_worker(table: dv.DivisionTable, work: Sequence[ReportWork], after: AfterParse | None) -> None:
+def _start_parse_worker(table: dv.DivisionTable, work: Sequence[ReportWork], after: AfterParse | None,
+                        shared: SharedObjects) -> None:
     global _parse_job
-    _parse_job = (table, work, after)
+    _parse_job = (table, work, after, shared)
 
 
-def _parse_chunk(items: list[tuple[str, bytes]]) -> list[Parsed]:
+def _parse_chunk(items: list[tuple[str, bytes]]) -> bytes:
+    """The chunk's Parsed list, pickled with the rules' objects as references (workers.SharedObjects)."""
     assert _parse_job is not None
-    table, work, after = _parse_job
-    return [_parse_one(path, data, table, work, after) for path, data in items]
+    table, work, after, shared = _parse_job
+    return shared.dumps([_parse_one(path, data, table, work, after) for path, data in items])
 
 
 def _parse_one(path: str, data: bytes, table: dv.DivisionTable, work: Sequence[ReportWork],
@@ -454,9 +457,11 @@ def parse_files(items: list[tuple[str, bytes]], table: dv.DivisionTable, work: S
         return out
     chunks = [items[i:i + CHUNK] for i in range(0, len(items), CHUNK)]
     results: list[Parsed] = []
-    for chunk_result in map_in_pool(_parse_chunk, chunks, workers, _start_parse_worker, (table, work, after)):
-        results += chunk_result
-        advance(len(chunk_result))
+    shared = SharedObjects([args for _, args in work])
+    for chunk_result in map_in_pool(_parse_chunk, chunks, workers, _start_parse_worker, (table, work, after, shared)):
+        parsed = shared.loads(chunk_result)
+        results += parsed
+        advance(len(parsed))
     return results
 
 

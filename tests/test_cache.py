@@ -12,7 +12,7 @@ import pytest
 
 from reportsite.cache import BuildCache, Fingerprinter, MemoRenderer, Progress, Unfingerprintable, package_version
 from reportsite.config import load_config
-from reportsite.pipeline import BuildOptions, build, derive, produce, render_site
+from reportsite.pipeline import BuildOptions, build, derive, prepare, produce, render_site
 from reportsite.render import make_environment
 from reportsite.topics import load_topics
 
@@ -174,6 +174,35 @@ def test_build_with_unchanged_inputs_does_nothing(project: BuildOptions, tmp_pat
     edited = BuildCache(cache_dir)
     build(with_cache(project, edited))
     assert edited.stats.parsed == 1 and "reports/130502-2023/index.html" in edited.stats.rendered
+
+
+def test_stored_parses_point_to_this_builds_rules_and_a_changed_rule_reparses(project: BuildOptions,
+                                                                             tmp_path: Path) -> None:
+    """A report's cache entry refers to the indicators and report parts its results point to (one object
+    each for all reports, not a copy per report); when one of those rules changes, the entry is stale."""
+    cache_dir = tmp_path / "cache"
+    build(with_cache(project, BuildCache(cache_dir)))
+    cache = BuildCache(cache_dir)
+    _, data = prepare(with_cache(project, cache))
+    assert cache.stats.parsed == 0 and data.analysis is not None
+    indicators = {id(i) for i in data.analysis.rules.indicators}
+    parts = {id(p) for p in data.analysis.part_rules.parts}
+    values = [v for vs in data.analysis.values.values() for v in vs]
+    findings = [f for c in data.analysis.compliance.values() for f in c.findings]
+    assert len({v.report.slug for v in values}) > 1 and len(findings) > 4
+    assert all(id(v.indicator) in indicators for v in values) and all(id(f.part) in parts for f in findings)
+    # the first indicator's description changed: the reports with a value of it are parsed again (the
+    # others are read, and their values made again, as after any change of the rules)
+    first = data.analysis.rules.indicators[0]
+    path = project.content_dir / "indicators.yml"
+    text = path.read_text(encoding="utf-8")
+    assert f"description: {first.description}" in text
+    path.write_text(text.replace(first.description, first.description + "（口径说明已改）", 1), encoding="utf-8")
+    changed = BuildCache(cache_dir)
+    build(with_cache(project, changed))
+    assert 0 < changed.stats.parsed == len({v.report.slug for v in values if v.indicator is first}) < 5
+    build(with_cache(project, None, tmp_path / "cold"))
+    assert tree(project.out_dir) == tree(tmp_path / "cold")
 
 
 def test_disk_cache_keeps_only_what_the_last_build_used(project: BuildOptions, tmp_path: Path) -> None:

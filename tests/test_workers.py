@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import pickle
 import time
 
 import pytest
 
-from reportsite.workers import ChildJob, forked_processes, map_in_pool, received, reporting_to
+from reportsite.workers import ChildJob, SharedObjects, forked_processes, map_in_pool, received, reporting_to
 
 from .conftest import CONTENT_DIR
 
@@ -104,3 +105,23 @@ def test_a_pool_with_this_process_as_one_of_its_workers_forks_one_fewer_and_keep
     assert [sections for sections, _ in done] == [_sections_of(path) for path in reports]
     processes = {pid for _, pid in done}
     assert os.getpid() in processes and len(processes) == 2  # here and one forked worker
+
+
+def test_shared_objects_travel_as_references_and_come_back_as_the_receivers_own() -> None:
+    from dataclasses import replace
+
+    from reportsite.figures import load_indicators
+
+    rules = load_indicators(CONTENT_DIR)
+    shared = SharedObjects([rules])
+    # each report's values are pickled apart: each would carry a copy of its indicators
+    one = rules.indicators[0]
+    assert len(shared.dumps(one)) * 5 < len(pickle.dumps(one, pickle.HIGHEST_PROTOCOL))
+    value = [(indicator, n) for n in range(3) for indicator in rules.indicators]
+    data = shared.dumps(value)
+    receiver = load_indicators(CONTENT_DIR)  # equal rules, other objects: another process's
+    back = SharedObjects([receiver]).loads(data)
+    assert back == value and all(any(got is mine for mine in receiver.indicators) for got, _ in back)
+    changed = replace(receiver, indicators=(replace(receiver.indicators[0], name="改"), *receiver.indicators[1:]))
+    with pytest.raises(KeyError):
+        SharedObjects([changed]).loads(data)
