@@ -68,3 +68,28 @@ def test_any_sections_and_keywords_match_as_match_section_says(reports, texts, k
     topics = tuple(Topic(f"t{i}", "名", "", tuple(words), tuple(words[:1])) for i, words in enumerate(keywords))
     rules = TopicRules(topics, heading_weight=2, body_cap=3, min_score=min_score)
     assert assign_topics(report, rules) == one_section_at_a_time(report, rules)
+
+
+def test_a_match_names_the_words_that_made_it_and_how_often(reports) -> None:
+    """What the report page and topic pages show as 匹配依据: each word of the heading, each word of the text
+    with its occurrences (up to body_cap), and nothing else; the score is theirs."""
+    import re
+
+    rules = load_topics(CONTENT_DIR)
+    topics = {t.slug: t for t in rules.topics}
+    checked = 0
+    for report in reports:
+        sections = {s.id: s for s in report.sections}
+        for section_id, matches in assign_topics(report, rules).items():
+            section = sections[section_id]
+            for match in matches:
+                topic = topics[match.topic]
+                heading = re.findall(r"标题含“([^”]+)”", match.reason)
+                body = [(w, int(n)) for w, n in re.findall(r"正文“([^”]+)”×(\d+)", match.reason)]
+                assert len(heading) + len(body) == match.reason.count("；") + 1
+                assert heading == [w for w in (*topic.heading_keywords, *topic.keywords) if w in section.title]
+                assert body == [(w, min(section.text.count(w), rules.body_cap)) for w in topic.keywords
+                                if w in section.text]
+                assert match.score == rules.heading_weight * len(heading) + sum(n for _, n in body)
+                checked += 1
+    assert checked > 20
