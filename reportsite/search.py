@@ -532,9 +532,10 @@ class _Job:
 
 # section counts of jieba's 3+ character words and of phrases; the phrases' neighbours; characters of text
 PassOne = tuple[Counter[str], Counter[str], dict[str, Sides], int]
-PassTwo = tuple[list[str], np.ndarray, np.ndarray, np.ndarray]  # see _RangeCounter.postings
-# a range's postings in term order: its terms' ids, postings per term, section numbers, impacts
+# the postings of some consecutive sections in term order: their terms' ids, postings per term, section
+# numbers, impacts
 Block = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+PassTwo = tuple[list[str], list[Block]]  # see _RangeCounter.postings
 
 
 class _RangeCounter:
@@ -629,8 +630,9 @@ class _RangeCounter:
         return df, phrase_df, sides, total
 
     def postings(self, vocab: frozenset[str], avgdl: float) -> PassTwo:
-        """(this range's terms, sorted; postings per term; and per posting its section number and impact),
-        the postings in term order then section order.
+        """(this range's terms, sorted; the blocks of its postings, _CHUNK_SECTIONS sections each, their terms
+        as ids in that list). All blocks of all ranges are put in place at once (count_postings): a range
+        that put its own in place first held them twice (90 MB a worker at 10,000 reports).
 
         A section's term counts are the sum of its units' terms (the heading's heading_weight times), so
         each distinct unit is cut into terms once, and the counting is done with numpy: every (term,
@@ -684,8 +686,7 @@ class _RangeCounter:
                 blocks.append((ids, per_term, (section + first + self.start).astype(np.int32),
                                np.maximum(1, np.round(part * IMPACT_SCALE)).astype(np.uint8)))
             first = last
-        starts, sections, impacts = _gathered(blocks, len(names))
-        return [names[i] for i in order], np.diff(starts), sections, impacts
+        return [names[i] for i in order], blocks
 
 
 def _counted(ordered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -737,15 +738,17 @@ def _count_in_worker(job: _Job, bounds: tuple[int, int], conn) -> None:
         counter = _RangeCounter(job, bounds)
         send(counter.words())
         vocab, avgdl = conn.recv()
-        names, *arrays = counter.postings(vocab, avgdl)
-        send((names, [array.dtype.str for array in arrays]))
-        for array in arrays:
-            conn.send_bytes(array)
+        names, blocks = counter.postings(vocab, avgdl)
+        send((names, [[array.dtype.str for array in block] for block in blocks]))
+        while blocks:
+            for array in blocks.pop(0):
+                conn.send_bytes(array)
 
 
 def _received_postings(conn) -> PassTwo:
     names, types = received(conn)
-    return names, *(np.frombuffer(conn.recv_bytes(), np.dtype(kind)) for kind in types)
+    return names, [tuple(np.frombuffer(conn.recv_bytes(), np.dtype(kind)) for kind in block)  # type: ignore[misc]
+                   for block in types]
 
 
 def _count(job: _Job, choose) -> list[PassTwo]:
@@ -800,11 +803,15 @@ def count_postings(texts: _Texts, segmenter: Segmenter, settings: SearchSettings
 
     parts = _count(_Job(texts, segmenter, settings), choose)
     vocab = chosen[0]
-    terms = sorted(set().union(*(p[0] for p in parts)))
+    terms = sorted(set().union(*(names for names, _ in parts)))
     index = {t: i for i, t in enumerate(terms)}
-    blocks = [(np.array([index[t] for t in names], np.int64), *rest) for names, *rest in parts]
+    blocks: list[Block] = []
+    for names, part_blocks in parts:  # ranges of sections, in order
+        # the range's term ids in the site's: both sorted, so a block keeps its order
+        global_id = np.array([index[t] for t in names], np.int64)
+        blocks += [(global_id[ids], *rest) for ids, *rest in part_blocks]  # type: ignore[misc]
     del parts
-    starts, sections, impacts = _gathered(blocks, len(terms))  # parts are ranges of sections, in order
+    starts, sections, impacts = _gathered(blocks, len(terms))
     return vocab, Postings(terms, starts, sections, impacts)
 
 
