@@ -64,7 +64,7 @@ from .search import (
     search_input,
 )
 from .topics import TopicRules, assign_topics, load_topics
-from .workers import PARALLEL_MIN, ChildJob, child_job_possible, collections_paused
+from .workers import PARALLEL_MIN, ChildJob, child_job_possible, collections_paused, return_freed_memory
 from .writer import check_output_dir, finish_staging, start_staging
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -407,6 +407,7 @@ def _build(options: BuildOptions) -> BuildResult:
         content, data, analyse = load_derived(options)
         staging = start_staging(options.out_dir)
         apart = search_apart(data, options, staging, spare)
+        return_freed_memory()  # the search index's input, pickled and sent: 128 MB at 10,000 reports
         job = apart if isinstance(apart, ChildJob) else None
         if spare and job is not spare:
             spare.stop()

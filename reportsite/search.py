@@ -73,7 +73,7 @@ from .datafile import read_yaml
 from .errors import fail
 from .model import Report
 from .render import OutputFile, SiteData, jurisdiction_label, report_path
-from .workers import collections_paused, forked_processes, pool_size, received, reporting_to
+from .workers import collections_paused, forked_processes, pool_size, received, reporting_to, return_freed_memory
 
 INDEX_DIR = "search/idx/"
 FORMAT_VERSION = 3
@@ -532,9 +532,10 @@ class _Job:
 
 # section counts of jieba's 3+ character words and of phrases; the phrases' neighbours; characters of text
 PassOne = tuple[Counter[str], Counter[str], dict[str, Sides], int]
-# the postings of some consecutive sections in term order: their terms' ids, postings per term, section
-# numbers, impacts
-Block = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+# the postings of at most _CHUNK_SECTIONS consecutive sections in term order: their terms' ids (int32), postings
+# per term (int32), section numbers counted from the block's first section (uint16), impacts (uint8), and that
+# first section's number. Small types: a worker holds its blocks until it sends them all.
+Block = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
 PassTwo = tuple[list[str], list[Block]]  # see _RangeCounter.postings
 
 
@@ -683,8 +684,8 @@ class _RangeCounter:
                 term, section = np.divmod(unique, last - first)
                 part = tf / (tf + norms[first:last][section])  # BM25's tf part, divided by (k1 + 1): in (0, 1)
                 ids, per_term = _counted(term)
-                blocks.append((ids, per_term, (section + first + self.start).astype(np.int32),
-                               np.maximum(1, np.round(part * IMPACT_SCALE)).astype(np.uint8)))
+                blocks.append((ids.astype(np.int32), per_term.astype(np.int32), section.astype(np.uint16),
+                               np.maximum(1, np.round(part * IMPACT_SCALE)).astype(np.uint8), first + self.start))
             first = last
         return [names[i] for i in order], blocks
 
@@ -699,7 +700,7 @@ def _gathered(blocks: list[Block], terms: int) -> tuple[np.ndarray, np.ndarray, 
     """(first posting of each term, section numbers, impacts) of blocks of consecutive sections, in term order
     then section order: each posting is put straight in its place (no sort). The blocks are used up."""
     totals = np.zeros(terms, np.int64)
-    for ids, per_term, _, _ in blocks:
+    for ids, per_term, *_ in blocks:
         totals[ids] += per_term  # a term is once in a block's ids
     starts = np.concatenate([[0], np.cumsum(totals)])
     filled = starts[:-1].copy()  # per term: where its next posting goes
@@ -707,7 +708,7 @@ def _gathered(blocks: list[Block], terms: int) -> tuple[np.ndarray, np.ndarray, 
     impacts = np.empty(int(starts[-1]), np.uint8)
     blocks.reverse()
     while blocks:
-        ids, per_term, block_sections, block_impacts = blocks.pop()
+        ids, per_term, block_sections, block_impacts, block_first = blocks.pop()
         ends = np.cumsum(per_term)
         # a few million postings at a time: the positions of all of a block's at once took 400 MB
         cuts = [0, *np.searchsorted(ends, np.arange(_GATHER_POSTINGS, int(ends[-1]) if len(ends) else 0,
@@ -718,7 +719,7 @@ def _gathered(blocks: list[Block], terms: int) -> tuple[np.ndarray, np.ndarray, 
             first, last = int(ends[lo] - per_term[lo]), int(ends[hi - 1])
             at = np.repeat(filled[ids[lo:hi]] - (ends[lo:hi] - per_term[lo:hi] - first), per_term[lo:hi])
             at += np.arange(last - first)
-            sections[at] = block_sections[first:last]
+            sections[at] = block_sections[first:last].astype(np.int32) + block_first
             impacts[at] = block_impacts[first:last]
         filled[ids] += per_term
     return starts, sections, impacts
@@ -728,6 +729,7 @@ _GATHER_POSTINGS = 2_000_000
 
 
 _CHUNK_SECTIONS = 1024  # sections counted at a time, a few arrays of their term occurrences (4,096: 70 MB more)
+assert _CHUNK_SECTIONS <= 1 << 16  # a block's section numbers are uint16
 
 
 def _count_in_worker(job: _Job, bounds: tuple[int, int], conn) -> None:
@@ -737,18 +739,19 @@ def _count_in_worker(job: _Job, bounds: tuple[int, int], conn) -> None:
     with reporting_to(conn) as send:
         counter = _RangeCounter(job, bounds)
         send(counter.words())
+        return_freed_memory()  # what pass one made and dropped: room for pass two's arrays
         vocab, avgdl = conn.recv()
         names, blocks = counter.postings(vocab, avgdl)
-        send((names, [[array.dtype.str for array in block] for block in blocks]))
+        send((names, [([array.dtype.str for array in block[:4]], block[4]) for block in blocks]))
         while blocks:
-            for array in blocks.pop(0):
+            for array in blocks.pop(0)[:4]:
                 conn.send_bytes(array)
 
 
 def _received_postings(conn) -> PassTwo:
-    names, types = received(conn)
-    return names, [tuple(np.frombuffer(conn.recv_bytes(), np.dtype(kind)) for kind in block)  # type: ignore[misc]
-                   for block in types]
+    names, header = received(conn)
+    return names, [(*(np.frombuffer(conn.recv_bytes(), np.dtype(kind)) for kind in kinds), first)  # type: ignore[misc]
+                   for kinds, first in header]
 
 
 def _count(job: _Job, choose) -> list[PassTwo]:
@@ -1129,6 +1132,7 @@ def _search_files(source: SearchInput, settings: SearchSettings, finish: Callabl
     sections, texts, report_rows = source.sections, source.texts, source.report_rows
     segmenter = Segmenter(settings.probes)  # fails loudly when jieba is missing or broken
     vocab, postings = count_postings(texts, segmenter, settings)
+    return_freed_memory()  # the workers' blocks, put in place: the processes forked below would share none of it
     n = max(len(sections), 1)
     df = postings.df()
     stop = {t for t, count in zip(postings.terms, df.tolist(), strict=True) if count / n > settings.stop_ratio}
@@ -1173,6 +1177,7 @@ def _search_files(source: SearchInput, settings: SearchSettings, finish: Callabl
         yield from (finish(_doc_file(report_rows, sections, texts, first, doc_sections))
                     for first in doc_firsts[part::workers])
 
+    return_freed_memory()  # of encoding and planning
     made = _in_workers(make, workers)
     terms_of = [len(term_files[part::workers]) for part in range(workers)]
     files = (_interleaved([part_files[:terms] for part_files, terms in zip(made, terms_of, strict=True)])

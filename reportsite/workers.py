@@ -7,6 +7,7 @@ never forks: a child would inherit locks those threads hold.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import gc
 import hashlib
@@ -17,7 +18,7 @@ import os
 import pickle
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
 PARALLEL_MIN = 200  # tasks (files, pages): below this a pool costs more than it saves
@@ -57,6 +58,15 @@ def collections_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def return_freed_memory() -> None:
+    """Give the free pages of the C heap back to the system (glibc's malloc_trim). Buffers of a few MB that
+    are freed (a worker's arrays received through a pipe, a step's Counters) stay in the heap otherwise,
+    counted in the process's memory until it ends: 200 MB in the search index's child at 10,000 reports.
+    Elsewhere than glibc there is nothing to call, and nothing is done."""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def map_in_pool(function: Callable[[T], R], tasks: Iterable[T], workers: int,

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import os
 import pickle
+import subprocess
+import sys
 import time
 
 import pytest
 
-from reportsite.workers import ChildJob, SharedObjects, forked_processes, map_in_pool, received, reporting_to
+from reportsite.workers import (
+    ChildJob,
+    SharedObjects,
+    forked_processes,
+    map_in_pool,
+    received,
+    reporting_to,
+)
 
-from .conftest import CONTENT_DIR
+from .conftest import CONTENT_DIR, ROOT
 
 
 def _sections_of(path: str) -> int:
@@ -125,3 +134,31 @@ def test_shared_objects_travel_as_references_and_come_back_as_the_receivers_own(
     changed = replace(receiver, indicators=(replace(receiver.indicators[0], name="改"), *receiver.indicators[1:]))
     with pytest.raises(KeyError):
         SharedObjects([changed]).loads(data)
+
+
+FREED_BUFFERS = """
+from reportsite.workers import return_freed_memory
+
+def resident_mb():
+    with open("/proc/self/status", encoding="ascii") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+first = bytearray(4 << 20)
+del first  # a buffer of its own mapping, freed: glibc raises its threshold for those
+buffers = [bytearray(b"x" * (2 << 20)) for _ in range(25)]  # 50 MB, from the heap now
+kept = bytearray(b"y" * (1 << 20))  # above them: the heap cannot shrink from its top
+del buffers
+before = resident_mb()
+return_freed_memory()
+print(round(before - resident_mb()))
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux only")
+def test_freed_buffers_go_back_to_the_system() -> None:
+    """As in the search index's child: after one big buffer is freed, glibc takes the next ones (arrays
+    received from a worker) from its heap, and when they are freed their pages stay in the process's memory
+    until return_freed_memory gives them back. (In a fresh process: the heap's state is the test's own.)"""
+    result = subprocess.run([sys.executable, "-c", FREED_BUFFERS], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60, check=True)
+    assert int(result.stdout) > 30
