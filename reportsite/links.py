@@ -24,11 +24,6 @@ class PageLinks:
     lines: array  # array("I"): the line of each link
     hrefs: tuple[str, ...]
 
-    @classmethod
-    def of(cls, ids: Iterable[str], links: Iterable[tuple[int, str]]) -> PageLinks:
-        pairs = list(links)
-        return cls(frozenset(ids), array("I", [line for line, _ in pairs]), tuple(href for _, href in pairs))
-
     @property
     def links(self) -> Iterator[tuple[int, str]]:
         """(line, href) of each link."""

@@ -1132,7 +1132,7 @@ def _search_files(source: SearchInput, settings: SearchSettings, finish: Callabl
     sections, texts, report_rows = source.sections, source.texts, source.report_rows
     segmenter = Segmenter(settings.probes)  # fails loudly when jieba is missing or broken
     vocab, postings = count_postings(texts, segmenter, settings)
-    return_freed_memory()  # the workers' blocks, put in place: the processes forked below would share none of it
+    return_freed_memory()  # the workers' blocks, put in place and freed: else the child keeps their pages
     n = max(len(sections), 1)
     df = postings.df()
     stop = {t for t, count in zip(postings.terms, df.tolist(), strict=True) if count / n > settings.stop_ratio}

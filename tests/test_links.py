@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+from array import array
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
@@ -45,7 +46,8 @@ class _Reference(HTMLParser):
 def reference_links(page: bytes) -> PageLinks:
     parser = _Reference()
     parser.feed(page.decode("utf-8"))
-    return PageLinks.of(parser.ids, parser.links)
+    return PageLinks(frozenset(parser.ids), array("I", [line for line, _ in parser.links]),
+                     tuple(href for _, href in parser.links))
 
 
 def test_every_page_of_the_site_gives_the_ids_and_links_an_html_parser_gives(built_site: Path) -> None:
