@@ -263,10 +263,14 @@ class Segmenter:
         """Drop the runs cut so far (their words are kept by whoever needs them)."""
         self._cache.clear()
 
-    def words(self, han_run: str) -> list[str]:
+    def words(self, han_run: str, remember: bool = True) -> list[str]:
+        """The run's words; remembered for the next call unless told not to (by a caller that keeps what it
+        needs of them itself)."""
         words = self._cache.get(han_run)
         if words is None:
-            words = self._cache[han_run] = [w for w in self._cut(han_run) if w.strip()]
+            words = [w for w in self._cut(han_run) if w.strip()]
+            if remember:
+                self._cache[han_run] = words
         return words
 
 
@@ -353,10 +357,13 @@ def add_sides(into: dict[str, Sides], found: dict[str, Sides]) -> None:
 
 class WordFinder:
     """jieba search-mode words of 3+ Han characters in a text's runs (each distinct run cut once), and the
-    phrases (run_phrases) of its runs."""
+    phrases (run_phrases) of its runs. With remember=False nothing is kept between calls: for a caller that
+    asks once per distinct run and chain (_RangeCounter; what it would keep took 35 MB a worker at 10,000
+    reports, and cutting a run again costs little)."""
 
-    def __init__(self, segmenter: Segmenter):
+    def __init__(self, segmenter: Segmenter, remember: bool = True):
         self.segmenter = segmenter
+        self._remember = remember
         self._cache: dict[str, frozenset[str]] = {}
         self._chains: dict[str, dict[str, Sides]] = {}
 
@@ -366,18 +373,19 @@ class WordFinder:
             if not is_han(run):
                 words = frozenset()
             else:
-                cut = self.segmenter.words(run)
+                cut = self.segmenter.words(run, self._remember)
                 if not cut and len(run) > 1:
                     raise fail("content/search.yml", 1, f"the segmenter returned nothing for {run[:20]!r}",
                                "jieba is misconfigured; reinstall it")
                 words = frozenset(w for w in cut if len(w) >= 3 and is_han(w))
-            self._cache[run] = words
+            if self._remember:
+                self._cache[run] = words
         return words
 
     def phrases_of_run(self, run: str) -> dict[str, Sides]:
         if not is_han(run) or len(run) < PHRASE_CHARS[0]:
             return {}
-        return run_phrases(accurate_words(run, self.segmenter.words(run)))
+        return run_phrases(accurate_words(run, self.segmenter.words(run, self._remember)))
 
     def phrases_of_joins(self, joins: tuple[str, ...]) -> dict[str, Sides]:
         """Phrases across the gaps of a text's chains of runs (“八五”普法 -> 八五普法): the words of each run
@@ -391,8 +399,10 @@ class WordFinder:
                     breaks: list[int] = []
                     for run in chain.split(CHAIN_MARK):
                         breaks.append(len(words))
-                        words += accurate_words(run, self.segmenter.words(run)) or [run]
-                    phrases = self._chains[chain] = run_phrases(words, tuple(breaks[1:]))
+                        words += accurate_words(run, self.segmenter.words(run, self._remember)) or [run]
+                    phrases = run_phrases(words, tuple(breaks[1:]))
+                    if self._remember:
+                        self._chains[chain] = phrases
                 add_sides(found, phrases)
         return found
 
@@ -514,11 +524,12 @@ class _Texts:
     def body(self, k: int) -> str:
         return self.joined[self.bounds[2 * k + 1]:self.bounds[2 * k + 2]]
 
-    def pairs(self, start: int, stop: int) -> Iterator[tuple[str, str]]:
-        """(heading, body) of the sections start..stop."""
-        joined, at = self.joined, self.bounds[2 * start:2 * stop + 1].tolist()
+    def spans(self, start: int, stop: int) -> Iterator[tuple[int, int, int]]:
+        """(where the heading starts, where the body starts, where the body ends) in joined, of the sections
+        start..stop."""
+        at = self.bounds[2 * start:2 * stop + 1].tolist()
         for k in range(0, len(at) - 1, 2):
-            yield joined[at[k]:at[k + 1]], joined[at[k + 1]:at[k + 2]]
+            yield at[k], at[k + 1], at[k + 2]
 
 
 @dataclass(frozen=True)
@@ -536,7 +547,22 @@ PassOne = tuple[Counter[str], Counter[str], dict[str, Sides], int]
 # per term (int32), section numbers counted from the block's first section (uint16), impacts (uint8), and that
 # first section's number. Small types: a worker holds its blocks until it sends them all.
 Block = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
-PassTwo = tuple[list[str], list[Block]]  # see _RangeCounter.postings
+PassTwo = tuple[list[str], list[Block]]  # see range_postings
+
+
+@dataclass(frozen=True)
+class _Units:
+    """What pass two needs of a range of sections, as pass one cut them: small and flat, so that pass two can
+    run in a process of its own. Pass one's heap, fragmented by the millions of small objects it made and
+    dropped, is then not carried into pass two (150 MB a worker at 10,000 reports)."""
+
+    start: int  # the range's first section
+    runs: list[str]  # by id
+    joins: list[str]  # by id
+    units: np.ndarray  # int32, per section, heading then body: a run as its id, a join as -1 - its id
+    heading_units: np.ndarray  # int32, per section: how many of its units are the heading's...
+    body_units: np.ndarray  # ...and the body's
+    lengths: np.ndarray  # int64, per section: BM25 length
 
 
 class _RangeCounter:
@@ -552,18 +578,21 @@ class _RangeCounter:
         self.heading_units = array("i")  # per section: how many of its units are the heading's...
         self.body_units = array("i")  # ...and the body's
         self.lengths: list[int] = []  # per section: BM25 length
-        self._cut_at: dict[str, tuple[int, int, int]] = {}  # a text -> (start in units, count, characters)
-        self._finder = WordFinder(job.segmenter)
+        # hash of a text -> (where in the joined texts, its length, start in units, count, characters): not the
+        # text itself, which would keep a copy of every distinct text (37 MB a worker at 10,000 reports)
+        self._cut_at: dict[int, tuple[int, int, int, int, int]] = {}
+        self._finder = WordFinder(job.segmenter, remember=False)
         self._words_of: list[frozenset[str]] = []  # per run id
         self._is_chain: list[bool] = []  # per join id
 
-    def _cut(self, text: str) -> tuple[int, int]:
-        """Append the units of a text: (how many, characters). A text seen before (a heading, a set paragraph)
-        is copied, not cut again."""
+    def _cut(self, text: str, at: int) -> tuple[int, int]:
+        """Append the units of a text, at `at` in the joined texts: (how many, characters). A text seen before
+        (a heading, a set paragraph) is copied, not cut again."""
         units = self.units
-        seen = self._cut_at.get(text)
-        if seen is not None:
-            start, count, size = seen
+        key = hash(text)
+        seen = self._cut_at.get(key)
+        if seen is not None and seen[1] == len(text) and self.job.texts.joined.startswith(text, seen[0]):
+            start, count, size = seen[2:]
             units.extend(units[start:start + count])
             return count, size
         runs, joins, size = cut_text(text)
@@ -588,7 +617,7 @@ class _RangeCounter:
                         self._is_chain.append(CHAIN_MARK in join)
                     codes[k] = code
         units.extend(codes)
-        self._cut_at[text] = (start, len(units) - start, size)
+        self._cut_at.setdefault(key, (at, len(text), start, len(units) - start, size))  # (a clash of hashes: cut)
         return len(units) - start, size
 
     def words(self) -> PassOne:
@@ -600,10 +629,11 @@ class _RangeCounter:
         run_sections: Counter[int] = Counter()
         chain_sections: Counter[int] = Counter()  # by join id
         total = 0
-        for title, body in self.job.texts.pairs(self.start, self.stop):
+        joined = self.job.texts.joined
+        for heading_at, body_at, end in self.job.texts.spans(self.start, self.stop):
             at = len(self.units)
-            heading_count, heading_size = self._cut(title)
-            body_count, body_size = self._cut(body)
+            heading_count, heading_size = self._cut(joined[heading_at:body_at], heading_at)
+            body_count, body_size = self._cut(joined[body_at:end], body_at)
             present = set(self.units[at:])
             run_set = [u for u in present if u >= 0]
             df.update(set().union(*(words_of[r] for r in run_set if words_of[r])))
@@ -625,69 +655,70 @@ class _RangeCounter:
                 add_sides(sides, found)
                 for phrase in found:
                     phrase_df[phrase] += count
-        # not needed any more: room for pass two
-        self._cut_at, self._words_of, self._finder = {}, [], WordFinder(self.job.segmenter)
-        self.job.segmenter.forget()
         return df, phrase_df, sides, total
 
-    def postings(self, vocab: frozenset[str], avgdl: float) -> PassTwo:
-        """(this range's terms, sorted; the blocks of its postings, _CHUNK_SECTIONS sections each, their terms
-        as ids in that list). All blocks of all ranges are put in place at once (count_postings): a range
-        that put its own in place first held them twice (90 MB a worker at 10,000 reports).
+    def cut(self) -> _Units:
+        """The range as pass one cut it (after words)."""
+        return _Units(self.start, list(self.run_ids), list(self.join_codes), np.frombuffer(self.units, np.int32),
+                      np.frombuffer(self.heading_units, np.int32), np.frombuffer(self.body_units, np.int32),
+                      np.array(self.lengths, np.int64))
 
-        A section's term counts are the sum of its units' terms (the heading's heading_weight times), so
-        each distinct unit is cut into terms once, and the counting is done with numpy: every (term,
-        section) occurrence as one integer, sorted, and counted where it changes."""
-        s = self.job.settings
-        counter = TermCounter(set(vocab))
-        unit_terms = [counter.run_terms(run) for run in self.run_ids]
-        unit_terms += [counter.join_terms(join) for join in self.join_codes]
-        ids: dict[str, int] = {}
-        flat = np.fromiter((ids.setdefault(t, len(ids)) for terms in unit_terms for t in terms), np.int64)
-        names = list(ids)
-        del ids
-        order = sorted(range(len(names)), key=names.__getitem__)
-        rank = np.empty(len(names), np.int64)
-        rank[order] = np.arange(len(names), dtype=np.int64)
-        unit_flat = rank[flat]  # each unit's terms as their rank among the range's terms
-        unit_len = np.fromiter(map(len, unit_terms), np.int64, len(unit_terms))
-        unit_at = np.cumsum(unit_len) - unit_len
-        runs = len(self.run_ids)
-        del unit_terms, flat, rank, counter  # the units' terms are in unit_flat now
-        self.run_ids, self.join_codes = {}, {}
 
-        codes = np.frombuffer(self.units, np.int32)
-        heading, body = np.frombuffer(self.heading_units, np.int32), np.frombuffer(self.body_units, np.int32)
-        count = len(self.lengths)
-        unit_end = np.concatenate([[0], np.cumsum(heading.astype(np.int64) + body)])
-        norms = np.array([s.k1 * (1 - s.b + s.b * length / avgdl) for length in self.lengths], np.float64)
+def range_postings(cut: _Units, vocab: frozenset[str], avgdl: float, s: SearchSettings) -> PassTwo:
+    """(the range's terms, sorted; the blocks of its postings, _CHUNK_SECTIONS sections each, their terms
+    as ids in that list). All blocks of all ranges are put in place at once (count_postings): a range
+    that put its own in place first held them twice (90 MB a worker at 10,000 reports).
 
-        blocks: list[Block] = []
-        first = 0
-        while first < count:
-            last = min(count, first + _CHUNK_SECTIONS)
-            chunk = codes[unit_end[first]:unit_end[last]]
-            # per occurrence of a unit: its section (counted from first), a heading's heading_weight times
-            weight = np.tile(np.array([s.heading_weight, 1], np.int64), last - first)  # section by section
-            pieces = np.stack([heading[first:last], body[first:last]], axis=1).ravel()  # heading, body
-            occ_unit = np.repeat(np.where(chunk >= 0, chunk, runs - 1 - chunk.astype(np.int64)),
-                                 np.repeat(weight, pieces))
-            occ_section = np.repeat(np.arange(2 * (last - first), dtype=np.int64) // 2, pieces * weight)
-            sizes = unit_len[occ_unit]
-            ends = np.cumsum(sizes)
-            # every term of every occurrence: its position in unit_flat
-            at = np.repeat(unit_at[occ_unit] - (ends - sizes), sizes) + np.arange(int(ends[-1]) if len(ends) else 0)
-            keys = np.sort(unit_flat[at] * (last - first) + np.repeat(occ_section, sizes))
-            del occ_unit, occ_section, sizes, ends, at
-            if len(keys):
-                unique, tf = _counted(keys)
-                term, section = np.divmod(unique, last - first)
-                part = tf / (tf + norms[first:last][section])  # BM25's tf part, divided by (k1 + 1): in (0, 1)
-                ids, per_term = _counted(term)
-                blocks.append((ids.astype(np.int32), per_term.astype(np.int32), section.astype(np.uint16),
-                               np.maximum(1, np.round(part * IMPACT_SCALE)).astype(np.uint8), first + self.start))
-            first = last
-        return [names[i] for i in order], blocks
+    A section's term counts are the sum of its units' terms (the heading's heading_weight times), so
+    each distinct unit is cut into terms once, and the counting is done with numpy: every (term,
+    section) occurrence as one integer, sorted, and counted where it changes."""
+    counter = TermCounter(set(vocab))
+    unit_terms = [counter.run_terms(run) for run in cut.runs]
+    unit_terms += [counter.join_terms(join) for join in cut.joins]
+    ids: dict[str, int] = {}
+    flat = np.fromiter((ids.setdefault(t, len(ids)) for terms in unit_terms for t in terms), np.int64)
+    names = list(ids)
+    del ids
+    order = sorted(range(len(names)), key=names.__getitem__)
+    rank = np.empty(len(names), np.int64)
+    rank[order] = np.arange(len(names), dtype=np.int64)
+    unit_flat = rank[flat]  # each unit's terms as their rank among the range's terms
+    unit_len = np.fromiter(map(len, unit_terms), np.int64, len(unit_terms))
+    unit_at = np.cumsum(unit_len) - unit_len
+    runs = len(cut.runs)
+    del unit_terms, flat, rank, counter  # the units' terms are in unit_flat now
+
+    codes, heading, body = cut.units, cut.heading_units, cut.body_units
+    count = len(cut.lengths)
+    unit_end = np.concatenate([[0], np.cumsum(heading.astype(np.int64) + body)])
+    norms = s.k1 * (1 - s.b + s.b * cut.lengths / avgdl)
+
+    blocks: list[Block] = []
+    first = 0
+    while first < count:
+        last = min(count, first + _CHUNK_SECTIONS)
+        chunk = codes[unit_end[first]:unit_end[last]]
+        # per occurrence of a unit: its section (counted from first), a heading's heading_weight times
+        weight = np.tile(np.array([s.heading_weight, 1], np.int64), last - first)  # section by section
+        pieces = np.stack([heading[first:last], body[first:last]], axis=1).ravel()  # heading, body
+        occ_unit = np.repeat(np.where(chunk >= 0, chunk, runs - 1 - chunk.astype(np.int64)),
+                             np.repeat(weight, pieces))
+        occ_section = np.repeat(np.arange(2 * (last - first), dtype=np.int64) // 2, pieces * weight)
+        sizes = unit_len[occ_unit]
+        ends = np.cumsum(sizes)
+        # every term of every occurrence: its position in unit_flat
+        at = np.repeat(unit_at[occ_unit] - (ends - sizes), sizes) + np.arange(int(ends[-1]) if len(ends) else 0)
+        keys = np.sort(unit_flat[at] * (last - first) + np.repeat(occ_section, sizes))
+        del occ_unit, occ_section, sizes, ends, at
+        if len(keys):
+            unique, tf = _counted(keys)
+            term, section = np.divmod(unique, last - first)
+            part = tf / (tf + norms[first:last][section])  # BM25's tf part, divided by (k1 + 1): in (0, 1)
+            ids, per_term = _counted(term)
+            blocks.append((ids.astype(np.int32), per_term.astype(np.int32), section.astype(np.uint16),
+                           np.maximum(1, np.round(part * IMPACT_SCALE)).astype(np.uint8), first + cut.start))
+        first = last
+    return [names[i] for i in order], blocks
 
 
 def _counted(ordered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -732,16 +763,21 @@ _CHUNK_SECTIONS = 1024  # sections counted at a time, a few arrays of their term
 assert _CHUNK_SECTIONS <= 1 << 16  # a block's section numbers are uint16
 
 
-def _count_in_worker(job: _Job, bounds: tuple[int, int], conn) -> None:
-    """A forked worker: pass 1, wait for (vocabulary, average length), pass 2. Errors go to the parent.
-    Pass 2's arrays are sent as they are (_received_postings), not pickled: a pickle is a copy of them
-    (90 MB a worker at 10,000 reports)."""
+def _words_in_worker(job: _Job, bounds: tuple[int, int], conn) -> None:
+    """A forked worker, pass 1: sends the range's words, then the range as cut (_Units). Errors go to the
+    parent."""
     with reporting_to(conn) as send:
         counter = _RangeCounter(job, bounds)
         send(counter.words())
-        return_freed_memory()  # what pass one made and dropped: room for pass two's arrays
-        vocab, avgdl = conn.recv()
-        names, blocks = counter.postings(vocab, avgdl)
+        send(counter.cut())
+
+
+def _postings_in_worker(cut: _Units, vocab: frozenset[str], avgdl: float, settings: SearchSettings, conn) -> None:
+    """A forked worker, pass 2. Its arrays are sent as they are (_received_postings), not pickled: a pickle is
+    a copy of them (90 MB a worker at 10,000 reports)."""
+    with reporting_to(conn) as send:
+        names, blocks = range_postings(cut, vocab, avgdl, settings)
+        return_freed_memory()  # the arrays of the counting, freed: 100 MB a worker at 10,000 reports
         send((names, [([array.dtype.str for array in block[:4]], block[4]) for block in blocks]))
         while blocks:
             for array in blocks.pop(0)[:4]:
@@ -756,18 +792,27 @@ def _received_postings(conn) -> PassTwo:
 
 def _count(job: _Job, choose) -> list[PassTwo]:
     """Both passes over all sections; `choose(pass-one results)` gives (vocabulary, average length).
-    In one forked worker per core when the site is big enough, else here."""
+    In one forked worker per core when the site is big enough, else here. Pass two runs in workers forked
+    afresh, which receive only the ranges as cut (_Units)."""
+    settings = job.settings
     workers = pool_size(len(job.texts), PARALLEL_MIN_SECTIONS)  # 1 in a process with threads (live preview)
     if workers < 2:
         counter = _RangeCounter(job, (0, len(job.texts)))
         vocab, avgdl = choose([counter.words()])
-        return [counter.postings(vocab, avgdl)]
+        cut = counter.cut()
+        del counter
+        job.segmenter.forget()
+        return [range_postings(cut, vocab, avgdl, settings)]
     # workers inherit the texts and the loaded segmenter
-    with forked_processes(_count_in_worker, [(job, bounds) for bounds in _section_ranges(len(job.texts), workers)]) \
+    with forked_processes(_words_in_worker, [(job, bounds) for bounds in _section_ranges(len(job.texts), workers)]) \
             as connections:
-        vocab, avgdl = choose([received(c) for c in connections])
-        for c in connections:
-            c.send((vocab, avgdl))
+        first = [received(c) for c in connections]
+        cuts = [received(c) for c in connections]
+    vocab, avgdl = choose(first)
+    del first
+    return_freed_memory()  # pass one's counts: else the workers of pass two inherit their pages
+    with forked_processes(_postings_in_worker, [(cut, vocab, avgdl, settings) for cut in cuts]) as connections:
+        del cuts  # the workers have their own
         return [_received_postings(c) for c in connections]
 
 

@@ -218,6 +218,21 @@ def test_index_is_the_same_bytes_counted_in_small_chunks(monkeypatch):
     assert [(f.path, f.data) for f in chunked] == [(f.path, f.data) for f in whole]
 
 
+def test_index_is_the_same_bytes_when_every_text_hash_clashes(monkeypatch):
+    """A text seen before is found by its hash and copied, not cut again; texts whose hashes clash must still
+    be cut each as itself. With one hash for every text, the files must not change."""
+    from reportsite.config import load_config
+    from reportsite.pipeline import derive
+    from reportsite.topics import load_topics
+
+    data = derive(load_content(CONTENT_DIR), load_topics(CONTENT_DIR), load_config(CONTENT_DIR, None))
+    settings = search.load_search_settings(CONTENT_DIR)
+    whole = search.build_search_files(data, settings)
+    monkeypatch.setattr(search, "hash", lambda text: 7, raising=False)
+    clashing = search.build_search_files(data, settings)
+    assert [(f.path, f.data) for f in clashing] == [(f.path, f.data) for f in whole]
+
+
 def test_phrases_that_stand_as_units_join_the_vocabulary():
     """Phrases of 2-4 jieba words go into the vocabulary when they stand as a unit (not always after, nor
     always before, the same word), also across a little punctuation (“双随机、一公开”)."""
