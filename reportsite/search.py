@@ -446,13 +446,15 @@ def vocabulary(texts: list[SectionText], segmenter: Segmenter, settings: SearchS
 class TermCounter:
     """Index terms of runs: a letter/digit run whole; of a Han run every character pair and every
     vocabulary word it contains (wherever it stands, not only where jieba cut it out: so a query word
-    that the browser cuts from the vocabulary finds every section that has it)."""
+    that the browser cuts from the vocabulary finds every section that has it). With remember=False
+    nothing is kept between calls, for a caller that asks once per distinct run (range_postings)."""
 
-    def __init__(self, vocab: set[str]):
+    def __init__(self, vocab: set[str], remember: bool = True):
         self.vocab = vocab
         self.starts = {w[:3] for w in vocab}
         self.longest = max((len(w) for w in vocab), default=3)
         self._cache: dict[str, list[str]] = {}
+        self._remember = remember
 
     def run_terms(self, run: str) -> list[str]:
         """The run's terms, each as often as it occurs."""
@@ -466,7 +468,8 @@ class TermCounter:
                     if run[i:i + 3] in self.starts:
                         found += [run[i:i + n] for n in range(3, min(self.longest, len(run) - i) + 1)
                                   if run[i:i + n] in self.vocab]
-            self._cache[run] = found
+            if self._remember:
+                self._cache[run] = found
         return found
 
     def of_run(self, run: str) -> Counter[str]:
@@ -484,7 +487,8 @@ class TermCounter:
                 if text[i:i + 3] in self.starts:
                     found += [text[i:i + n] for n in range(3, min(self.longest, len(text) - i) + 1)
                               if any(i < gap < i + n for gap in gaps) and text[i:i + n] in self.vocab]
-            self._cache[chain] = found
+            if self._remember:
+                self._cache[chain] = found
         return found
 
     def join_terms(self, join: str) -> list[str]:
@@ -672,21 +676,30 @@ def range_postings(cut: _Units, vocab: frozenset[str], avgdl: float, s: SearchSe
     A section's term counts are the sum of its units' terms (the heading's heading_weight times), so
     each distinct unit is cut into terms once, and the counting is done with numpy: every (term,
     section) occurrence as one integer, sorted, and counted where it changes."""
-    counter = TermCounter(set(vocab))
-    unit_terms = [counter.run_terms(run) for run in cut.runs]
-    unit_terms += [counter.join_terms(join) for join in cut.joins]
+    counter = TermCounter(set(vocab), remember=False)
     ids: dict[str, int] = {}
-    flat = np.fromiter((ids.setdefault(t, len(ids)) for terms in unit_terms for t in terms), np.int64)
+    sizes = array("q")  # per unit: how many terms
+
+    def term_ids(units_terms: Iterator[list[str]]) -> Iterator[int]:
+        """Each unit's terms as ids, unit after unit. The units' lists of terms are not kept: together they
+        were a million strings, 70 MB a worker at 10,000 reports."""
+        for terms in units_terms:
+            sizes.append(len(terms))
+            for term in terms:
+                yield ids.setdefault(term, len(ids))
+
+    flat = np.concatenate([np.fromiter(term_ids(map(counter.run_terms, cut.runs)), np.int64),
+                           np.fromiter(term_ids(map(counter.join_terms, cut.joins)), np.int64)])
     names = list(ids)
     del ids
     order = sorted(range(len(names)), key=names.__getitem__)
     rank = np.empty(len(names), np.int64)
     rank[order] = np.arange(len(names), dtype=np.int64)
     unit_flat = rank[flat]  # each unit's terms as their rank among the range's terms
-    unit_len = np.fromiter(map(len, unit_terms), np.int64, len(unit_terms))
+    unit_len = np.frombuffer(sizes, np.int64)
     unit_at = np.cumsum(unit_len) - unit_len
     runs = len(cut.runs)
-    del unit_terms, flat, rank, counter  # the units' terms are in unit_flat now
+    del flat, rank, counter  # the units' terms are in unit_flat now
 
     codes, heading, body = cut.units, cut.heading_units, cut.body_units
     count = len(cut.lengths)
