@@ -121,7 +121,7 @@ class Fingerprinter:
         self._known: dict[int, bytes] = {}
         self._alive: list[object] = []
         self._by_digest: dict[bytes, object] | None = None  # reports and sections by digest (object_of)
-        self._fields: dict[type, tuple[str, ...]] = {}
+        self._ways: dict[type, tuple[int, bool, bytes, tuple[str, ...]]] = {}
         self._shapes: dict[type, tuple[str, ...] | str | None] = {}
 
     def register(self, obj: object, digest: bytes) -> None:
@@ -216,69 +216,100 @@ class Fingerprinter:
             h.update(b"K")
             h.update(known)
             return
-        if (isinstance(value, (dict, list, tuple, set, frozenset)) and len(value) >= SHARED_SIZE) or (
-                dataclasses.is_dataclass(value) and not isinstance(value, type)):
+        way = self._way(kind)
+        if way[0] == _DATACLASS or (way[1] and len(value) >= SHARED_SIZE):
             # Big containers and dataclasses are often shared by many pages (all regions, all reports, an
             # indicator value on its report's page and on the indicator's): digest once per build. The
             # object is kept alive with its digest, so its id cannot be reused meanwhile.
             inner = hashlib.blake2b(digest_size=16)
-            self._feed_value(inner, value)
+            self._feed_value(inner, value, way)
             self.register(value, inner.digest())
             h.update(b"K")
             h.update(inner.digest())
             return
-        self._feed_value(h, value)
+        self._feed_value(h, value, way)
 
-    def _feed_value(self, h: Any, value: Any) -> None:  # noqa: C901 - one branch per kind of value
-        if value is None or isinstance(value, (bool, int, float)):
+    def _way(self, kind: type) -> tuple[int, bool, bytes, tuple[str, ...]]:
+        """How values of a type are digested, worked out once per type (a build digests millions of values):
+        (which branch of _feed_value, whether a big one is digested once, a dataclass's opening bytes and
+        field names)."""
+        way = self._ways.get(kind)
+        if way is None:
+            branch = next((b for b, test in _BRANCHES if test(kind)), _OTHER)
+            shared = issubclass(kind, (dict, list, tuple, set, frozenset))
+            opening, names = b"", ()
+            if branch == _DATACLASS:
+                opening = f"D{kind.__module__}.{kind.__qualname__}(".encode()
+                names = tuple(f.name for f in dataclasses.fields(kind))
+            way = self._ways[kind] = (branch, shared, opening, names)
+        return way
+
+    def _feed_value(self, h: Any, value: Any, way: tuple[int, bool, bytes, tuple[str, ...]]) -> None:
+        branch = way[0]
+        if branch == _SCALAR:
             h.update(f"{type(value).__name__}:{value!r};".encode())
-        elif isinstance(value, str):
+        elif branch == _STR:
             data = value.encode("utf-8", "surrogatepass")
             h.update(b"S%d:" % len(data))
             h.update(data)
-        elif isinstance(value, bytes):
+        elif branch == _BYTES:
             h.update(b"B%d:" % len(value))
             h.update(value)
-        elif isinstance(value, (date, datetime)):
+        elif branch == _DATE:
             h.update(f"{type(value).__name__}:{value.isoformat()};".encode())
-        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-            names = self._fields.get(type(value))
-            if names is None:
-                names = self._fields[type(value)] = tuple(f.name for f in dataclasses.fields(value))
-            h.update(f"D{type(value).__module__}.{type(value).__qualname__}(".encode())
-            for name in names:
+        elif branch == _DATACLASS:
+            h.update(way[2])
+            for name in way[3]:
                 self._feed(h, getattr(value, name))
             h.update(b")")
-        elif isinstance(value, dict):
+        elif branch == _MAP:
             h.update(b"{%d:" % len(value))
             for key, item in value.items():  # insertion order: templates iterate in this order
                 self._feed(h, key)
                 self._feed(h, item)
             h.update(b"}")
-        elif isinstance(value, (list, tuple)):
+        elif branch == _SEQ:
             h.update(b"[%d:" % len(value))
             for item in value:
                 self._feed(h, item)
             h.update(b"]")
-        elif isinstance(value, (set, frozenset)):
+        elif branch == _SET:
             h.update(b"<%d:" % len(value))
             for digest in sorted(self.of(item) for item in value):
                 h.update(digest)
             h.update(b">")
-        elif isinstance(value, types.MethodType):
+        elif branch == _METHOD:
             self._feed(h, value.__self__)
             self._feed(h, value.__func__)
-        elif isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
+        elif branch == _FUNCTION:
             # The code itself is covered by code_version(); a closure's captured values are inputs too.
             h.update(f"F{value.__module__}.{value.__qualname__};".encode())
             for cell in getattr(value, "__closure__", None) or ():
                 self._feed(h, cell.cell_contents)
-        elif isinstance(value, re.Pattern):
-            self._feed_value(h, ("re.Pattern", value.pattern, value.flags))
-        elif isinstance(value, markdown.Markdown):
+        elif branch == _PATTERN:
+            self._feed_value(h, ("re.Pattern", value.pattern, value.flags), self._way(tuple))
+        elif branch == _MARKDOWN:
             h.update(b"markdown")  # configured by code (render.make_markdown), reset before each use
         else:
             raise Unfingerprintable(type(value).__qualname__)
+
+
+# The branches of Fingerprinter._feed_value, each with the test of a type that takes it, in order
+_SCALAR, _STR, _BYTES, _DATE, _DATACLASS, _MAP, _SEQ, _SET, _METHOD, _FUNCTION, _PATTERN, _MARKDOWN, _OTHER = range(13)
+_BRANCHES: tuple[tuple[int, Callable[[type], bool]], ...] = (
+    (_SCALAR, lambda kind: kind is type(None) or issubclass(kind, (bool, int, float))),
+    (_STR, lambda kind: issubclass(kind, str)),
+    (_BYTES, lambda kind: issubclass(kind, bytes)),
+    (_DATE, lambda kind: issubclass(kind, (date, datetime))),
+    (_DATACLASS, lambda kind: dataclasses.is_dataclass(kind) and not issubclass(kind, type)),
+    (_MAP, lambda kind: issubclass(kind, dict)),
+    (_SEQ, lambda kind: issubclass(kind, (list, tuple))),
+    (_SET, lambda kind: issubclass(kind, (set, frozenset))),
+    (_METHOD, lambda kind: issubclass(kind, types.MethodType)),
+    (_FUNCTION, lambda kind: issubclass(kind, (types.FunctionType, types.BuiltinFunctionType))),
+    (_PATTERN, lambda kind: issubclass(kind, re.Pattern)),
+    (_MARKDOWN, lambda kind: issubclass(kind, markdown.Markdown)),
+)
 
 
 # ------------------------------------------------------------------------------------------------------

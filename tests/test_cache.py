@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from reportsite.cache import BuildCache, Fingerprinter, MemoRenderer, Progress, Unfingerprintable, package_version
 from reportsite.config import load_config
+from reportsite.errors import Problem
 from reportsite.pipeline import BuildOptions, build, derive, prepare, produce, render_site
 from reportsite.render import make_environment
 from reportsite.topics import load_topics
@@ -155,6 +157,11 @@ def test_fingerprint_distinguishes_values() -> None:
     assert fp.of(None) != fp.of("None") and fp.of(1) != fp.of(True) and fp.of(1) != fp.of(1.0)
     big = list(range(100))
     assert fp.of(big) == fp.of(list(range(100))) != fp.of(list(range(101)))
+    # how a type is digested is worked out once per type: each kind must keep its own way
+    first, second = Problem("a.md", 1, "x", "y"), Problem("a.md", 1, "x", "y")
+    assert fp.of(first) == fp.of(second) != fp.of(Problem("a.md", 2, "x", "y"))
+    assert fp.of(first) != fp.of(("a.md", 1, "x", "y")) and fp.of({3, 1, 2}) == fp.of({1, 2, 3}) != fp.of([1, 2, 3])
+    assert fp.of(b"x") != fp.of("x") and fp.of(date(2024, 1, 2)) != fp.of("2024-01-02")
 
 
 def test_build_with_unchanged_inputs_does_nothing(project: BuildOptions, tmp_path: Path) -> None:
