@@ -44,6 +44,9 @@ At most `max_files` files whatever the corpus size.
 Speed: texts are cut and counted in forked worker processes (jieba initialised once, in the parent); each
 distinct run is cut into terms once and the postings are counted, merged and encoded with numpy; term and
 text files are written by forked workers too. The output is the same bytes whatever the number of workers.
+Memory: the second pass (postings) runs in workers forked afresh, from the ranges as the first pass cut
+them (_Units), so that the first pass's heap is not carried into it; neither pass keeps what it asks only
+once (texts, jieba's words, a run's terms).
 """
 
 from __future__ import annotations
