@@ -6,6 +6,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from .model import LEVEL_LABELS, Report, Section
 from .render import (
@@ -83,8 +84,11 @@ def region_reports(region: Region, regions: dict[str, Region]) -> list[Report]:
     return found
 
 
-@dataclass(frozen=True)
-class TopicEntry:
+class TopicEntry(NamedTuple):
+    """A section on a topic's page. A named tuple, not a dataclass: each is on one page only, and a page's
+    cache key digests a dataclass once and keeps it for the rest of the build, for nothing here (150,000
+    entries at 10,000 reports: 1.0 s of a rebuild)."""
+
     report: Report
     section: Section
     match: TopicMatch
