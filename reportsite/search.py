@@ -685,13 +685,13 @@ def range_postings(cut: _Units, vocab: frozenset[str], avgdl: float, s: SearchSe
     section) occurrence as one integer, sorted, and counted where it changes."""
     counter = TermCounter(set(vocab), remember=False)
     ids: dict[str, int] = {}
-    sizes = array("q")  # per unit: how many terms
+    term_counts = array("q")  # per unit: how many terms
 
     def term_ids(units_terms: Iterator[list[str]]) -> Iterator[int]:
         """Each unit's terms as ids, unit after unit. The units' lists of terms are not kept: together they
         were a million strings, 70 MB a worker at 10,000 reports."""
         for terms in units_terms:
-            sizes.append(len(terms))
+            term_counts.append(len(terms))
             for term in terms:
                 yield ids.setdefault(term, len(ids))
 
@@ -703,7 +703,7 @@ def range_postings(cut: _Units, vocab: frozenset[str], avgdl: float, s: SearchSe
     rank = np.empty(len(names), np.int64)
     rank[order] = np.arange(len(names), dtype=np.int64)
     unit_flat = rank[flat]  # each unit's terms as their rank among the range's terms
-    unit_len = np.frombuffer(sizes, np.int64)
+    unit_len = np.frombuffer(term_counts, np.int64)
     unit_at = np.cumsum(unit_len) - unit_len
     runs = len(cut.runs)
     del flat, rank, counter  # the units' terms are in unit_flat now
