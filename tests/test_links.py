@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from reportsite.cache import BuildCache
 from reportsite.errors import ReportsiteError
-from reportsite.links import PageLinks, pages_to_check, parse_page, resolve
+from reportsite.links import PageLinks, check_parsed, pages_to_check, parse_page, resolve
 from reportsite.pipeline import BuildOptions, build
 
 from .conftest import ROOT
@@ -103,6 +103,52 @@ def site_pages(site: Path) -> tuple[dict[str, PageLinks], dict[str, bytes]]:
             if path.suffix == ".html":
                 parsed[name] = parse_page(data)
     return parsed, digests
+
+
+def broken_one_by_one(parsed: dict[str, PageLinks], existing: set[str]) -> list[tuple[str, int, str]]:
+    """(page, line, href) of every link that does not resolve, each link resolved on its own."""
+    broken = []
+    for page, links in parsed.items():
+        for line, href in links.links:
+            if href.startswith(("http:", "https:", "mailto:", "data:", "//")):
+                continue
+            target, anchor = resolve(page, href)
+            if target not in existing or (anchor and target in parsed and anchor not in parsed[target].ids):
+                broken.append((page, line, href))
+    return broken
+
+
+def test_the_check_finds_what_checking_each_link_on_its_own_finds(built_site: Path) -> None:
+    """A link found to resolve from one page is not checked again from pages where it resolves the same (same
+    depth, same folders as far as it climbs): pages in other folders, at other depths, with lost ids and
+    links of every kind must still be judged one by one."""
+    parsed, digests = site_pages(built_site)
+    report, topic = "reports/130502-2023/index.html", next(p for p in parsed if p.startswith("topics/") and
+                                                               p.count("/") == 2)
+    other = next(p for p in parsed if p.startswith("reports/") and p.count("/") == 2 and p != report)
+    lost = sorted(parsed[other].ids)[:3]
+    faulty = {**parsed, other: replace(parsed[other], ids=parsed[other].ids - set(lost))}
+    sibling = "../" + other.split("/")[1] + "/"  # resolves from the reports' folder, not from a topic's
+    for page in (report, topic, "index.html"):
+        extra = (sibling, f"{sibling}#{lost[0]}", "../../about/", "../about/", "#nowhere", f"?x=1#{lost[1]}")
+        links = faulty[page]
+        faulty[page] = PageLinks(links.ids, array("I", [*links.lines, *range(900, 900 + len(extra))]),
+                                 (*links.hrefs, *extra))
+    # an anchor on the page itself: fine on the first page checked, broken on the next one of its folder
+    first, second = [p for p in parsed if "/" not in p][:2]
+    for page, ids in ((first, {"only-here"}), (second, set())):
+        links = faulty[page]
+        faulty[page] = PageLinks(links.ids | ids, array("I", [*links.lines, 990]), (*links.hrefs, "#only-here"))
+    existing = set(digests)
+    expected = broken_one_by_one(faulty, existing)
+    assert (second, 990, "#only-here") in expected and (first, 990, "#only-here") not in expected
+    found = [(p.path, p.line, p.message.split("'")[1]) for p in check_parsed(faulty, existing)]
+    assert found == expected
+    assert {href for page, _, href in expected if page == topic} >= {sibling, "#nowhere"}
+    assert (report, 900, sibling) not in expected and (report, 901, f"{sibling}#{lost[0]}") in expected
+    some = [report, topic]
+    assert [(p.path, p.line) for p in check_parsed(faulty, existing, some)] == [
+        (page, line) for page, line, _ in expected if page in some]
 
 
 def test_only_changed_pages_are_checked_while_the_files_and_ids_stay(built_site: Path) -> None:
