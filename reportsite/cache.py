@@ -122,7 +122,6 @@ class Fingerprinter:
         self._alive: list[object] = []
         self._by_digest: dict[bytes, object] | None = None  # reports and sections by digest (object_of)
         self._ways: dict[type, tuple[int, bool, bytes, tuple[str, ...]]] = {}
-        self._shapes: dict[type, tuple[str, ...] | str | None] = {}
 
     def register(self, obj: object, digest: bytes) -> None:
         if id(obj) not in self._known:
@@ -141,18 +140,18 @@ class Fingerprinter:
         known = self._known
         while stack:
             item, item_digest, depth = stack.pop()
-            shape = self._shape(type(item))
-            if shape is None:
+            branch, _, _, names = self._way(type(item))
+            if branch not in (_DATACLASS, _MAP, _SEQ):
                 continue
-            if isinstance(shape, tuple):  # a dataclass: its field names
+            if branch == _DATACLASS:
                 if isinstance(item, _IDENTIFIED) or id(item) in known:
                     continue
                 parts.append((item, item_digest))
-                children: Iterable[object] = [getattr(item, name) for name in shape]
+                children: Iterable[object] = [getattr(item, name) for name in names]
             else:
-                children = item.values() if shape == "map" else item  # type: ignore[attr-defined]
+                children = item.values() if branch == _MAP else item  # type: ignore[attr-defined]
                 if type(item) is tuple and id(item) not in known and any(
-                        isinstance(self._shape(type(child)), tuple) for child in item):
+                        self._way(type(child))[0] == _DATACLASS for child in item):
                     # a tuple of dataclasses the call made (a report's figures): pages take it whole. (A
                     # tuple of constants may be a literal shared by every call: never registered.)
                     parts.append((item, item_digest))
@@ -162,23 +161,6 @@ class Fingerprinter:
                         # an identifier, not a hash: unique given the key and the path to the part
                         stack.append((child, item_digest + index.to_bytes(4, "little"), depth - 1))
         return parts
-
-    def _shape(self, kind: type) -> tuple[str, ...] | str | None:
-        """How result_parts walks values of a type: a dataclass's field names, "seq" (list, tuple), "map"
-        (dict) or None (a leaf); worked out once per type (a build walks a million values)."""
-        try:
-            return self._shapes[kind]
-        except KeyError:
-            pass
-        shape: tuple[str, ...] | str | None = None
-        if dataclasses.is_dataclass(kind) and not issubclass(kind, type):
-            shape = tuple(f.name for f in dataclasses.fields(kind))
-        elif issubclass(kind, (list, tuple)):
-            shape = "seq"
-        elif issubclass(kind, dict):
-            shape = "map"
-        self._shapes[kind] = shape
-        return shape
 
     def reference_of(self, obj: object) -> bytes | None:
         """A report's or section's digest, to store it by reference (DiskStore.put)."""
