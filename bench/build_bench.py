@@ -71,6 +71,11 @@ def _pss_kb(pid: int, rss_kb: int) -> int:
 
 def _tree_rss_kb(root: int) -> int:
     """Memory (PSS) of a process and all its descendants (Linux /proc)."""
+    return sum(kb for _, _, kb in tree_pss_kb(root))
+
+
+def tree_pss_kb(root: int) -> list[tuple[int, int, int]]:
+    """(pid, depth below root, PSS in kB) of a process and each of its descendants, parents first."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     for entry in os.scandir("/proc"):
@@ -84,13 +89,13 @@ def _tree_rss_kb(root: int) -> int:
             children.setdefault(ppid, []).append(pid)
         except (OSError, IndexError, ValueError):
             continue
-    total, stack = 0, [root]
+    found, stack = [], [(root, 0)]
     while stack:
-        pid = stack.pop()
+        pid, depth = stack.pop()
         if pid in rss:
-            total += _pss_kb(pid, rss[pid])
-        stack += children.get(pid, [])
-    return total
+            found.append((pid, depth, _pss_kb(pid, rss[pid])))
+        stack += [(child, depth + 1) for child in reversed(children.get(pid, []))]
+    return found
 
 
 def run(command: list[str], cwd: Path, env: dict[str, str] | None = None,
