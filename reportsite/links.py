@@ -113,7 +113,7 @@ def _level(href: str, depth: int) -> int | None:
     None: on the page itself, or climbing out of the site."""
     if href[0] in "#?":
         return None
-    if _EXTERNAL.match(href) or href.startswith("data:"):
+    if _elsewhere(href):
         return 0
     climbs = 0
     while href.startswith("../", 3 * climbs):
@@ -121,11 +121,16 @@ def _level(href: str, depth: int) -> int | None:
     return depth - climbs if climbs <= depth else None
 
 
+def _elsewhere(href: str) -> bool:
+    """A link off the site (another scheme, data: among them, or host): not checked."""
+    return bool(_EXTERNAL.match(href))
+
+
 def _fault(parsed: dict[str, PageLinks], existing: set[str], path: str, href: str) -> tuple[str, str] | None:
     """(what is wrong, what to do) with a link on the page at `path`; None if it resolves."""
     if href[0] in "#?":  # on the page itself (resolve's answer, without its cost)
         target, anchor = path, unquote(href.partition("#")[2])
-    elif _EXTERNAL.match(href) or href.startswith("data:"):
+    elif _elsewhere(href):
         return None
     else:
         target, anchor = resolve(path, href)

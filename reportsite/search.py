@@ -263,10 +263,6 @@ class Segmenter:
                            f"the segmenter cut {text!r} into {sorted(got)}, without {', '.join(missing)}",
                            "jieba's dictionary is missing or replaced; reinstall jieba or correct `probes`")
 
-    def forget(self) -> None:
-        """Drop the runs cut so far (their words are kept by whoever needs them)."""
-        self._cache.clear()
-
     def words(self, han_run: str, remember: bool = True) -> list[str]:
         """The run's words; remembered for the next call unless told not to (by a caller that keeps what it
         needs of them itself)."""
@@ -821,7 +817,6 @@ def _count(job: _Job, choose) -> list[PassTwo]:
         vocab, avgdl = choose([counter.words()])
         cut = counter.cut()
         del counter
-        job.segmenter.forget()
         return [range_postings(cut, vocab, avgdl, settings)]
     # workers inherit the texts and the loaded segmenter
     with forked_processes(_words_in_worker, [(job, bounds) for bounds in _section_ranges(len(job.texts), workers)]) \
