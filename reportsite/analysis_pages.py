@@ -12,7 +12,7 @@ from typing import Any
 
 from .compliance import Compliance, PartRules
 from .figures import Analysis, Indicator, IndicatorRules, IndicatorValue, analyse_report, combine, number_text
-from .model import LEVEL_LABELS, Report
+from .model import LEVEL_LABELS, Report, ReportFace
 from .render import (
     OutputFile,
     Page,
@@ -103,7 +103,7 @@ def bar_chart(values: list[IndicatorValue], indicator: Indicator, limit: int) ->
 
 @dataclass(frozen=True)
 class MatrixRow:
-    report: Report  # the jurisdiction's most recent report, for its name and place
+    report: ReportFace  # the jurisdiction's most recent report, for its name and place
     cells: dict[int, list[IndicatorValue]]  # year -> values
 
 

@@ -10,11 +10,11 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .datafile import read_yaml
 from .errors import fail
-from .model import Report, Section
+from .model import Report, ReportFace, Section
 
 FOUND, MENTIONED, MISSING = "found", "mentioned", "missing"
 ON_TIME, LATE, UNKNOWN = "on_time", "late", "unknown"
@@ -43,11 +43,19 @@ class PartRules:
         return tuple(sorted(self.parts, key=lambda p: p.number))
 
 
+class FoundSection(NamedTuple):
+    """A section as a finding shows it: its anchor and heading. (Not the Section: the structure-check page
+    then changes only with what it shows, not with every edit of a section's text.)"""
+
+    id: str
+    title: str
+
+
 @dataclass(frozen=True)
 class PartFinding:
     part: Part
     status: str  # found / mentioned / missing
-    sections: tuple[Section, ...]  # the top-level sections that are this part, or the section that mentions it
+    sections: tuple[FoundSection, ...]  # the top-level sections that are this part, or the section that mentions it
 
     @property
     def anchor(self) -> str | None:
@@ -56,7 +64,7 @@ class PartFinding:
 
 @dataclass(frozen=True)
 class Compliance:
-    report: Report
+    report: ReportFace
     findings: tuple[PartFinding, ...]  # in regulation order
     deadline: date
     deadline_status: str  # on_time / late / unknown
@@ -72,10 +80,10 @@ class Compliance:
     def finding(self, key: str) -> PartFinding:
         return next(f for f in self.findings if f.part.key == key)
 
-    def plan_section_ids(self) -> frozenset[str]:
-        """Ids of every section (with its subsections) that holds next-year plans."""
+    def plan_section_ids(self, report: Report) -> frozenset[str]:
+        """Ids of every section of the checked report (with its subsections) that holds next-year plans."""
         roots = {s.id for f in self.findings if f.part.plans and f.status == FOUND for s in f.sections}
-        return frozenset(s.id for s in self.report.sections if _within(self.report, s, roots))
+        return frozenset(s.id for s in report.sections if _within(report, s, roots))
 
 
 def _within(report: Report, section: Section, roots: set[str]) -> bool:
@@ -179,7 +187,7 @@ def check_report(report: Report, rules: PartRules) -> Compliance:
     findings = {p.key: _finding(report, p, tops, owner, outside_plans) for p in rules.parts}
     deadline = date(report.year + 1, rules.deadline_month, rules.deadline_day)
     status = _deadline_status(report.published, deadline)
-    return Compliance(report, tuple(findings[p.key] for p in rules.in_regulation_order), deadline, status)
+    return Compliance(report.face, tuple(findings[p.key] for p in rules.in_regulation_order), deadline, status)
 
 
 def _deadline_status(published: date | None, deadline: date) -> str:
@@ -190,9 +198,9 @@ def _deadline_status(published: date | None, deadline: date) -> str:
 
 def _finding(report: Report, part: Part, tops: list[Section], owner: dict[str, Part],
              searchable: list[Section]) -> PartFinding:
-    own = tuple(s for s in tops if owner.get(s.id) is part)
+    own = [s for s in tops if owner.get(s.id) is part]
     if own:
-        return PartFinding(part, FOUND, own)
+        return PartFinding(part, FOUND, _found(own))
     if part.fallback == "other_sections":
         # Thematic sections before the first 不足 / 安排 section cover the measures taken.
         others: list[Section] = []
@@ -201,12 +209,16 @@ def _finding(report: Report, part: Part, tops: list[Section], owner: dict[str, P
                 break
             others.append(section)
         if others:
-            return PartFinding(part, FOUND, tuple(others))
+            return PartFinding(part, FOUND, _found(others))
     patterns = _patterns(part.text, report.year)
     mention = next((s for s in searchable if patterns and _matches(patterns, s.text)), None)
     if mention:
-        return PartFinding(part, MENTIONED, (mention,))
+        return PartFinding(part, MENTIONED, _found([mention]))
     return PartFinding(part, MISSING, ())
+
+
+def _found(sections: list[Section]) -> tuple[FoundSection, ...]:
+    return tuple(FoundSection(s.id, s.title) for s in sections)
 
 
 def check_reports(reports: tuple[Report, ...], rules: PartRules) -> dict[str, Compliance]:

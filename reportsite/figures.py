@@ -20,7 +20,7 @@ import cn2an
 from .compliance import Compliance, PartRules, check_report, load_part_rules
 from .datafile import read_yaml
 from .errors import fail
-from .model import SLUG_RE, Report
+from .model import SLUG_RE, Report, ReportFace
 
 # ------------------------------------------------------------------------------------------------------
 # Reading numbers
@@ -359,7 +359,7 @@ def _entry_lines(text: str) -> dict[tuple[str, int], int]:
 @dataclass(frozen=True)
 class IndicatorValue:
     indicator: Indicator
-    report: Report
+    report: ReportFace
     figure: Figure
     flags: tuple[str, ...] = ()
     also: tuple[Figure, ...] = ()  # the same value stated again elsewhere in the report
@@ -408,11 +408,11 @@ def indicator_values(report: Report, figures: tuple[Figure, ...], rules: Indicat
         distinct = {(f.value, f.unit) for f in candidates}
         if len(distinct) == 1:
             first = candidates[0]
-            values.append(IndicatorValue(indicator, report, first, _flags(first, report, indicator, rules),
+            values.append(IndicatorValue(indicator, report.face, first, _flags(first, report, indicator, rules),
                                          tuple(candidates[1:])))
             continue
         for figure in candidates:
-            values.append(IndicatorValue(indicator, report, figure,
+            values.append(IndicatorValue(indicator, report.face, figure,
                                          ("数值不一", *_flags(figure, report, indicator, rules))))
     return values
 
@@ -458,7 +458,7 @@ class ReportAnalysis:
 
 def analyse_report(report: Report, rules: IndicatorRules, part_rules: PartRules) -> ReportAnalysis:
     compliance = check_report(report, part_rules)
-    figures = extract_figures(report, compliance.plan_section_ids())
+    figures = extract_figures(report, compliance.plan_section_ids(report))
     return ReportAnalysis(compliance, tuple(indicator_values(report, figures, rules)))
 
 

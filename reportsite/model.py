@@ -67,6 +67,21 @@ class Section:
 
 
 @dataclass(frozen=True)
+class ReportFace:
+    """What a page other than the report's own shows of a report: a list's row, a link, a chart's label.
+    Those pages and the per-report results they show (indicator values, structure checks) hold this, not
+    the Report, so that their build-cache keys change when it does, not with every edit of the text."""
+
+    slug: str
+    title: str
+    jurisdiction: Jurisdiction
+    year: int
+    published: date | None
+    issuer: str | None
+    source: str | None
+
+
+@dataclass(frozen=True)
 class Report:
     path: str
     slug: str
@@ -80,6 +95,12 @@ class Report:
     sections: tuple[Section, ...]
     aliases: dict[str, str] = field(default_factory=dict)  # old anchor -> current anchor
     warnings: tuple[str, ...] = ()
+    face: ReportFace = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        face = ReportFace(self.slug, self.title, self.jurisdiction, self.year, self.published, self.issuer,
+                          self.source)
+        object.__setattr__(self, "face", face)  # frozen: a field made from the others
 
     def section(self, section_id: str) -> Section | None:
         return next((s for s in self.sections if s.id == section_id), None)
@@ -403,6 +424,7 @@ class Parsed:
     report: Report | None
     problems: tuple[Problem, ...]
     derived: tuple[Any, ...] = ()
+    derived_digests: tuple[Any, ...] = ()  # their digests, when `after` (a build cache) made them
 
 
 def parse_file(path: str, data: bytes, table: dv.DivisionTable, work: Sequence[ReportWork] = ()) -> Parsed:
@@ -417,8 +439,9 @@ def parse_file(path: str, data: bytes, table: dv.DivisionTable, work: Sequence[R
 
 
 CHUNK = 25  # files per task of the parse pool
-# Called with each file's path and parse where it was parsed (a build cache stores it from the worker).
-AfterParse = Callable[[str, Parsed], None]
+# Called with each file's path and parse where it was parsed, returns the parse to keep (a build cache
+# digests the derived results and stores it from the worker).
+AfterParse = Callable[[str, Parsed], Parsed]
 # in each worker
 _parse_job: tuple[dv.DivisionTable, Sequence[ReportWork], AfterParse | None, SharedObjects] | None = None
 
@@ -439,9 +462,7 @@ def _parse_chunk(items: list[tuple[str, bytes]]) -> bytes:
 def _parse_one(path: str, data: bytes, table: dv.DivisionTable, work: Sequence[ReportWork],
                after: AfterParse | None) -> Parsed:
     parsed = parse_file(path, data, table, work)
-    if after is not None:
-        after(path, parsed)
-    return parsed
+    return after(path, parsed) if after is not None else parsed
 
 
 def parse_files(items: list[tuple[str, bytes]], table: dv.DivisionTable, work: Sequence[ReportWork] = (),

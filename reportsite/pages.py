@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from .model import LEVEL_LABELS, Report, Section
+from .model import LEVEL_LABELS, Report, ReportFace, Section
 from .render import (
     OutputFile,
     Page,
@@ -31,15 +31,15 @@ class Region:
     name: str
     kind: str  # province / city / own
     parent: str | None
-    reports: tuple[Report, ...]
+    reports: tuple[ReportFace, ...]
     children: tuple[str, ...]
 
 
-def build_regions(reports: tuple[Report, ...]) -> dict[str, Region]:
+def build_regions(reports: tuple[ReportFace, ...]) -> dict[str, Region]:
     names: dict[str, str] = {}
     kinds: dict[str, str] = {}
     parents: dict[str, str | None] = {}
-    own_reports: dict[str, list[Report]] = defaultdict(list)
+    own_reports: dict[str, list[ReportFace]] = defaultdict(list)
     for report in reports:
         j = report.jurisdiction
         chain: list[tuple[str, str, str]] = []
@@ -77,7 +77,7 @@ def region_chain(region: Region, regions: dict[str, Region]) -> list[tuple[str, 
     return chain
 
 
-def region_reports(region: Region, regions: dict[str, Region]) -> list[Report]:
+def region_reports(region: Region, regions: dict[str, Region]) -> list[ReportFace]:
     found = list(region.reports)
     for child in region.children:
         found += region_reports(regions[child], regions)
@@ -159,7 +159,8 @@ def section_excerpt_text(report: Report, section: Section) -> str:
 
 
 def render_index_pages(renderer: PageRenderer, data: SiteData) -> Iterator[Page]:
-    reports = data.reports
+    # The reports as these pages show them: an edit of a report's text leaves their cache keys alone.
+    reports = tuple(r.face for r in data.reports)
     regions = build_regions(reports)
     years = sorted({r.year for r in reports}, reverse=True)
     levels = [lv for lv in LEVEL_LABELS if any(r.jurisdiction.level == lv for r in reports)]
@@ -211,7 +212,7 @@ def render_index_pages(renderer: PageRenderer, data: SiteData) -> Iterator[Page]
                      .encode())
 
 
-def coverage_matrix(reports: tuple[Report, ...]) -> dict:
+def coverage_matrix(reports: tuple[ReportFace, ...]) -> dict:
     years = sorted({r.year for r in reports})
     if years:
         years = list(range(years[0], years[-1] + 1))
@@ -241,7 +242,8 @@ def _xml(text: str) -> str:
 
 
 def atom_feed(renderer: PageRenderer, data: SiteData) -> Page:
-    reports = sorted(data.reports, key=lambda r: (r.published or datetime.min.date(), r.slug), reverse=True)[:50]
+    reports = sorted((r.face for r in data.reports), key=lambda r: (r.published or datetime.min.date(), r.slug),
+                     reverse=True)[:50]
     newest = max((r.published for r in reports if r.published), default=None)
     updated = datetime.combine(newest, datetime.min.time(), UTC) if newest else datetime(2000, 1, 1, tzinfo=UTC)
     return renderer.render("feed.xml", "feed.xml", reports=reports, updated=updated.isoformat(),

@@ -22,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateSynta
 from .config import SiteConfig
 from .errors import Problem
 from .figures import Analysis
-from .model import LEVEL_LABELS, Report, Section, pinyin_slug
+from .model import LEVEL_LABELS, Report, ReportFace, Section, pinyin_slug
 from .topics import TopicMatch, TopicRules
 
 ALLOWED_TAGS = {"p", "br", "strong", "em", "b", "i", "ul", "ol", "li", "blockquote", "code", "pre", "table",
@@ -84,11 +84,11 @@ class SiteData:
 # URLs
 
 
-def report_path(report: Report) -> str:
+def report_path(report: Report | ReportFace) -> str:
     return f"reports/{report.slug}/"
 
 
-def region_id(report: Report) -> str:
+def region_id(report: Report | ReportFace) -> str:
     """The page of the report's own jurisdiction: its adcode, or adcode + name for departments etc."""
     j = report.jurisdiction
     if j.level in ("department", "town", "street", "other") or not j.adcode:
@@ -97,11 +97,11 @@ def region_id(report: Report) -> str:
     return j.adcode
 
 
-def province_code(report: Report) -> str | None:
+def province_code(report: Report | ReportFace) -> str | None:
     return report.jurisdiction.adcode[:2] + "0000" if report.jurisdiction.adcode else None
 
 
-def city_code(report: Report) -> str | None:
+def city_code(report: Report | ReportFace) -> str | None:
     j = report.jurisdiction
     if not j.adcode or j.level == "province":
         return None
@@ -344,7 +344,7 @@ def report_description(report: Report) -> str:
     return excerpt(first.text, 110) if first else report.title
 
 
-def jurisdiction_label(report: Report) -> str:
+def jurisdiction_label(report: Report | ReportFace) -> str:
     j = report.jurisdiction
     if j.level == "department":
         return report.issuer or j.name
@@ -364,7 +364,8 @@ def render_reports(renderer: PageRenderer, data: SiteData, only: Collection[str]
         matches = data.topics.get(report.slug, {})
         yield renderer.render(
             "report.html", report_path(report), report=report, tree=Deferred(section_tree, (report, matches, md)),
-            other_years=sorted((r for r in by_key[report.jurisdiction.key] if r is not report), key=lambda r: r.year),
+            other_years=sorted((r.face for r in by_key[report.jurisdiction.key] if r is not report),
+                               key=lambda r: r.year),
             description=report_description(report), region=region_id(report), province=province_code(report),
             city=city_code(report), label=jurisdiction_label(report),
             topic_names=topic_names, panels=data.extra_report_panels.get(report.slug, []))

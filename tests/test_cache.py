@@ -19,7 +19,7 @@ from reportsite.render import make_environment
 from reportsite.topics import load_topics
 
 from .conftest import ROOT
-from .test_serve import REPORT, edit_report, edit_template, edit_topics
+from .test_serve import REPORT, edit_report, edit_template, edit_topics, replace_in
 
 
 def with_cache(options: BuildOptions, cache: BuildCache | None, out: Path | None = None) -> BuildOptions:
@@ -108,6 +108,36 @@ def test_content_changes_invalidate_what_depends_on_them(project: BuildOptions, 
     build(with_cache(project, cache))
     assert cache.stats.parsed == 1  # only the edited report is parsed again
     assert "reports/130502-2023/index.html" in cache.stats.rendered
+    build(with_cache(project, None, tmp_path / "cold"))
+    assert tree(project.out_dir) == tree(tmp_path / "cold")
+
+
+def test_an_edit_renders_again_only_the_pages_that_show_what_it_changed(project: BuildOptions,
+                                                                        tmp_path: Path) -> None:
+    """Pages other than a report's own show its face (title, place, year) and its results (indicator values,
+    structure check), each known by its content: an edit of the text that leaves them as they were renders
+    the report's page and the topic pages showing its sections again, nothing else; an edited figure also
+    renders its indicator's pages again."""
+    cache_dir = tmp_path / "cache"
+    build(with_cache(project, BuildCache(cache_dir)))
+    page = "reports/130502-2023/index.html"
+    replace_in(project.content_dir / REPORT, "以习近平法治思想为指导", "以习近平法治思想为科学指导")
+    cache = BuildCache(cache_dir)
+    build(with_cache(project, cache))
+    assert page in cache.stats.rendered
+    assert all(p.startswith("topics/") for p in cache.stats.rendered if p != page), cache.stats.rendered
+    _, data = prepare(with_cache(project, BuildCache(cache_dir)))
+    assert data.analysis is not None
+    text = (project.content_dir / REPORT).read_text(encoding="utf-8")
+    value = next(v for v in data.analysis.values["130502-2023"]
+                 if v.figure.text[0] in "12345678" and text.count(v.figure.text) == 1)
+    changed = str(int(value.figure.text[0]) + 1) + value.figure.text[1:]
+    replace_in(project.content_dir / REPORT, value.figure.text, changed)
+    cache = BuildCache(cache_dir)
+    build(with_cache(project, cache))
+    rendered = set(cache.stats.rendered)
+    assert {page, "indicators/index.html", f"indicators/{value.indicator.slug}/index.html"} <= rendered
+    assert not rendered & {"index.html", "compliance/index.html", "years/2023/index.html", "coverage/index.html"}
     build(with_cache(project, None, tmp_path / "cold"))
     assert tree(project.out_dir) == tree(tmp_path / "cold")
 

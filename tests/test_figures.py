@@ -285,7 +285,7 @@ def test_figure_in_next_year_section_is_not_an_achievement(tmp_path: Path) -> No
     assert values_of(moved, "130502-2023", "falv-yuanzhu") == []
     # The same sentence is still read as a figure, only not as an achievement.
     report = next(r for r in load_content(tmp_path / "content").reports if r.slug == "130502-2023")
-    figures = extract_figures(report, moved.compliance["130502-2023"].plan_section_ids())
+    figures = extract_figures(report, moved.compliance["130502-2023"].plan_section_ids(report))
     plan_figures = [f for f in figures if f.text == "421件"]
     assert len(plan_figures) == 1 and plan_figures[0].in_plans and plan_figures[0].section_id == "s7"
 
