@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -157,6 +159,35 @@ def test_pairs_across_a_gap_are_joined_exactly_when_joinable_says_so():
         # a chain (vocabulary words across the gap) only where the gap does not end a clause
         assert chains == (["甲乙|丙丁"] if pairs and not set("，。；,.;") & set(gap) else []), gap
     assert search.cut_text("八五普法：“八五”普法")[1] == ("法八", "五普", "八五|普法")
+
+
+# What cut_text finds, as the patterns that define it: its runs; a Han character, a gap that joinable()
+# accepts and (not consumed) the Han character after it; chains of Han runs apart by such gaps that end no
+# clause. cut_text reads all three from one split, which is quicker; they must agree.
+HAN = "\u3400-\u4dbf\u4e00-\u9fff"
+RUN = re.compile(f"[{HAN}]+|[0-9a-z]+")
+JOIN = re.compile(f"([{HAN}])(?:[^\\w\\s]|_){{1,{search.MAX_GAP}}}(?=([{HAN}]))")
+CHAIN = re.compile(f"(?<![{HAN}])[{HAN}]++(?:(?:[^\\w\\s,.;:!?。]|_){{1,{search.MAX_GAP}}}+[{HAN}]++)+")
+
+
+def cut_by_patterns(text: str) -> tuple[tuple[str, ...], tuple[str, ...], int]:
+    norm = search.normalise(text)
+    found = tuple(RUN.findall(norm))
+    joins = tuple(a + b for a, b in JOIN.findall(norm))
+    joins += tuple(search.CHAIN_MARK.join(RUN.findall(chain)) for chain in CHAIN.findall(norm))
+    return found, joins, sum(map(len, found))
+
+
+def test_cut_text_agrees_with_the_patterns_that_define_it():
+    texts = [t for r in load_content(CONTENT_DIR).reports for s in r.sections for t in (s.title, s.text)]
+    rng = random.Random(7)  # and text made of what the gaps are made of, in every order
+    alphabet = list("法治政府、，。；：！？“”（）《》·—…_- \tabXY12３４é〇𠀀.,;:!?")
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(50_000)]
+    mismatched = [t for t in texts if search.cut_text(t) != cut_by_patterns(t)]
+    assert not mismatched, mismatched[:3]
+    compared = [join for t in texts for join in cut_by_patterns(t)[1]]
+    chains = sum(1 for join in compared if search.CHAIN_MARK in join)
+    assert chains > 1000 and len(compared) - chains > 1000  # many pairs and chains were compared
 
 
 def test_varints_round_trip():
