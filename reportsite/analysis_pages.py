@@ -11,10 +11,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .compliance import Compliance, PartRules
+from .config import SiteConfig
 from .figures import Analysis, Indicator, IndicatorRules, IndicatorValue, analyse_report, combine, number_text
 from .model import LEVEL_LABELS, Report, ReportFace
 from .render import (
-    OutputFile,
     Page,
     PageRenderer,
     ReportPanel,
@@ -140,7 +140,7 @@ def render_analysis_pages(renderer: PageRenderer, data: SiteData) -> Iterator[Pa
     yield renderer.render("compliance.html", "compliance/", checks=checks,
                           parts=analysis.part_rules.in_regulation_order, status_labels=STATUS_LABELS,
                           deadline_labels=DEADLINE_LABELS, deadline=analysis.part_rules, **common)
-    yield from data_exports(data, analysis)
+    yield from data_exports(renderer, data, analysis)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -153,14 +153,14 @@ FIGURE_FIELDS = ("report", "jurisdiction", "year", "indicator", "indicator_name"
                  "flags", "section", "sentence", "url")
 
 
-def report_record(data: SiteData, analysis: Analysis, report: Report) -> dict[str, object]:
+def report_record(config: SiteConfig, analysis: Analysis, report: ReportFace) -> dict[str, object]:
     j = report.jurisdiction
     check = analysis.compliance[report.slug]
     record: dict[str, object] = {
         "slug": report.slug, "title": report.title, "jurisdiction": jurisdiction_label(report), "level": j.level,
         "province": j.province or "", "city": j.city or "", "adcode": j.adcode or "", "year": report.year,
         "published": report.published.isoformat() if report.published else "", "issuer": report.issuer or "",
-        "source": report.source or "", "url": data.config.absolute(report_path(report)),
+        "source": report.source or "", "url": config.absolute(report_path(report)),
         "deadline": check.deadline.isoformat(), "deadline_status": check.deadline_status}
     for finding in check.findings:
         record[f"part_{finding.part.key}"] = finding.status
@@ -175,18 +175,33 @@ def _csv(rows: list[dict[str, object]], fields: list[str]) -> bytes:
     return out.getvalue().encode("utf-8-sig")  # with BOM, so Excel opens Chinese text correctly
 
 
-def data_exports(data: SiteData, analysis: Analysis) -> Iterator[OutputFile]:
-    records = [report_record(data, analysis, r) for r in data.reports]
+def reports_csv(config: SiteConfig, analysis: Analysis, reports: tuple[ReportFace, ...]) -> bytes:
     part_fields = [f"part_{p.key}" for p in analysis.part_rules.in_regulation_order]
-    yield OutputFile("data/reports.csv", _csv(records, [*REPORT_FIELDS, *part_fields]))
-    yield OutputFile("data/reports.json", (json.dumps(records, ensure_ascii=False, indent=1) + "\n").encode())
+    return _csv([report_record(config, analysis, r) for r in reports], [*REPORT_FIELDS, *part_fields])
+
+
+def reports_json(config: SiteConfig, analysis: Analysis, reports: tuple[ReportFace, ...]) -> bytes:
+    records = [report_record(config, analysis, r) for r in reports]
+    return (json.dumps(records, ensure_ascii=False, indent=1) + "\n").encode()
+
+
+def figures_csv(config: SiteConfig, analysis: Analysis, reports: tuple[ReportFace, ...]) -> bytes:
     rows = []
-    for report in data.reports:
+    for report in reports:
         for v in analysis.values.get(report.slug, ()):
             rows.append({
                 "report": report.slug, "jurisdiction": jurisdiction_label(report), "year": report.year,
                 "indicator": v.indicator.slug, "indicator_name": v.indicator.name,
                 "value": number_text(v.figure.value), "unit": v.figure.unit, "as_written": v.figure.text,
                 "flags": ";".join(v.flags), "section": v.figure.section_id, "sentence": v.figure.sentence,
-                "url": data.config.absolute(figure_link(v))})
-    yield OutputFile("data/figures.csv", _csv(rows, list(FIGURE_FIELDS)))
+                "url": config.absolute(figure_link(v))})
+    return _csv(rows, list(FIGURE_FIELDS))
+
+
+def data_exports(renderer: PageRenderer, data: SiteData, analysis: Analysis) -> Iterator[Page]:
+    """The exports, each made again only when what it holds changed (an edit of a report's text that
+    leaves its figures and structure check alone does not: 0.8 s at 10,000 reports)."""
+    reports = tuple(r.face for r in data.reports)
+    for path, make in (("data/reports.csv", reports_csv), ("data/reports.json", reports_json),
+                       ("data/figures.csv", figures_csv)):
+        yield renderer.made(path, make, data.config, analysis, reports)

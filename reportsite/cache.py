@@ -45,7 +45,7 @@ from .model import (
     content_files,
     parse_files,
 )
-from .render import KEY_LATER, Page, PageRenderer, PendingPage, SiteData
+from .render import KEY_LATER, OutputFile, Page, PageRenderer, PendingPage, SiteData
 from .renderpool import RenderedPage
 from .workers import PARALLEL_MIN, SharedObjects
 
@@ -792,6 +792,21 @@ class MemoRenderer(PageRenderer):
             self.cache.stats.reused += 1
             return KeptPage(pending.path, entry)
         return dataclasses.replace(pending, key=key)
+
+    def made(self, path: str, make: Callable[..., bytes], *args: Any) -> Page | KeptPage:  # type: ignore[override]
+        """The file the last build made at `path` while `make` and its arguments are unchanged, else made now
+        (with its key, for the next build)."""
+        try:
+            key = _blake(self.cache.version, path.encode(), self.cache.fingerprint.of(make, *args))
+        except Unfingerprintable:
+            self.cache.stats.uncached += 1
+            return OutputFile(path, make(*args))
+        entry = self.cache.reusable(path, key=key)
+        if entry is not None:
+            self.cache.stats.reused += 1
+            return KeptPage(path, entry)
+        self.cache.stats.rendered.append(path)
+        return OutputFile(path, make(*args), key)
 
     def key_of(self, pending: PendingPage) -> bytes | None:
         """Digest of the page's template, path, the site settings and every value it is given."""

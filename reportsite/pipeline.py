@@ -213,7 +213,9 @@ def produce(items: list[Page | KeptPage], renderer: PageRenderer, cache: BuildCa
         entry = (item.entry if isinstance(item, KeptPage)
                  else cache.reusable(item.path, digest=digest_of(item.data)) if cache else None)
         if entry is not None:
-            made.files.append(take_over(item.path, entry, cache, staging))
+            kept = take_over(item.path, entry, cache, staging)
+            # a file made again with the same bytes: kept, under its new key
+            made.files.append(kept if isinstance(item, KeptPage) else replace(kept, key=item.key))
         else:
             assert isinstance(item, OutputFile)
             made.files.append(finish_page(item, staging))

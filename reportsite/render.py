@@ -34,6 +34,7 @@ ALLOWED_ATTRS = {"*": {"class"}, "a": {"href", "title"}, "td": {"colspan", "rows
 class OutputFile:
     path: str  # site-relative, forward slashes
     data: bytes
+    key: bytes | None = None  # the build cache's digest of its inputs (PageRenderer.made), if it has one
 
 
 @dataclass(frozen=True)
@@ -306,6 +307,10 @@ class PageRenderer:
 
     def render(self, template: str, path: str, **context: Any) -> OutputFile | PendingPage:
         return self.render_now(PendingPage(template, path, context))
+
+    def made(self, path: str, make: Callable[..., bytes], *args: Any) -> OutputFile | PendingPage:
+        """The file at `path` whose bytes are make(*args): a pure function of its arguments (a data export)."""
+        return OutputFile(path, make(*args))
 
     def render_now(self, pending: PendingPage) -> OutputFile:
         page = pending.path

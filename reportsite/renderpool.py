@@ -52,12 +52,12 @@ def finish_page(page: OutputFile, staging: Path | None, previous: Previous = no_
     links = parse_page(page.data) if page.path.endswith(".html") else None
     digest = digest_of(page.data)
     if staging is None:
-        return RenderedPage(page.path, digest, links, page.data)
+        return RenderedPage(page.path, digest, links, page.data, key=page.key)
     old = previous(page.path, digest)
     if old is not None and link_into(staging, page.path, old):
-        return RenderedPage(page.path, digest, links, None, written=False)
+        return RenderedPage(page.path, digest, links, None, written=False, key=page.key)
     write_into(staging, page.path, page.data)
-    return RenderedPage(page.path, digest, links, None)
+    return RenderedPage(page.path, digest, links, None, key=page.key)
 
 
 def write_into(staging: Path, path: str, data: bytes) -> None:

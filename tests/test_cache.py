@@ -116,8 +116,8 @@ def test_an_edit_renders_again_only_the_pages_that_show_what_it_changed(project:
                                                                         tmp_path: Path) -> None:
     """Pages other than a report's own show its face (title, place, year) and its results (indicator values,
     structure check), each known by its content: an edit of the text that leaves them as they were renders
-    the report's page and the topic pages showing its sections again, nothing else; an edited figure also
-    renders its indicator's pages again."""
+    the report's page and the topic pages showing its sections again, nothing else (no data export is made
+    again either); an edited figure also renders its indicator's pages and the figures' export again."""
     cache_dir = tmp_path / "cache"
     build(with_cache(project, BuildCache(cache_dir)))
     page = "reports/130502-2023/index.html"
@@ -136,7 +136,8 @@ def test_an_edit_renders_again_only_the_pages_that_show_what_it_changed(project:
     cache = BuildCache(cache_dir)
     build(with_cache(project, cache))
     rendered = set(cache.stats.rendered)
-    assert {page, "indicators/index.html", f"indicators/{value.indicator.slug}/index.html"} <= rendered
+    assert {page, "indicators/index.html", f"indicators/{value.indicator.slug}/index.html",
+            "data/figures.csv"} <= rendered
     assert not rendered & {"index.html", "compliance/index.html", "years/2023/index.html", "coverage/index.html"}
     build(with_cache(project, None, tmp_path / "cold"))
     assert tree(project.out_dir) == tree(tmp_path / "cold")
