@@ -8,13 +8,14 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from .compliance import Compliance, PartRules
 from .config import SiteConfig
 from .figures import Analysis, Indicator, IndicatorRules, IndicatorValue, analyse_report, combine, number_text
 from .model import LEVEL_LABELS, Report, ReportFace
 from .render import (
+    Deferred,
     Page,
     PageRenderer,
     ReportPanel,
@@ -118,6 +119,24 @@ def indicator_matrix(values: list[IndicatorValue]) -> tuple[list[int], list[Matr
     return years, ordered
 
 
+class IndicatorTable(NamedTuple):
+    """What an indicator's page shows of its values: all of them (newest year first), the matrix of
+    jurisdictions by year, and the chart."""
+
+    values: list[IndicatorValue]
+    years: list[int]
+    rows: list[MatrixRow]
+    chart: Chart | None
+
+
+def indicator_table(values: list[IndicatorValue], indicator: Indicator, chart_bars: int) -> IndicatorTable:
+    """Made only when the page is rendered (a Deferred value): a page kept from the last build needs none
+    of it (1.2 s at 10,000 reports, every build)."""
+    years, rows = indicator_matrix(values)
+    return IndicatorTable(sorted(values, key=lambda v: (-v.report.year, jurisdiction_label(v.report))), years, rows,
+                          bar_chart(values, indicator, chart_bars))
+
+
 def render_analysis_pages(renderer: PageRenderer, data: SiteData) -> Iterator[Page]:
     analysis: Analysis | None = data.analysis
     if analysis is None:
@@ -130,11 +149,8 @@ def render_analysis_pages(renderer: PageRenderer, data: SiteData) -> Iterator[Pa
     yield renderer.render("indicators.html", "indicators/", indicators=indicators, by_indicator=by_indicator,
                           **common)
     for indicator in indicators:
-        values = by_indicator[indicator.slug]
-        years, rows = indicator_matrix(values)
-        yield renderer.render("indicator.html", f"indicators/{indicator.slug}/", indicator=indicator,
-                              values=sorted(values, key=lambda v: (-v.report.year, jurisdiction_label(v.report))),
-                              years=years, rows=rows, chart=bar_chart(values, indicator, data.config.chart_bars),
+        table = Deferred(indicator_table, (by_indicator[indicator.slug], indicator, data.config.chart_bars))
+        yield renderer.render("indicator.html", f"indicators/{indicator.slug}/", indicator=indicator, table=table,
                               **common)
     checks = [analysis.compliance[r.slug] for r in sorted(data.reports, key=lambda r: (-r.year, r.slug))]
     yield renderer.render("compliance.html", "compliance/", checks=checks,
