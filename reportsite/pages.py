@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from .model import LEVEL_LABELS, Report, ReportFace, Section
 from .render import (
+    Deferred,
     OutputFile,
     Page,
     PageRenderer,
@@ -85,9 +86,7 @@ def region_reports(region: Region, regions: dict[str, Region]) -> list[ReportFac
 
 
 class TopicEntry(NamedTuple):
-    """A section on a topic's page. A named tuple, not a dataclass: each is on one page only, and a page's
-    cache key digests a dataclass once and keeps it for the rest of the build, for nothing here (172,000
-    entries at 10,000 reports: a sixth of the time of the topic pages' keys)."""
+    """A section on a topic's page."""
 
     report: Report
     section: Section
@@ -95,23 +94,33 @@ class TopicEntry(NamedTuple):
     path: list[Section]
 
 
-def all_topic_entries(data: SiteData) -> dict[str, list[TopicEntry]]:
-    """topic slug -> the sections it gathers, in report order; one pass over all sections."""
-    entries: dict[str, list[TopicEntry]] = {t.slug: [] for t in data.topic_rules.topics}
-    for report in data.reports:
-        matches = data.topics.get(report.slug, {})
-        if not matches:
-            continue
-        listed: dict[str, set[str]] = {}  # topic -> sections listed for it
-        paths = report.heading_paths()
-        for section in report.sections:
-            for match in matches.get(section.id, ()):
-                seen = listed.setdefault(match.topic, set())
-                if match.topic not in entries or (section.parent and section.parent in seen):
-                    continue  # a subsection of a listed section is shown through its parent
+Matches = dict[str, tuple[TopicMatch, ...]]  # a report's topic matches: section id -> matches, best first
+
+
+def listed_counts(report: Report, matches: Matches) -> Counter[str]:
+    """topic slug -> how many of the report's sections its page lists (listed_sections), for every topic."""
+    seen: dict[str, set[str]] = defaultdict(set)
+    counts: Counter[str] = Counter()
+    for section in report.sections:
+        for match in matches.get(section.id, ()):
+            ids = seen[match.topic]
+            if not (section.parent and section.parent in ids):
+                ids.add(section.id)
+                counts[match.topic] += 1
+    return counts
+
+
+def listed_sections(report: Report, matches: Matches, topic: str) -> list[tuple[Section, TopicMatch]]:
+    """The report's sections that a topic's page lists, with their match, in report order: a subsection of a
+    listed section is shown through its parent."""
+    seen: set[str] = set()
+    listed = []
+    for section in report.sections:
+        for match in matches.get(section.id, ()):
+            if match.topic == topic and not (section.parent and section.parent in seen):
                 seen.add(section.id)
-                entries[match.topic].append(TopicEntry(report, section, match, paths[section.id]))
-    return entries
+                listed.append((section, match))
+    return listed
 
 
 @dataclass(frozen=True)
@@ -120,34 +129,50 @@ class TopicPage:
 
     number: int  # 1-based
     path: str  # site path
-    groups: list[list[TopicEntry]]  # entries of one jurisdiction each
+    groups: list[list[Report]]  # the reports of one jurisdiction each, newest first, whose sections it lists
 
     @property
     def provinces(self) -> list[str]:
-        return list(dict.fromkeys(g[0].report.jurisdiction.province or "其他" for g in self.groups))
+        return list(dict.fromkeys(g[0].jurisdiction.province or "其他" for g in self.groups))
 
 
 def topic_page_path(topic_slug: str, number: int) -> str:
     return f"topics/{topic_slug}/" if number == 1 else f"topics/{topic_slug}/{number}/"
 
 
-def topic_pages(topic_slug: str, entries: list[TopicEntry], per_page: int) -> list[TopicPage]:
-    """Split a topic's entries into pages of about `per_page` sections, never splitting a jurisdiction."""
-    groups: list[list[TopicEntry]] = []
-    for entry in entries:
-        if groups and groups[-1][0].report.jurisdiction.key == entry.report.jurisdiction.key:
-            groups[-1].append(entry)
+def topic_pages(topic_slug: str, listed: list[tuple[Report, int]], per_page: int) -> list[TopicPage]:
+    """Split a topic's reports (each with how many sections it lists, in report order) into pages of about
+    `per_page` sections, never splitting a jurisdiction."""
+    groups: list[list[tuple[Report, int]]] = []
+    for report, count in listed:
+        if groups and groups[-1][0][0].jurisdiction.key == report.jurisdiction.key:
+            groups[-1].append((report, count))
         else:
-            groups.append([entry])
-    pages: list[list[list[TopicEntry]]] = [[]]
+            groups.append([(report, count)])
+    pages: list[list[list[Report]]] = [[]]
     size = 0
     for group in groups:
         if size >= per_page:
             pages.append([])
             size = 0
-        pages[-1].append(sorted(group, key=lambda e: -e.report.year))
-        size += len(group)
+        pages[-1].append([report for report, _ in sorted(group, key=lambda rc: -rc[0].year)])
+        size += sum(count for _, count in group)
     return [TopicPage(n, topic_page_path(topic_slug, n), page) for n, page in enumerate(pages, start=1)]
+
+
+def topic_entries(topic: str, groups: list[list[tuple[Report, Matches]]]) -> list[list[TopicEntry]]:
+    """The entries of a topic page, by jurisdiction: made only when the page is rendered (a Deferred value),
+    so that a page's cache key digests its reports and their matches, not 400 entries (the 429 topic pages'
+    keys took 1.7 s at 10,000 reports, and their entries 1.8 s more, every build)."""
+    pages = []
+    for group in groups:
+        entries = []
+        for report, matches in group:
+            paths = report.heading_paths()
+            entries += [TopicEntry(report, section, match, paths[section.id])
+                        for section, match in listed_sections(report, matches, topic)]
+        pages.append(entries)
+    return pages
 
 
 def section_excerpt_text(report: Report, section: Section) -> str:
@@ -164,8 +189,12 @@ def render_index_pages(renderer: PageRenderer, data: SiteData) -> Iterator[Page]
     regions = build_regions(reports)
     years = sorted({r.year for r in reports}, reverse=True)
     levels = [lv for lv in LEVEL_LABELS if any(r.jurisdiction.level == lv for r in reports)]
-    entries_of = all_topic_entries(data)
-    topic_counts = {slug: len(entries) for slug, entries in entries_of.items()}
+    listed_by_topic: dict[str, list[tuple[Report, int]]] = {t.slug: [] for t in data.topic_rules.topics}
+    for report in data.reports:
+        for topic, count in listed_counts(report, data.topics.get(report.slug, {})).items():
+            if topic in listed_by_topic:
+                listed_by_topic[topic].append((report, count))
+    topic_counts = {slug: sum(count for _, count in listed) for slug, listed in listed_by_topic.items()}
     latest = sorted(reports, key=lambda r: (r.published or datetime.min.date(), r.year), reverse=True)[:10]
     by_province = Counter(r.jurisdiction.province or "未知" for r in reports)
     yield renderer.render("home.html", "", reports=reports, latest=latest, years=years, levels=levels,
@@ -196,12 +225,13 @@ def render_index_pages(renderer: PageRenderer, data: SiteData) -> Iterator[Page]
     yield renderer.render("coverage.html", "coverage/", **coverage_matrix(reports))
     yield renderer.render("topics.html", "topics/", topics=data.topic_rules.topics, topic_counts=topic_counts)
     for topic in data.topic_rules.topics:
-        entries = entries_of[topic.slug]
-        pages = topic_pages(topic.slug, entries, data.config.topic_page_size)
+        pages = topic_pages(topic.slug, listed_by_topic[topic.slug], data.config.topic_page_size)
         index = [(p.number, p.path, p.provinces) for p in pages]
         for page in pages:
-            yield renderer.render("topic.html", page.path, topic=topic, total=len(entries), page=page,
-                                  pages=index, excerpt_of=section_excerpt_text)
+            shown = [[(report, data.topics[report.slug]) for report in group] for group in page.groups]
+            yield renderer.render("topic.html", page.path, topic=topic, total=topic_counts[topic.slug], page=page,
+                                  pages=index, groups=Deferred(topic_entries, (topic.slug, shown)),
+                                  excerpt_of=section_excerpt_text)
     yield renderer.render("about.html", "about/")
     yield renderer.render("search.html", "search/", topics=data.topic_rules.topics, years=years, levels=levels,
                           provinces=sorted({r.jurisdiction.province for r in reports if r.jurisdiction.province}))
