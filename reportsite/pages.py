@@ -97,29 +97,17 @@ class TopicEntry(NamedTuple):
 Matches = dict[str, tuple[TopicMatch, ...]]  # a report's topic matches: section id -> matches, best first
 
 
-def listed_counts(report: Report, matches: Matches) -> Counter[str]:
-    """topic slug -> how many of the report's sections its page lists (listed_sections), for every topic."""
+def listed_sections(report: Report, matches: Matches) -> dict[str, list[tuple[Section, TopicMatch]]]:
+    """topic slug -> the report's sections that the topic's pages list, with their match, in report order:
+    a subsection of a listed section is shown through its parent."""
+    listed: dict[str, list[tuple[Section, TopicMatch]]] = defaultdict(list)
     seen: dict[str, set[str]] = defaultdict(set)
-    counts: Counter[str] = Counter()
     for section in report.sections:
         for match in matches.get(section.id, ()):
             ids = seen[match.topic]
             if not (section.parent and section.parent in ids):
                 ids.add(section.id)
-                counts[match.topic] += 1
-    return counts
-
-
-def listed_sections(report: Report, matches: Matches, topic: str) -> list[tuple[Section, TopicMatch]]:
-    """The report's sections that a topic's page lists, with their match, in report order: a subsection of a
-    listed section is shown through its parent."""
-    seen: set[str] = set()
-    listed = []
-    for section in report.sections:
-        for match in matches.get(section.id, ()):
-            if match.topic == topic and not (section.parent and section.parent in seen):
-                seen.add(section.id)
-                listed.append((section, match))
+                listed[match.topic].append((section, match))
     return listed
 
 
@@ -170,7 +158,7 @@ def topic_entries(topic: str, groups: list[list[tuple[Report, Matches]]]) -> lis
         for report, matches in group:
             paths = report.heading_paths()
             entries += [TopicEntry(report, section, match, paths[section.id])
-                        for section, match in listed_sections(report, matches, topic)]
+                        for section, match in listed_sections(report, matches).get(topic, ())]
         pages.append(entries)
     return pages
 
@@ -191,9 +179,9 @@ def render_index_pages(renderer: PageRenderer, data: SiteData) -> Iterator[Page]
     levels = [lv for lv in LEVEL_LABELS if any(r.jurisdiction.level == lv for r in reports)]
     listed_by_topic: dict[str, list[tuple[Report, int]]] = {t.slug: [] for t in data.topic_rules.topics}
     for report in data.reports:
-        for topic, count in listed_counts(report, data.topics.get(report.slug, {})).items():
+        for topic, listed in listed_sections(report, data.topics.get(report.slug, {})).items():
             if topic in listed_by_topic:
-                listed_by_topic[topic].append((report, count))
+                listed_by_topic[topic].append((report, len(listed)))
     topic_counts = {slug: sum(count for _, count in listed) for slug, listed in listed_by_topic.items()}
     latest = sorted(reports, key=lambda r: (r.published or datetime.min.date(), r.year), reverse=True)[:10]
     by_province = Counter(r.jurisdiction.province or "未知" for r in reports)

@@ -308,7 +308,7 @@ class PageRenderer:
     def render(self, template: str, path: str, **context: Any) -> OutputFile | PendingPage:
         return self.render_now(PendingPage(template, path, context))
 
-    def made(self, path: str, make: Callable[..., bytes], *args: Any) -> OutputFile | PendingPage:
+    def made(self, path: str, make: Callable[..., bytes], *args: Any) -> OutputFile:
         """The file at `path` whose bytes are make(*args): a pure function of its arguments (a data export)."""
         return OutputFile(path, make(*args))
 
