@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 from functools import cached_property
 from pathlib import Path
@@ -82,24 +82,19 @@ class ReportFace:
 
 
 @dataclass(frozen=True)
-class Report:
+class Report(ReportFace):
+    """A report: its face and its text."""
+
     path: str
-    slug: str
-    title: str
-    jurisdiction: Jurisdiction
-    year: int
-    published: date | None
-    issuer: str | None
-    source: str | None
     sha256: str | None
     sections: tuple[Section, ...]
     aliases: dict[str, str] = field(default_factory=dict)  # old anchor -> current anchor
     warnings: tuple[str, ...] = ()
+    # its face as a value of its own, which pages other than the report's digest by content
     face: ReportFace = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        face = ReportFace(self.slug, self.title, self.jurisdiction, self.year, self.published, self.issuer,
-                          self.source)
+        face = ReportFace(**{f.name: getattr(self, f.name) for f in fields(ReportFace)})
         object.__setattr__(self, "face", face)  # frozen: a field made from the others
 
     def section(self, section_id: str) -> Section | None:
@@ -398,8 +393,9 @@ def load_report(path: Path, text: str, table: dv.DivisionTable | None = None) ->
     if problems:
         return None, problems + warnings
     noted = tuple(str(w) for w in data.get("warnings") or () if isinstance(w, str))
-    return Report(where, slug, _str(data, "title") or "", jurisdiction, year, published, issuer, source,
-                  _str(data, "sha256"), tuple(sections), dict(aliases), noted), warnings
+    return Report(slug=slug, title=_str(data, "title") or "", jurisdiction=jurisdiction, year=year,
+                  published=published, issuer=issuer, source=source, path=where, sha256=_str(data, "sha256"),
+                  sections=tuple(sections), aliases=dict(aliases), warnings=noted), warnings
 
 
 def content_files(content_dir: Path) -> list[Path]:

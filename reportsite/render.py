@@ -85,11 +85,11 @@ class SiteData:
 # URLs
 
 
-def report_path(report: Report | ReportFace) -> str:
+def report_path(report: ReportFace) -> str:
     return f"reports/{report.slug}/"
 
 
-def region_id(report: Report | ReportFace) -> str:
+def region_id(report: ReportFace) -> str:
     """The page of the report's own jurisdiction: its adcode, or adcode + name for departments etc."""
     j = report.jurisdiction
     if j.level in ("department", "town", "street", "other") or not j.adcode:
@@ -98,11 +98,11 @@ def region_id(report: Report | ReportFace) -> str:
     return j.adcode
 
 
-def province_code(report: Report | ReportFace) -> str | None:
+def province_code(report: ReportFace) -> str | None:
     return report.jurisdiction.adcode[:2] + "0000" if report.jurisdiction.adcode else None
 
 
-def city_code(report: Report | ReportFace) -> str | None:
+def city_code(report: ReportFace) -> str | None:
     j = report.jurisdiction
     if not j.adcode or j.level == "province":
         return None
@@ -349,7 +349,7 @@ def report_description(report: Report) -> str:
     return excerpt(first.text, 110) if first else report.title
 
 
-def jurisdiction_label(report: Report | ReportFace) -> str:
+def jurisdiction_label(report: ReportFace) -> str:
     j = report.jurisdiction
     if j.level == "department":
         return report.issuer or j.name
