@@ -558,7 +558,7 @@ class BuildCache:
             return LoadedFile(stamp, digest, fresh.report, fresh.problems, work_digest, fresh.derived,
                               fresh.derived_digests)
 
-        known = self.fingerprint
+        known = self.fingerprint.scratch()  # the rules only: the reports registered below make it big
 
         def digested(path: str, fresh: Parsed) -> Parsed:  # in the parse worker: the parent has enough to do
             if not fresh.derived:
