@@ -55,6 +55,7 @@ from .renderpool import (
 )
 from .search import (
     INDEX_DIR,
+    CountMemo,
     SearchInput,
     SearchSettings,
     build_search_files,
@@ -258,7 +259,8 @@ def search_apart(data: SiteData, options: BuildOptions, staging: Path, spare: Ch
         if len(kept) == len(written):
             return kept
     job = (search_input(data), settings, staging, cache.previous_site(INDEX_DIR).unchanged_file if cache
-           else no_previous, cache.disk if cache else None, key)
+           else no_previous, cache.disk if cache else None, key,
+           CountMemo(cache.disk, cache.version) if cache and cache.disk else None)
     return spare.start(write_search_files, *job) if spare else ChildJob(write_search_files, *job)
 
 
@@ -271,9 +273,10 @@ def spare_child(options: BuildOptions) -> ChildJob | None:
 
 
 def write_search_files(source: SearchInput, settings: SearchSettings, staging: Path, previous: Previous,
-                       disk: DiskStore | None, key: bytes | None) -> list[RenderedPage]:
-    """The search index, written into `staging` by the workers that make its files. The cache keeps where."""
-    made = index_files(source, settings, functools.partial(finish_page, staging=staging, previous=previous))
+                       disk: DiskStore | None, key: bytes | None, memo: CountMemo | None) -> list[RenderedPage]:
+    """The search index, written into `staging` by the workers that make its files. The cache keeps where,
+    and (memo) how the index's ranges of sections were counted."""
+    made = index_files(source, settings, functools.partial(finish_page, staging=staging, previous=previous), memo)
     if disk and key:
         disk.put_result(key, tuple((page.path, page.digest) for page in made))
     return made

@@ -62,6 +62,7 @@ import re
 import sys
 import tempfile
 import unicodedata
+import zlib
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -69,7 +70,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -573,11 +574,13 @@ class _Job:
     settings: SearchSettings
 
 
-# section counts of jieba's 3+ character words and of phrases; the phrases' neighbours; characters of text
-PassOne = tuple[Counter[str], Counter[str], dict[str, Sides], int]
+# section counts of jieba's 3+ character words and of phrases; the phrases' neighbours; each section's BM25 length
+PassOne = tuple[Counter[str], Counter[str], dict[str, Sides], np.ndarray]
 # the postings of at most _CHUNK_SECTIONS consecutive sections in term order: their terms' ids (int32), postings
-# per term (int32), section numbers counted from the block's first section (uint16), impacts (uint8), and that
-# first section's number. Small types: a worker holds its blocks until it sends them all.
+# per term (int32), section numbers counted from the block's first section (uint16), term counts (uint16, or
+# uint32 where one is bigger), and that first section's number (counted from the range's first section). Small
+# types: a worker holds its blocks until it sends them all. Counts, not BM25 impacts: an impact depends on the
+# average length of all sections, which an edit anywhere changes; a range's counts change only with its texts.
 Block = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
 PassTwo = tuple[list[str], list[Block]]  # see range_postings
 
@@ -588,13 +591,11 @@ class _Units:
     run in a process of its own. Pass one's heap, fragmented by the millions of small objects it made and
     dropped, is then not carried into pass two (150 MB a worker at 10,000 reports)."""
 
-    start: int  # the range's first section
     runs: list[str]  # by id
     joins: list[str]  # by id
     units: np.ndarray  # int32, per section, heading then body: a run as its id, a join as -1 - its id
     heading_units: np.ndarray  # int32, per section: how many of its units are the heading's...
     body_units: np.ndarray  # ...and the body's
-    lengths: np.ndarray  # int64, per section: BM25 length
 
 
 class _RangeCounter:
@@ -660,7 +661,6 @@ class _RangeCounter:
         # phrase in two runs of a section counts twice: near enough to choose phrases, and much faster)
         run_sections: Counter[int] = Counter()
         chain_sections: Counter[int] = Counter()  # by join id
-        total = 0
         joined = self.job.texts.joined
         for heading_at, body_at, end in self.job.texts.spans(self.start, self.stop):
             at = len(self.units)
@@ -673,9 +673,7 @@ class _RangeCounter:
             chain_sections.update(-1 - u for u in present if u < 0 and is_chain[-1 - u])
             self.heading_units.append(heading_count)
             self.body_units.append(body_count)
-            length = heading_size * hw + body_size
-            self.lengths.append(length)
-            total += length
+            self.lengths.append(heading_size * hw + body_size)
         finder = self._finder
         joins = list(self.join_codes)
         phrase_df: Counter[str] = Counter()
@@ -687,16 +685,15 @@ class _RangeCounter:
                 add_sides(sides, found)
                 for phrase in found:
                     phrase_df[phrase] += count
-        return df, phrase_df, sides, total
+        return df, phrase_df, sides, np.array(self.lengths, np.int64)
 
     def cut(self) -> _Units:
         """The range as pass one cut it (after words)."""
-        return _Units(self.start, list(self.run_ids), list(self.join_codes), np.frombuffer(self.units, np.int32),
-                      np.frombuffer(self.heading_units, np.int32), np.frombuffer(self.body_units, np.int32),
-                      np.array(self.lengths, np.int64))
+        return _Units(list(self.run_ids), list(self.join_codes), np.frombuffer(self.units, np.int32),
+                      np.frombuffer(self.heading_units, np.int32), np.frombuffer(self.body_units, np.int32))
 
 
-def range_postings(cut: _Units, vocab: frozenset[str], avgdl: float, s: SearchSettings) -> PassTwo:
+def range_postings(cut: _Units, vocab: frozenset[str], s: SearchSettings) -> PassTwo:
     """(the range's terms, sorted; the blocks of its postings, _CHUNK_SECTIONS sections each, their terms
     as ids in that list). All blocks of all ranges are put in place at once (count_postings): a range
     that put its own in place first held them twice (90 MB a worker at 10,000 reports).
@@ -730,9 +727,8 @@ def range_postings(cut: _Units, vocab: frozenset[str], avgdl: float, s: SearchSe
     del flat, rank, counter  # the units' terms are in unit_flat now
 
     codes, heading, body = cut.units, cut.heading_units, cut.body_units
-    count = len(cut.lengths)
+    count = len(heading)
     unit_end = np.concatenate([[0], np.cumsum(heading.astype(np.int64) + body)])
-    norms = s.k1 * (1 - s.b + s.b * cut.lengths / avgdl)
 
     blocks: list[Block] = []
     first = 0
@@ -754,10 +750,9 @@ def range_postings(cut: _Units, vocab: frozenset[str], avgdl: float, s: SearchSe
         if len(keys):
             unique, tf = _counted(keys)
             term, section = np.divmod(unique, last - first)
-            part = tf / (tf + norms[first:last][section])  # BM25's tf part, divided by (k1 + 1): in (0, 1)
             ids, per_term = _counted(term)
-            blocks.append((ids.astype(np.int32), per_term.astype(np.int32), section.astype(np.uint16),
-                           np.maximum(1, np.round(part * IMPACT_SCALE)).astype(np.uint8), first + cut.start))
+            counts = tf.astype(np.uint16 if tf.max() <= np.iinfo(np.uint16).max else np.uint32)
+            blocks.append((ids.astype(np.int32), per_term.astype(np.int32), section.astype(np.uint16), counts, first))
         first = last
     return [names[i] for i in order], blocks
 
@@ -804,66 +799,161 @@ _CHUNK_SECTIONS = 1024  # sections counted at a time, a few arrays of their term
 assert _CHUNK_SECTIONS <= 1 << 16  # a block's section numbers are uint16
 
 
-def _words_in_worker(job: _Job, bounds: tuple[int, int], conn) -> None:
-    """A forked worker, pass 1: sends the range's words, then the range as cut (_Units). Errors go to the
-    parent."""
-    with reporting_to(conn) as send:
-        counter = _RangeCounter(job, bounds)
-        send(counter.words())
-        send(counter.cut())
+RANGE_SECTIONS = 4096  # sections a range of the counting holds, on average (_content_ranges)
+WORDS, CUT, COUNTS = "index-words", "index-cut", "index-counts"  # what CountMemo keeps of a range
 
 
-def _postings_in_worker(cut: _Units, vocab: frozenset[str], avgdl: float, settings: SearchSettings, conn) -> None:
-    """A forked worker, pass 2. Its arrays are sent as they are (_received_postings), not pickled: a pickle is
-    a copy of them (90 MB a worker at 10,000 reports)."""
-    with reporting_to(conn) as send:
-        names, blocks = range_postings(cut, vocab, avgdl, settings)
-        return_freed_memory()  # the arrays of the counting, freed: 100 MB a worker at 10,000 reports
-        send((names, [([array.dtype.str for array in block[:4]], block[4]) for block in blocks]))
-        while blocks:
-            for array in blocks.pop(0)[:4]:
-                conn.send_bytes(array)
+class MemoStore(Protocol):
+    """Values kept between builds under a kind and a key (cache.DiskStore)."""
+
+    def get(self, kind: str, key: bytes) -> Any | None: ...
+
+    def put(self, kind: str, key: bytes, value: Any) -> None: ...
+
+    def prune(self, kind: str, keep: set[bytes]) -> int: ...
 
 
-def _received_postings(conn) -> PassTwo:
-    names, header = received(conn)
-    return names, [(*(np.frombuffer(conn.recv_bytes(), np.dtype(kind)) for kind in kinds), first)  # type: ignore[misc]
-                   for kinds, first in header]
+@dataclass(frozen=True)
+class CountMemo:
+    """What the index's counting made of each range of sections, kept between builds: its words (pass one),
+    its texts as cut, and its term counts (pass two). Keyed by a digest of the code version, the settings and
+    the range's texts (the counts also by the vocabulary): a rebuild counts again only the ranges whose texts
+    changed, an edit one or two of the 34 ranges of 10,000 reports."""
+
+    store: MemoStore
+    version: bytes
+
+    def range_keys(self, settings: SearchSettings, texts: _Texts, ranges: list[tuple[int, int]]) -> list[bytes]:
+        salt = hashlib.blake2b(self.version + repr(settings).encode(), digest_size=16).digest()
+        keys = []
+        for a, b in ranges:
+            lo, hi = texts.bounds[2 * a], texts.bounds[2 * b]
+            h = hashlib.blake2b(salt, digest_size=16)
+            h.update((np.frombuffer(texts.bounds, np.int64)[2 * a:2 * b + 1] - lo).tobytes())
+            h.update(texts.joined[lo:hi].encode("utf-8", "surrogatepass"))
+            keys.append(h.digest())
+        return keys
+
+    def forget_others(self, kept: dict[str, set[bytes]]) -> None:
+        """Delete what this build did not use: earlier versions of the ranges, which would pile up."""
+        for kind, keys in kept.items():
+            self.store.prune(kind, keys)
 
 
-def _count(job: _Job, choose) -> list[PassTwo]:
-    """Both passes over all sections; `choose(pass-one results)` gives (vocabulary, average length).
-    In one forked worker per core when the site is big enough, else here. Pass two runs in workers forked
-    afresh, which receive only the ranges as cut (_Units)."""
-    settings = job.settings
-    workers = pool_size(len(job.texts), PARALLEL_MIN_SECTIONS)  # 1 in a process with threads (live preview)
-    if workers < 2:
-        counter = _RangeCounter(job, (0, len(job.texts)))
-        vocab, avgdl = choose([counter.words()])
-        cut = counter.cut()
-        del counter
-        return [range_postings(cut, vocab, avgdl, settings)]
-    # workers inherit the texts and the loaded segmenter
-    with forked_processes(_words_in_worker, [(job, bounds) for bounds in _section_ranges(job.texts, workers)]) \
-            as connections:
-        first = [received(c) for c in connections]
-        cuts = [received(c) for c in connections]
-    vocab, avgdl = choose(first)
-    del first
-    return_freed_memory()  # pass one's counts: else the workers of pass two inherit their pages
-    with forked_processes(_postings_in_worker, [(cut, vocab, avgdl, settings) for cut in cuts]) as connections:
-        del cuts  # the workers have their own
-        return [_received_postings(c) for c in connections]
+def _content_ranges(sections: list[IndexedSection], report_rows: list[list[object]],
+                    average: int) -> list[tuple[int, int]]:
+    """Ranges of consecutive sections (in index order), each counted apart and kept apart (CountMemo). A range
+    starts at a section whose name (report and anchor) hashes to 0 modulo `average`: where the ranges start
+    depends on the names alone, so an edit changes only the range of the sections it changes."""
+    starts = [s.number for s in sections[1:]
+              if zlib.crc32(f"{report_rows[s.report][0]}#{s.anchor}".encode()) % average == 0]
+    bounds = [0, *starts, len(sections)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
-def _section_ranges(texts: _Texts, parts: int) -> list[tuple[int, int]]:
-    """`parts` ranges of consecutive sections with about as many characters each: cutting takes time by the
-    character (by the section, the second half of 10,000 reports took 3.9 s against the first's 3.3 s)."""
-    n = len(texts)
-    ends = np.array(texts.bounds[2::2], np.int64)  # where each section's body ends in the joined texts
-    cuts = np.searchsorted(ends, [ends[-1] * k / parts for k in range(1, parts)]) if n else []
-    bounds = sorted({0, n, *(int(c) for c in cuts)})  # a section across a cut starts the next range
-    return list(zip(bounds[:-1], bounds[1:], strict=True)) or [(0, 0)]
+def _shares(sizes: list[int], workers: int) -> list[list[int]]:
+    """The tasks (by index) split among `workers`, about as much work each: the biggest first, each to the
+    least loaded."""
+    loads = [0] * workers
+    shares: list[list[int]] = [[] for _ in range(workers)]
+    for task in sorted(range(len(sizes)), key=lambda t: -sizes[t]):
+        least = loads.index(min(loads))
+        shares[least].append(task)
+        loads[least] += sizes[task]
+    return [sorted(share) for share in shares if share]
+
+
+Task = tuple[int, tuple[int, int], bytes | None]  # a range: its number, its sections, its key in the memo
+
+
+def _range_words(job: _Job, task: Task, memo: CountMemo | None) -> tuple[int, PassOne, _Units]:
+    """Pass one of a range, kept in the memo."""
+    number, bounds, key = task
+    counter = _RangeCounter(job, bounds)
+    words, cut = counter.words(), counter.cut()
+    del counter
+    return_freed_memory()  # pass one's heap of small objects: else a worker's grows range after range
+    if memo and key:
+        memo.store.put(WORDS, key, words)
+        memo.store.put(CUT, key, cut)
+    return number, words, cut
+
+
+def _range_counts(cut: _Units, vocab: frozenset[str], settings: SearchSettings, number: int,
+                  key: bytes | None, memo: CountMemo | None) -> tuple[int, PassTwo]:
+    """Pass two of a range, kept in the memo."""
+    counted = range_postings(cut, vocab, settings)
+    return_freed_memory()  # the arrays of the counting, freed: 100 MB a worker at 10,000 reports
+    if memo and key:
+        memo.store.put(COUNTS, key, counted)
+    return number, counted
+
+
+def _worked(make: Callable[[int], T], sizes: list[int], sections: int,
+            forked: Callable[[], None] | None = None) -> list[T]:
+    """make(task) for every task (0..len(sizes) - 1, of those sizes), in forked workers with about as much
+    work each when there are enough sections to count, else here; in no particular order. `forked` is
+    called once the workers have what they inherit."""
+    if not sizes:
+        return []
+    shares = _shares(sizes, min(len(sizes), pool_size(sections, PARALLEL_MIN_SECTIONS)))
+    made = _in_workers(lambda part: map(make, shares[part]), len(shares), forked)
+    return [item for part in made for item in part]
+
+
+def _pass_one(job: _Job, ranges: list[tuple[int, int]], keys: list[bytes | None],
+              memo: CountMemo | None) -> tuple[list[PassOne], dict[int, _Units]]:
+    """Every range's words (pass one), from the memo or counted; the ranges counted, as cut."""
+    words: list[PassOne | None] = [memo.store.get(WORDS, key) if memo and key else None for key in keys]
+    tasks: list[Task] = [(i, ranges[i], keys[i]) for i, found in enumerate(words) if found is None]
+    bounds = job.texts.bounds
+    counted = _worked(lambda t: _range_words(job, tasks[t], memo),
+                      [bounds[2 * b] - bounds[2 * a] for _, (a, b), _ in tasks], sum(b - a for _, (a, b), _ in tasks))
+    cuts: dict[int, _Units] = {}
+    for number, found, cut in counted:
+        words[number], cuts[number] = found, cut
+    return words, cuts  # type: ignore[return-value]
+
+
+def _pass_two(job: _Job, ranges: list[tuple[int, int]], keys: list[bytes | None], memo: CountMemo | None,
+              cuts: dict[int, _Units], vocab: frozenset[str]) -> list[PassTwo]:
+    """Every range's term counts (pass two), from the memo or counted (in workers that inherit the cuts)."""
+    vocab_digest = hashlib.blake2b("\n".join(sorted(vocab)).encode(), digest_size=16).digest()
+    count_keys = [hashlib.blake2b(key + vocab_digest, digest_size=16).digest() if key else None for key in keys]
+    counts: list[PassTwo | None] = [memo.store.get(COUNTS, key) if memo and key else None for key in count_keys]
+    todo = [i for i, found in enumerate(counts) if found is None]
+    for i in todo:
+        if i not in cuts:  # its words were kept, but not the cut (a cache pruned by hand): cut it again
+            cuts[i] = (memo.store.get(CUT, keys[i]) if memo and keys[i] else None) \
+                or _range_words(job, (i, ranges[i], None), None)[2]
+    todo_cuts = {i: cuts.pop(i) for i in todo}
+    cuts.clear()  # the workers inherit the cuts they count, no more
+    counted = _worked(lambda t: _range_counts(todo_cuts[todo[t]], vocab, job.settings, todo[t],
+                                              count_keys[todo[t]], memo),
+                      [len(todo_cuts[i].units) for i in todo], sum(ranges[i][1] - ranges[i][0] for i in todo),
+                      forked=todo_cuts.clear)  # the workers have their own
+    for number, found in counted:
+        counts[number] = found
+    if memo:
+        memo.forget_others({WORDS: set(keys), CUT: set(keys), COUNTS: set(count_keys)})  # type: ignore[arg-type]
+    return counts  # type: ignore[return-value]
+
+
+def _chosen_vocabulary(words: list[PassOne], settings: SearchSettings, sections: int) -> set[str]:
+    df: Counter[str] = Counter()
+    phrase_df: Counter[str] = Counter()
+    sides: dict[str, Sides] = {}
+    for part_df, part_phrases, part_sides, _ in words:
+        df.update(part_df)
+        phrase_df.update(part_phrases)
+        add_sides(sides, part_sides)
+    return choose_vocabulary(df, settings, phrase_df, sides, sections)
+
+
+def _impacts(counts: np.ndarray, norms: np.ndarray) -> np.ndarray:
+    """BM25's tf part of each posting, divided by (k1 + 1): in (0, 1), as an integer 1..IMPACT_SCALE."""
+    part = counts / (counts + norms)
+    return np.maximum(1, np.round(part * IMPACT_SCALE)).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -879,30 +969,32 @@ class Postings:
         return np.diff(self.starts)
 
 
-def count_postings(texts: _Texts, segmenter: Segmenter, settings: SearchSettings) -> tuple[set[str], Postings]:
-    """(vocabulary, postings) of the sections' (heading, body) texts."""
-    chosen: list[set[str]] = []
-
-    def choose(first: list[PassOne]) -> tuple[frozenset[str], float]:
-        df: Counter[str] = Counter()
-        phrase_df: Counter[str] = Counter()
-        sides: dict[str, Sides] = {}
-        for part_df, part_phrases, part_sides, _ in first:
-            df.update(part_df)
-            phrase_df.update(part_phrases)
-            add_sides(sides, part_sides)
-        chosen.append(choose_vocabulary(df, settings, phrase_df, sides, len(texts)))
-        return frozenset(chosen[0]), sum(part[-1] for part in first) / max(1, len(texts)) or 1.0
-
-    parts = _count(_Job(texts, segmenter, settings), choose)
-    vocab = chosen[0]
+def count_postings(texts: _Texts, segmenter: Segmenter, settings: SearchSettings,
+                   ranges: list[tuple[int, int]] | None = None,
+                   memo: CountMemo | None = None) -> tuple[set[str], Postings]:
+    """(vocabulary, postings) of the sections' (heading, body) texts, counted by `ranges` of sections (all of
+    them in one by default), each in the memo (when given) or counted in workers (a big site) or here."""
+    ranges = ranges or [(0, len(texts))]
+    job = _Job(texts, segmenter, settings)
+    keys: list[bytes | None] = list(memo.range_keys(settings, texts, ranges)) if memo else [None] * len(ranges)
+    words, cuts = _pass_one(job, ranges, keys, memo)
+    vocab = _chosen_vocabulary(words, settings, len(texts))
+    lengths = np.concatenate([found[3] for found in words]) if words else np.zeros(0, np.int64)
+    del words
+    return_freed_memory()  # pass one's counts: else the workers of pass two inherit their pages
+    parts = _pass_two(job, ranges, keys, memo, cuts, frozenset(vocab))
+    avgdl = int(lengths.sum()) / max(1, len(texts)) or 1.0
+    norms = settings.k1 * (1 - settings.b + settings.b * lengths / avgdl)
     terms = sorted(set().union(*(names for names, _ in parts)))
     index = {t: i for i, t in enumerate(terms)}
     blocks: list[Block] = []
-    for names, part_blocks in parts:  # ranges of sections, in order
+    for (start, _), (names, part_blocks) in zip(ranges, parts, strict=True):  # in order
         # the range's term ids in the site's: both sorted, so a block keeps its order
         global_id = np.array([index[t] for t in names], np.int64)
-        blocks += [(global_id[ids], *rest) for ids, *rest in part_blocks]  # type: ignore[misc]
+        for ids, per_term, sections, counts, first in part_blocks:
+            at = start + first
+            blocks.append((global_id[ids], per_term, sections, _impacts(counts, norms[at + sections.astype(np.int64)]),
+                           at))
     del parts
     starts, sections, impacts = _gathered(blocks, len(terms))
     return vocab, Postings(terms, starts, sections, impacts)
@@ -1207,21 +1299,25 @@ def search_input(data: SiteData) -> SearchInput:
                        _facet_values(data, sections))
 
 
-def index_files(source: SearchInput, settings: SearchSettings, finish: Callable[[OutputFile], T]) -> list[T]:
+def index_files(source: SearchInput, settings: SearchSettings, finish: Callable[[OutputFile], T],
+                memo: CountMemo | None = None) -> list[T]:
     """The search index's files, each passed to `finish` in the process that made it: a worker that writes
-    its files into the site sends back what `finish` returns, not their bytes (265 MB at 10,000 reports)."""
+    its files into the site sends back what `finish` returns, not their bytes (265 MB at 10,000 reports).
+    With `memo`, the counting of the ranges of sections whose texts did not change is taken from it."""
     with collections_paused():
-        return _search_files(source, settings, finish)
+        return _search_files(source, settings, finish, memo)
 
 
 def _as_made(file: OutputFile) -> OutputFile:
     return file
 
 
-def _search_files(source: SearchInput, settings: SearchSettings, finish: Callable[[OutputFile], T]) -> list[T]:
+def _search_files(source: SearchInput, settings: SearchSettings, finish: Callable[[OutputFile], T],
+                  memo: CountMemo | None) -> list[T]:
     sections, texts, report_rows = source.sections, source.texts, source.report_rows
     segmenter = Segmenter(settings.probes)  # fails loudly when jieba is missing or broken
-    vocab, postings = count_postings(texts, segmenter, settings)
+    vocab, postings = count_postings(texts, segmenter, settings, _content_ranges(sections, report_rows,
+                                                                                 RANGE_SECTIONS), memo)
     return_freed_memory()  # the workers' blocks, put in place and freed: else the child keeps their pages
     n = max(len(sections), 1)
     df = postings.df()
@@ -1289,14 +1385,21 @@ def _interleaved(parts: list[list[T]]) -> list[T]:
     return out
 
 
-def _in_workers(make: Callable[[int], Iterator[T]], workers: int) -> list[list[T]]:
+def _in_workers(make: Callable[[int], Iterator[T]], workers: int,
+                forked: Callable[[], None] | None = None) -> list[list[T]]:
     """[list(make(part)) for part in range(workers)], each part in a forked process of its own when workers > 1
     (it inherits all that make needs). A worker sends each item as soon as it is made, so that it never holds
-    more than one; only the items are pickled."""
+    more than one; only the items are pickled. `forked` is called once the workers are forked (or, in this
+    process, when all is made): to drop what only they needed."""
     if workers < 2:
-        return [list(make(0))]
+        made_here = [list(make(0))]
+        if forked:
+            forked()
+        return made_here
     made: list[list[T]] = [[] for _ in range(workers)]
     with forked_processes(_send_made, [(make, part) for part in range(workers)]) as connections:
+        if forked:
+            forked()
         busy = {conn: part for part, conn in enumerate(connections)}
         while busy:
             for conn in wait(list(busy)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import re
 import subprocess
@@ -215,6 +216,7 @@ data = derive(load_content(content), load_topics(content), load_config(content, 
 settings = search.load_search_settings(content)
 serial = search.build_search_files(data, settings)
 search.PARALLEL_MIN_SECTIONS = 0
+search.RANGE_SECTIONS = 16  # ranges enough for both workers
 assert search.pool_size(1, 0) >= 2, "no pool in a fresh process"
 parallel = search.build_search_files(data, settings)
 print("same" if [(f.path, f.data) for f in parallel] == [(f.path, f.data) for f in serial] else "different")
@@ -223,12 +225,74 @@ print("same" if [(f.path, f.data) for f in parallel] == [(f.path, f.data) for f 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: the index is always built in one process")
 def test_index_is_the_same_bytes_built_in_worker_processes():
-    """Forked workers count the terms of big sites; the files must not depend on how the work was split.
-    Run in a fresh process: this one may have other threads, and then never forks."""
+    """Forked workers count the terms of big sites, range by range; the files must not depend on how the work
+    was split. Run in a fresh process: this one may have other threads, and then never forks."""
     result = subprocess.run([sys.executable, "-c", PARALLEL_CHECK, str(CONTENT_DIR)], capture_output=True,
                             text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "same"
+
+
+class DictStore:
+    """search.MemoStore in memory, each value pickled as the build cache's disk store does; counts its puts."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, bytes], bytes] = {}
+        self.puts: list[str] = []
+
+    def get(self, kind: str, key: bytes):
+        found = self.values.get((kind, key))
+        return None if found is None else pickle.loads(found)
+
+    def put(self, kind: str, key: bytes, value) -> None:
+        self.puts.append(kind)
+        self.values[(kind, key)] = pickle.dumps(value)
+
+    def prune(self, kind: str, keep: set[bytes]) -> int:
+        gone = [k for k in self.values if k[0] == kind and k[1] not in keep]
+        for k in gone:
+            del self.values[k]
+        return len(gone)
+
+
+def index_of(content: Path, memo: search.CountMemo | None = None) -> list[tuple[str, bytes]]:
+    from reportsite.config import load_config
+    from reportsite.pipeline import derive
+    from reportsite.topics import load_topics
+
+    data = derive(load_content(content), load_topics(content), load_config(content, None))
+    made = search.index_files(search.search_input(data), search.load_search_settings(content), lambda f: f, memo)
+    return [(f.path, f.data) for f in made]
+
+
+def test_an_edit_counts_again_only_the_ranges_it_changed(content_copy: Path, monkeypatch):
+    """The index is counted range by range and each range's counts are kept (CountMemo) under its texts: after
+    an edit of one section only that section's range is counted again, and the files are the bytes of an
+    index counted afresh. Other settings or another code version find nothing kept."""
+    monkeypatch.setattr(search, "RANGE_SECTIONS", 8)
+    store = DictStore()
+    memo = search.CountMemo(store, b"version 1")
+    first = index_of(content_copy, memo)
+    ranges = store.puts.count(search.WORDS)
+    assert ranges > 5 and store.puts.count(search.COUNTS) == ranges
+    assert first == index_of(content_copy)
+
+    report = sorted((content_copy / "reports").glob("*.md"))[2]
+    text = report.read_text(encoding="utf-8")
+    end = text.index("。", text.index("\n## ")) + 1
+    start = max(text.rindex("\n", 0, end), text.rindex("。", 0, end - 1)) + 1
+    report.write_text(text[:end] + text[start:end] + text[end:], encoding="utf-8")  # a sentence, twice: no new word
+    store.puts.clear()
+    edited = index_of(content_copy, memo)
+    assert edited == index_of(content_copy)
+    assert edited != first
+    assert 1 <= store.puts.count(search.WORDS) <= 2  # where the section was, and where it went
+    assert store.puts.count(search.COUNTS) == store.puts.count(search.WORDS)  # the vocabulary stayed
+    assert len([k for k in store.values if k[0] == search.WORDS]) == ranges  # the old versions are gone
+
+    store.puts.clear()
+    assert index_of(content_copy, search.CountMemo(store, b"version 2")) == edited
+    assert store.puts.count(search.WORDS) == ranges
 
 
 def test_index_is_the_same_bytes_counted_in_small_chunks(monkeypatch):
