@@ -706,6 +706,15 @@ class PreviousSite:
     def unchanged_file(self, path: str, digest: bytes) -> Path | None:
         return _unchanged_file(self.site, self.pages.get(path), path, digest)
 
+    def kept_file(self, path: str, key: bytes) -> tuple[Path, bytes] | None:
+        """(the last site's file at `path`, its digest) when the last build made it of inputs of this key and
+        it is still there untouched."""
+        entry = self.pages.get(path)
+        if entry is None or entry.key != key:
+            return None
+        file = _unchanged_file(self.site, entry, path, entry.digest)
+        return None if file is None else (file, entry.digest)
+
 
 def _unchanged_file(site: Path | None, entry: PageEntry | None, path: str, digest: bytes) -> Path | None:
     """The last site's file at `path` when it holds the bytes of `digest`: known from its stamp, or, when it

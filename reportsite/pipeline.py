@@ -19,6 +19,7 @@ from .cache import (
     KeptPage,
     MemoRenderer,
     PageEntry,
+    PreviousSite,
     Progress,
     inputs_digest,
     previous_build,
@@ -55,7 +56,7 @@ from .renderpool import (
 )
 from .search import (
     INDEX_DIR,
-    CountMemo,
+    IndexMemo,
     SearchInput,
     SearchSettings,
     build_search_files,
@@ -258,9 +259,11 @@ def search_apart(data: SiteData, options: BuildOptions, staging: Path, spare: Ch
                 if (entry := cache.reusable(path, digest=digest)) is not None]
         if len(kept) == len(written):
             return kept
-    job = (search_input(data), settings, staging, cache.previous_site(INDEX_DIR).unchanged_file if cache
-           else no_previous, cache.disk if cache else None, key,
-           CountMemo(cache.disk, cache.version) if cache and cache.disk else None)
+    previous = cache.previous_site(INDEX_DIR) if cache else None
+    memo = IndexMemo(cache.disk, cache.version, functools.partial(kept_search_file, staging=staging, previous=previous)
+                     ) if cache and cache.disk else None
+    job = (search_input(data), settings, staging, previous.unchanged_file if previous else no_previous,
+           cache.disk if cache else None, key, memo)
     return spare.start(write_search_files, *job) if spare else ChildJob(write_search_files, *job)
 
 
@@ -273,13 +276,21 @@ def spare_child(options: BuildOptions) -> ChildJob | None:
 
 
 def write_search_files(source: SearchInput, settings: SearchSettings, staging: Path, previous: Previous,
-                       disk: DiskStore | None, key: bytes | None, memo: CountMemo | None) -> list[RenderedPage]:
+                       disk: DiskStore | None, key: bytes | None, memo: IndexMemo | None) -> list[RenderedPage]:
     """The search index, written into `staging` by the workers that make its files. The cache keeps where,
     and (memo) how the index's ranges of sections were counted."""
     made = index_files(source, settings, functools.partial(finish_page, staging=staging, previous=previous), memo)
     if disk and key:
         disk.put_result(key, tuple((page.path, page.digest) for page in made))
     return made
+
+
+def kept_search_file(path: str, key: bytes, staging: Path, previous: PreviousSite) -> RenderedPage | None:
+    """The last site's search file at `path`, linked into `staging`, when it was made of inputs of `key`."""
+    found = previous.kept_file(path, key)
+    if found is None or not link_into(staging, path, found[0]):
+        return None
+    return RenderedPage(path, found[1], None, None, written=False, key=key)
 
 
 def check_made(made: Made, cache: BuildCache | None) -> None:

@@ -800,7 +800,7 @@ assert _CHUNK_SECTIONS <= 1 << 16  # a block's section numbers are uint16
 
 
 RANGE_SECTIONS = 4096  # sections a range of the counting holds, on average (_content_ranges)
-WORDS, CUT, COUNTS = "index-words", "index-cut", "index-counts"  # what CountMemo keeps of a range
+WORDS, CUT, COUNTS = "index-words", "index-cut", "index-counts"  # what IndexMemo keeps of a range
 
 
 class MemoStore(Protocol):
@@ -814,25 +814,24 @@ class MemoStore(Protocol):
 
 
 @dataclass(frozen=True)
-class CountMemo:
-    """What the index's counting made of each range of sections, kept between builds: its words (pass one),
-    its texts as cut, and its term counts (pass two). Keyed by a digest of the code version, the settings and
-    the range's texts (the counts also by the vocabulary): a rebuild counts again only the ranges whose texts
-    changed, an edit one or two of the 34 ranges of 10,000 reports."""
+class IndexMemo:
+    """What the index keeps between builds, under digests that include the code version and the settings:
+    - of each range of sections, what the counting made of it: its words (pass one), its texts as cut, and
+      its term counts (pass two), under its texts (the counts also under the vocabulary). A rebuild counts
+      again only the ranges whose texts changed: an edit, one or two of the 34 ranges of 10,000 reports;
+    - with `keep`, the files: each file's key digests everything it is made of, and keep(path, key) takes
+      over the last site's file when that was made of the same (or returns None)."""
 
     store: MemoStore
     version: bytes
+    keep: Callable[[str, bytes], Any | None] | None = None
+
+    def salt(self, settings: SearchSettings) -> bytes:
+        return hashlib.blake2b(self.version + repr(settings).encode(), digest_size=16).digest()
 
     def range_keys(self, settings: SearchSettings, texts: _Texts, ranges: list[tuple[int, int]]) -> list[bytes]:
-        salt = hashlib.blake2b(self.version + repr(settings).encode(), digest_size=16).digest()
-        keys = []
-        for a, b in ranges:
-            lo, hi = texts.bounds[2 * a], texts.bounds[2 * b]
-            h = hashlib.blake2b(salt, digest_size=16)
-            h.update((np.frombuffer(texts.bounds, np.int64)[2 * a:2 * b + 1] - lo).tobytes())
-            h.update(texts.joined[lo:hi].encode("utf-8", "surrogatepass"))
-            keys.append(h.digest())
-        return keys
+        salt = self.salt(settings)
+        return [_texts_digest(hashlib.blake2b(salt, digest_size=16), texts, a, b).digest() for a, b in ranges]
 
     def forget_others(self, kept: dict[str, set[bytes]]) -> None:
         """Delete what this build did not use: earlier versions of the ranges, which would pile up."""
@@ -840,9 +839,17 @@ class CountMemo:
             self.store.prune(kind, keys)
 
 
+def _texts_digest(h: Any, texts: _Texts, a: int, b: int) -> Any:
+    """h, fed the texts of sections a..b (headings, bodies and where each starts)."""
+    lo, hi = texts.bounds[2 * a], texts.bounds[2 * b]
+    h.update((np.frombuffer(texts.bounds, np.int64)[2 * a:2 * b + 1] - lo).tobytes())
+    h.update(texts.joined[lo:hi].encode("utf-8", "surrogatepass"))
+    return h
+
+
 def _content_ranges(sections: list[IndexedSection], report_rows: list[list[object]],
                     average: int) -> list[tuple[int, int]]:
-    """Ranges of consecutive sections (in index order), each counted apart and kept apart (CountMemo). A range
+    """Ranges of consecutive sections (in index order), each counted apart and kept apart (IndexMemo). A range
     starts at a section whose name (report and anchor) hashes to 0 modulo `average`: where the ranges start
     depends on the names alone, so an edit changes only the range of the sections it changes."""
     starts = [s.number for s in sections[1:]
@@ -866,7 +873,7 @@ def _shares(sizes: list[int], workers: int) -> list[list[int]]:
 Task = tuple[int, tuple[int, int], bytes | None]  # a range: its number, its sections, its key in the memo
 
 
-def _range_words(job: _Job, task: Task, memo: CountMemo | None) -> tuple[int, PassOne, _Units]:
+def _range_words(job: _Job, task: Task, memo: IndexMemo | None) -> tuple[int, PassOne, _Units]:
     """Pass one of a range, kept in the memo."""
     number, bounds, key = task
     counter = _RangeCounter(job, bounds)
@@ -880,7 +887,7 @@ def _range_words(job: _Job, task: Task, memo: CountMemo | None) -> tuple[int, Pa
 
 
 def _range_counts(cut: _Units, vocab: frozenset[str], settings: SearchSettings, number: int,
-                  key: bytes | None, memo: CountMemo | None) -> tuple[int, PassTwo]:
+                  key: bytes | None, memo: IndexMemo | None) -> tuple[int, PassTwo]:
     """Pass two of a range, kept in the memo."""
     counted = range_postings(cut, vocab, settings)
     return_freed_memory()  # the arrays of the counting, freed: 100 MB a worker at 10,000 reports
@@ -902,7 +909,7 @@ def _worked(make: Callable[[int], T], sizes: list[int], sections: int,
 
 
 def _pass_one(job: _Job, ranges: list[tuple[int, int]], keys: list[bytes | None],
-              memo: CountMemo | None) -> tuple[list[PassOne], dict[int, _Units]]:
+              memo: IndexMemo | None) -> tuple[list[PassOne], dict[int, _Units]]:
     """Every range's words (pass one), from the memo or counted; the ranges counted, as cut."""
     words: list[PassOne | None] = [memo.store.get(WORDS, key) if memo and key else None for key in keys]
     tasks: list[Task] = [(i, ranges[i], keys[i]) for i, found in enumerate(words) if found is None]
@@ -915,7 +922,7 @@ def _pass_one(job: _Job, ranges: list[tuple[int, int]], keys: list[bytes | None]
     return words, cuts  # type: ignore[return-value]
 
 
-def _pass_two(job: _Job, ranges: list[tuple[int, int]], keys: list[bytes | None], memo: CountMemo | None,
+def _pass_two(job: _Job, ranges: list[tuple[int, int]], keys: list[bytes | None], memo: IndexMemo | None,
               cuts: dict[int, _Units], vocab: frozenset[str]) -> list[PassTwo]:
     """Every range's term counts (pass two), from the memo or counted (in workers that inherit the cuts)."""
     vocab_digest = hashlib.blake2b("\n".join(sorted(vocab)).encode(), digest_size=16).digest()
@@ -971,7 +978,7 @@ class Postings:
 
 def count_postings(texts: _Texts, segmenter: Segmenter, settings: SearchSettings,
                    ranges: list[tuple[int, int]] | None = None,
-                   memo: CountMemo | None = None) -> tuple[set[str], Postings]:
+                   memo: IndexMemo | None = None) -> tuple[set[str], Postings]:
     """(vocabulary, postings) of the sections' (heading, body) texts, counted by `ranges` of sections (all of
     them in one by default), each in the memo (when given) or counted in workers (a big site) or here."""
     ranges = ranges or [(0, len(texts))]
@@ -1300,7 +1307,7 @@ def search_input(data: SiteData) -> SearchInput:
 
 
 def index_files(source: SearchInput, settings: SearchSettings, finish: Callable[[OutputFile], T],
-                memo: CountMemo | None = None) -> list[T]:
+                memo: IndexMemo | None = None) -> list[T]:
     """The search index's files, each passed to `finish` in the process that made it: a worker that writes
     its files into the site sends back what `finish` returns, not their bytes (265 MB at 10,000 reports).
     With `memo`, the counting of the ranges of sections whose texts did not change is taken from it."""
@@ -1313,7 +1320,7 @@ def _as_made(file: OutputFile) -> OutputFile:
 
 
 def _search_files(source: SearchInput, settings: SearchSettings, finish: Callable[[OutputFile], T],
-                  memo: CountMemo | None) -> list[T]:
+                  memo: IndexMemo | None) -> list[T]:
     sections, texts, report_rows = source.sections, source.texts, source.report_rows
     segmenter = Segmenter(settings.probes)  # fails loudly when jieba is missing or broken
     vocab, postings = count_postings(texts, segmenter, settings, _content_ranges(sections, report_rows,
@@ -1353,15 +1360,35 @@ def _search_files(source: SearchInput, settings: SearchSettings, finish: Callabl
     doc_firsts = range(0, len(sections), doc_sections)
     workers = pool_size(len(sections), PARALLEL_MIN_SECTIONS)
 
-    def term_file(path: str, members: list[int], facet_ranges: dict[str, str]) -> OutputFile:
-        contents = _term_file(postings, encoded, members, facet_ranges, rows_for, report_rows, sections, texts, n)
-        return OutputFile(path, contents)
+    salt = memo.salt(settings) if memo and memo.keep else None
+    row_digests: dict[int, bytes] = {}  # of the sections in snippet rows, which many files share
+
+    def row_digest(number: int) -> bytes:
+        found = row_digests.get(number)
+        if found is None:
+            found = row_digests[number] = _row_digest(number, report_rows, sections, texts)
+        return found
+
+    def kept_or_made(path: str, key: bytes | None, make: Callable[[], bytes]) -> T:
+        """The last site's file when it was made of the same (see IndexMemo), else the file made."""
+        kept = memo.keep(path, key) if memo and memo.keep and key else None
+        return kept if kept is not None else finish(OutputFile(path, make(), key))
+
+    def term_file(path: str, members: list[int], facet_ranges: dict[str, str]) -> T:
+        rows_of = _snippet_sections(postings, members, rows_for)
+        key = salt and _term_file_key(salt, path, postings, members, facet_ranges, rows_of, row_digest, n)
+        return kept_or_made(path, key, lambda: _term_file(postings, encoded, members, facet_ranges, rows_of,
+                                                          report_rows, sections, texts, n))
+
+    def doc_file(first: int) -> T:
+        key = salt and _doc_file_key(salt, report_rows, sections, texts, first, doc_sections)
+        return kept_or_made(f"{INDEX_DIR}d/{first // doc_sections}.json", key,
+                            lambda: _doc_file(report_rows, sections, texts, first, doc_sections).data)
 
     def make(part: int) -> Iterator[T]:
         """Every `workers`-th term file, from the part-th; then every `workers`-th text file, from the part-th."""
-        yield from (finish(term_file(*task)) for task in term_files[part::workers])
-        yield from (finish(_doc_file(report_rows, sections, texts, first, doc_sections))
-                    for first in doc_firsts[part::workers])
+        yield from (term_file(*task) for task in term_files[part::workers])
+        yield from (doc_file(first) for first in doc_firsts[part::workers])
 
     return_freed_memory()  # of encoding and planning
     made = _in_workers(make, workers)
@@ -1421,27 +1448,40 @@ def _send_made(make: Callable[[int], Iterator[object]], part: int, conn) -> None
         send(_DONE)
 
 
-def _term_file(postings: Postings, encoded: EncodedPostings, members: list[int], facet_ranges: dict[str, str],
-               rows_for, report_rows: list[list[object]], sections: list[IndexedSection], texts: _Texts,
-               n: int) -> bytes:
-    """{"t": term -> [idf x 1000, deltas, impacts], "f": facet ranges, "r": report rows, "s": snippet rows}."""
-    directory: dict[str, list[object]] = {}
-    snippets: dict[str, list[list[object]]] = {}
-    reports: list[list[object]] = []
-    report_at: dict[int, int] = {}
-    for i, encoding in zip(members, encoded.of(members), strict=True):
-        term = postings.terms[i]
-        count = int(postings.starts[i + 1] - postings.starts[i])
-        idf = math.log(1 + (n - count + 0.5) / (count + 0.5))
-        directory[term] = [round(idf * 1000), *encoding]
+def _snippet_sections(postings: Postings, members: list[int], rows_for) -> list[list[int]]:
+    """Per term of a term file, the sections of its snippet rows: its first `rows_for(term)` results, in the
+    order a one-word query ranks them."""
+    chosen = []
+    for i in members:
         wanted = rows_for(i)
         if wanted:
             lo, hi = int(postings.starts[i]), int(postings.starts[i + 1])
             numbers, impacts = postings.sections[lo:hi], postings.impacts[lo:hi]
-            best = np.lexsort((numbers, -impacts.astype(np.int16)))[:wanted]  # the order a one-word query ranks
+            best = np.lexsort((numbers, -impacts.astype(np.int16)))[:wanted]
+            chosen.append(numbers[best].tolist())
+        else:
+            chosen.append([])
+    return chosen
+
+
+def _term_file(postings: Postings, encoded: EncodedPostings, members: list[int], facet_ranges: dict[str, str],
+               rows_of: list[list[int]], report_rows: list[list[object]], sections: list[IndexedSection],
+               texts: _Texts, n: int) -> bytes:
+    """{"t": term -> [idf x 1000, deltas, impacts], "f": facet ranges, "r": report rows, "s": snippet rows};
+    rows_of: _snippet_sections."""
+    directory: dict[str, list[object]] = {}
+    snippets: dict[str, list[list[object]]] = {}
+    reports: list[list[object]] = []
+    report_at: dict[int, int] = {}
+    for i, encoding, numbers in zip(members, encoded.of(members), rows_of, strict=True):
+        term = postings.terms[i]
+        count = int(postings.starts[i + 1] - postings.starts[i])
+        idf = math.log(1 + (n - count + 0.5) / (count + 0.5))
+        directory[term] = [round(idf * 1000), *encoding]
+        if numbers:
             rows = []
-            for k in best.tolist():
-                s = sections[int(numbers[k])]
+            for number in numbers:
+                s = sections[number]
                 if s.report not in report_at:
                     report_at[s.report] = len(reports)
                     reports.append(report_rows[s.report])
@@ -1450,6 +1490,30 @@ def _term_file(postings: Postings, encoded: EncodedPostings, members: list[int],
                 rows.append([s.number, report_at[s.report], s.anchor, s.path, s.title, start, window, len(text)])
             snippets[term] = rows
     return _json({"t": directory, "f": facet_ranges, "r": reports, "s": snippets})
+
+
+def _term_file_key(salt: bytes, path: str, postings: Postings, members: list[int], facet_ranges: dict[str, str],
+                   rows_of: list[list[int]], row_digest: Callable[[int], bytes], n: int) -> bytes:
+    """A digest of all that _term_file makes the file of; row_digest(section): of all a snippet row shows."""
+    h = hashlib.blake2b(salt + path.encode(), digest_size=16)
+    ids = np.array(members, np.int64)
+    lo, counts = postings.starts[ids], np.diff(postings.starts)[ids]
+    ends = np.cumsum(counts)
+    at = np.repeat(lo - (ends - counts), counts) + np.arange(int(ends[-1]) if len(ends) else 0)
+    rows = [number for numbers in rows_of for number in numbers]
+    for part in (counts, postings.sections[at], postings.impacts[at], np.array(list(map(len, rows_of)), np.int64)):
+        h.update(np.ascontiguousarray(part).tobytes())
+    h.update(b"".join(map(row_digest, rows)))
+    h.update(repr((n, [postings.terms[i] for i in members], facet_ranges)).encode())
+    return h.digest()
+
+
+def _row_digest(number: int, report_rows: list[list[object]], sections: list[IndexedSection], texts: _Texts) -> bytes:
+    """A digest of all a snippet row of section `number` shows."""
+    s = sections[number]
+    h = hashlib.blake2b(repr((s.number, s.anchor, s.path, s.title, report_rows[s.report])).encode(), digest_size=16)
+    h.update(texts.body(number).encode("utf-8", "surrogatepass"))
+    return h.digest()
 
 
 ROW_BYTES = 450  # about the size of one snippet row (report, heading path, 110 characters of text)
@@ -1523,6 +1587,17 @@ def _doc_file(report_rows: list[list[object]], sections: list[IndexedSection], t
             reports.append(report_rows[s.report])
         rows.append([at[s.report], s.anchor, s.path, s.title, texts.body(s.number)])
     return OutputFile(f"{INDEX_DIR}d/{first // per_file}.json", _json({"r": reports, "s": rows}))
+
+
+def _doc_file_key(salt: bytes, report_rows: list[list[object]], sections: list[IndexedSection], texts: _Texts,
+                  first: int, per_file: int) -> bytes:
+    """A digest of all that _doc_file makes the file of."""
+    chosen = sections[first:first + per_file]
+    reports = sorted({s.report for s in chosen})
+    h = hashlib.blake2b(salt + repr((first, per_file, reports, [report_rows[r] for r in reports])).encode(),
+                        digest_size=16)
+    h.update(repr([(s.report, s.anchor, s.path, s.title) for s in chosen]).encode())
+    return _texts_digest(h, texts, first, first + len(chosen)).digest()
 
 
 def search_files(data: SiteData, content_dir: Path) -> list[OutputFile]:

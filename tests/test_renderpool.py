@@ -95,6 +95,22 @@ def test_parallel_build_writes_the_same_site_as_a_build_in_one_process(content_c
     parallel, serial = tree(tmp_path / "parallel"), tree(tmp_path / "serial")
     assert len(parallel) > PARALLEL_MIN and parallel.keys() == serial.keys()
     assert [p for p in serial if parallel[p] != serial[p]] == []
+    # an edit: the index is made again in the child, which takes over the files whose inputs are unchanged
+    # (hard links: their inodes stay), and the site is the one a build without the cache makes
+    index = tmp_path / "first" / "search" / "idx"
+    inodes = {p: p.stat().st_ino for p in index.rglob("*.json")}
+    edited = content_copy / "reports" / "copy-007.md"
+    text = edited.read_text(encoding="utf-8")
+    at = text.index("加强", text.index("\n## "))
+    edited.write_text(text[:at] + "强化" + text[at + 2:], encoding="utf-8")
+    for out, options in (("first", []), ("cold", ["--no-cache"])):
+        run = subprocess.run([sys.executable, "-c", PARALLEL_BUILD, str(content_copy), str(tmp_path / out), *options],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert run.returncode == 0 and "write_search_files" in run.stdout, run.stderr
+    assert tree(tmp_path / "first") == tree(tmp_path / "cold") != tree(tmp_path / "second")
+    kept = [p for p, inode in inodes.items() if p.stat().st_ino == inode]
+    assert len(kept) > 0.8 * len(inodes), (len(kept), len(inodes))
 
 
 def test_pages_are_rendered_here_while_another_job_is_busy_and_the_rest_by_the_pool(tmp_path, monkeypatch) -> None:

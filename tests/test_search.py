@@ -18,6 +18,7 @@ from reportsite import search
 from reportsite.errors import ReportsiteError
 from reportsite.model import load_content
 from reportsite.pipeline import BuildOptions, build
+from reportsite.render import OutputFile
 from tests.conftest import CHROMIUM, CONTENT_DIR, ROOT, serve_directory
 
 QUERIES = ["行政复议", "复议", "法律明白人", "城事通", "网办率", "12345热线", "2023年", "“放管服”", "放管服改革",
@@ -255,23 +256,23 @@ class DictStore:
         return len(gone)
 
 
-def index_of(content: Path, memo: search.CountMemo | None = None) -> list[tuple[str, bytes]]:
+def index_of(content: Path, memo: search.IndexMemo | None = None, keep_keys: bool = False) -> list[tuple]:
     from reportsite.config import load_config
     from reportsite.pipeline import derive
     from reportsite.topics import load_topics
 
     data = derive(load_content(content), load_topics(content), load_config(content, None))
     made = search.index_files(search.search_input(data), search.load_search_settings(content), lambda f: f, memo)
-    return [(f.path, f.data) for f in made]
+    return [(f.path, f.data, f.key) if keep_keys else (f.path, f.data) for f in made]
 
 
 def test_an_edit_counts_again_only_the_ranges_it_changed(content_copy: Path, monkeypatch):
-    """The index is counted range by range and each range's counts are kept (CountMemo) under its texts: after
+    """The index is counted range by range and each range's counts are kept (IndexMemo) under its texts: after
     an edit of one section only that section's range is counted again, and the files are the bytes of an
     index counted afresh. Other settings or another code version find nothing kept."""
     monkeypatch.setattr(search, "RANGE_SECTIONS", 8)
     store = DictStore()
-    memo = search.CountMemo(store, b"version 1")
+    memo = search.IndexMemo(store, b"version 1")
     first = index_of(content_copy, memo)
     ranges = store.puts.count(search.WORDS)
     assert ranges > 5 and store.puts.count(search.COUNTS) == ranges
@@ -291,8 +292,46 @@ def test_an_edit_counts_again_only_the_ranges_it_changed(content_copy: Path, mon
     assert len([k for k in store.values if k[0] == search.WORDS]) == ranges  # the old versions are gone
 
     store.puts.clear()
-    assert index_of(content_copy, search.CountMemo(store, b"version 2")) == edited
+    assert index_of(content_copy, search.IndexMemo(store, b"version 2")) == edited
     assert store.puts.count(search.WORDS) == ranges
+
+
+def test_an_edit_makes_again_only_the_index_files_it_changed(content_copy: Path):
+    """Each index file has a key that digests all it is made of; a file whose key is the last build's is taken
+    over (IndexMemo.keep), the others are made. After an edit most files are taken over, and the index is
+    the bytes of one made afresh; another code version takes over nothing."""
+    last: dict[str, tuple[bytes, bytes]] = {}  # the last site: path -> (key, bytes)
+    kept: list[str] = []
+
+    def keep(path: str, key: bytes):
+        if path in last and last[path][0] == key:
+            kept.append(path)
+            return OutputFile(path, last[path][1], key)
+        return None
+
+    def index(version: bytes) -> list[tuple[str, bytes]]:
+        made = index_of(content_copy, search.IndexMemo(DictStore(), version, keep), keep_keys=True)
+        last.clear()
+        last.update((path, (key, data)) for path, data, key in made)
+        return [(path, data) for path, data, _ in made]
+
+    first = index(b"version 1")
+    assert kept == [] and len(first) > 20
+    report = sorted((content_copy / "reports").glob("*.md"))[2]
+    text = report.read_text(encoding="utf-8")
+    at = text.index("加强", text.index("\n## "))
+    report.write_text(text[:at] + "强化" + text[at + 2:], encoding="utf-8")  # no length changes: nor do other BM25s
+    edited = index(b"version 1")
+    assert edited == index_of(content_copy) != first
+    changed = {path for (path, data), (_, before) in zip(edited, first, strict=True) if data != before}
+    unchanged = {path for path, _ in edited} - changed - {search.INDEX_DIR + "manifest.json"}
+    # never a changed file; a file some of whose snippet texts changed out of sight is made again
+    assert changed and set(kept) <= unchanged and len(kept) > 0.9 * len(unchanged), (len(kept), len(unchanged))
+    end = text.index("。", at) + 1
+    report.write_text(text[:end] + text[at:end] + text[end:], encoding="utf-8")  # longer: every BM25 changes
+    assert index(b"version 1") == index_of(content_copy)
+    kept.clear()
+    assert index(b"version 2") == index_of(content_copy) and kept == []
 
 
 def test_index_is_the_same_bytes_counted_in_small_chunks(monkeypatch):
