@@ -47,7 +47,7 @@ from .model import (
 )
 from .render import KEY_LATER, OutputFile, Page, PageRenderer, PendingPage, SiteData
 from .renderpool import RenderedPage
-from .workers import PARALLEL_MIN, SharedObjects
+from .workers import PARALLEL_MIN, SharedObjects, map_in_pool, pool_size
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 CACHE_FORMAT = "1"
@@ -446,6 +446,68 @@ class DiskStore:
         return removed
 
 
+REDO_CHUNK = 50  # reports per task of the pool that does their work again
+
+
+def _redo_one(entry: LoadedFile, work: Sequence[ReportWork], known: Fingerprinter, shared: SharedObjects,
+              disk: DiskStore | None, work_digest: bytes) -> LoadedFile:
+    """A loaded report's per-report work, done again (the rules changed), and stored."""
+    assert entry.report is not None
+    derived = tuple(function(entry.report, *args) for function, args in work)
+    entry = dataclasses.replace(entry, work=work_digest, derived=derived,
+                                derived_digests=result_digests(known, derived))
+    if disk is not None:
+        disk.put("report", entry.digest, entry, shared=shared)
+    return entry
+
+
+_redo_job: tuple[Any, ...] | None = None  # a redo worker's arguments, inherited through fork (_work_redone)
+
+
+def _start_redo_worker(*job: Any) -> None:
+    global _redo_job
+    _redo_job = job
+
+
+def _faces(entries: Sequence[LoadedFile]) -> dict[bytes, object]:
+    """The reports' faces, which their results point to, by a token both processes know."""
+    return {entry.digest: entry.report.face for entry in entries if entry.report is not None}
+
+
+def _redo_chunk(bounds: tuple[int, int]) -> bytes:
+    assert _redo_job is not None
+    entries, work, known, shared, disk, work_digest = _redo_job
+    chunk = entries[bounds[0]:bounds[1]]
+    done = [_redo_one(entry, work, known, shared, disk, work_digest) for entry in chunk]
+    return shared.with_named(_faces(chunk)).dumps([(e.derived, e.derived_digests) for e in done])
+
+
+def _work_redone(entries: list[LoadedFile], work: Sequence[ReportWork], known: Fingerprinter, shared: SharedObjects,
+                 disk: DiskStore | None, work_digest: bytes) -> list[LoadedFile]:
+    """_redo_one of each entry, in a pool when there are many: this process does its share, and a forked
+    worker sends its results back with the rules' objects and the reports' faces as references (its
+    copies of them would be other objects than the parent's)."""
+    job = (entries, work, known, shared, disk, work_digest)
+    workers = pool_size(len(entries))
+    if workers < 2:
+        return [_redo_one(entry, *job[1:]) for entry in entries]
+    bounds = [(i, min(i + REDO_CHUNK, len(entries))) for i in range(0, len(entries), REDO_CHUNK)]
+
+    def redo_here(bounds: tuple[int, int]) -> list[LoadedFile]:
+        return [_redo_one(entry, *job[1:]) for entry in entries[bounds[0]:bounds[1]]]
+
+    out: list[LoadedFile] = []
+    for (lo, hi), done in zip(bounds, map_in_pool(_redo_chunk, bounds, workers, _start_redo_worker, job,
+                                                  here=redo_here), strict=True):
+        if isinstance(done, bytes):  # from the worker: (derived, digests) per entry
+            chunk = entries[lo:hi]
+            done = [dataclasses.replace(entry, work=work_digest, derived=derived, derived_digests=digests)
+                    for entry, (derived, digests) in zip(chunk, shared.with_named(_faces(chunk)).loads(done),
+                                                         strict=True)]
+        out += done
+    return out
+
+
 class BuildCache:
     """Memo of one project's build work: in memory, and on disk when `directory` is given."""
 
@@ -572,19 +634,20 @@ class BuildCache:
         parsed = dict(zip((p for p, _ in todo), parse_files(todo, table, work, self.progress.advance, digested),
                           strict=True))
         self.progress.done()
+        # the rules changed, not the file: the work is done again (in a pool when there are many)
+        stale = [path for path, entry in entries.items() if path not in parsed and isinstance(entry, LoadedFile)
+                 and entry.report is not None and entry.work != work_digest]
+        redone = dict(zip(stale, _work_redone([entries[p] for p in stale], work, known, shared,  # type: ignore[misc]
+                                              disk, work_digest), strict=True))
         reports: list[Report] = []
         problems: list[Problem] = []
         for path, entry in entries.items():
             fresh = parsed.get(path)
             if fresh is not None:
                 entry = entries[path] = loaded(path, fresh)
+            elif path in redone:
+                entry = entries[path] = redone[path]
             assert isinstance(entry, LoadedFile)
-            if entry.report is not None and entry.work != work_digest:  # the rules changed, not the file
-                derived = tuple(function(entry.report, *args) for function, args in work)
-                entry = entries[path] = dataclasses.replace(entry, work=work_digest, derived=derived,
-                                                            derived_digests=result_digests(known, derived))
-                if self.disk:
-                    self.disk.put("report", entry.digest, entry, shared=shared)
             problems += entry.problems
             if entry.report is not None:
                 reports.append(entry.report)

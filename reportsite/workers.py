@@ -300,6 +300,15 @@ class SharedObjects:
     def loads(self, data: bytes) -> Any:
         return self.unpickler(io.BytesIO(data)).load()
 
+    def with_named(self, named: dict[bytes, object]) -> SharedObjects:
+        """These shared objects and the `named` ones (token -> object), whose tokens both processes know (a
+        report's path for the report's face): a worker's results then point to the parent's objects."""
+        other = object.__new__(SharedObjects)
+        other._objects = [*self._objects, *named.values()]
+        other._token_of = {**self._token_of, **{id(obj): token for token, obj in named.items()}}
+        other._object_of = {**self._object_of, **named}
+        return other
+
 
 
 class _SharedPickler(pickle.Pickler):

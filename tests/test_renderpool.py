@@ -18,14 +18,14 @@ from .conftest import ROOT
 
 PARALLEL_BUILD = """
 import sys
-from reportsite import model, pipeline, renderpool, workers
+from reportsite import cache, model, pipeline, renderpool, workers
 from reportsite.cli import main
 
 def counted(function, *args, **kwargs):
     print(function.__name__)
     return workers.map_in_pool(function, *args, **kwargs)
 
-model.map_in_pool = renderpool.map_in_pool = counted
+model.map_in_pool = renderpool.map_in_pool = cache.map_in_pool = counted
 
 
 class Counted(pipeline.ChildJob):
@@ -111,6 +111,18 @@ def test_parallel_build_writes_the_same_site_as_a_build_in_one_process(content_c
     assert tree(tmp_path / "first") == tree(tmp_path / "cold") != tree(tmp_path / "second")
     kept = [p for p, inode in inodes.items() if p.stat().st_ino == inode]
     assert len(kept) > 0.8 * len(inodes), (len(kept), len(inodes))
+    # a rule changed (a topic's keywords), not the files: the per-report work is done again, in the pool
+    topics = content_copy / "topics.yml"
+    topics.write_text(topics.read_text(encoding="utf-8").replace("keywords: [立法, ", "keywords: [立法, 改革, "),
+                      encoding="utf-8")
+    before = tree(tmp_path / "first")
+    for out, options in (("first", []), ("cold", ["--no-cache"])):
+        run = subprocess.run([sys.executable, "-c", PARALLEL_BUILD, str(content_copy), str(tmp_path / out), *options],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert run.returncode == 0, run.stderr
+        assert ("_redo_chunk" in run.stdout) == (out == "first"), run.stdout
+    assert tree(tmp_path / "first") == tree(tmp_path / "cold") != before
 
 
 def test_pages_are_rendered_here_while_another_job_is_busy_and_the_rest_by_the_pool(tmp_path, monkeypatch) -> None:

@@ -136,6 +136,23 @@ def test_shared_objects_travel_as_references_and_come_back_as_the_receivers_own(
         SharedObjects([changed]).loads(data)
 
 
+def test_named_objects_travel_as_references_by_the_tokens_both_sides_give_them() -> None:
+    """A worker's results point to the reports' faces: sent by a token both processes know (the report's
+    file digest), they come back as the receiver's own faces, not as copies."""
+    from reportsite.figures import load_indicators
+    from reportsite.model import load_content
+
+    rules = load_indicators(CONTENT_DIR)
+    mine, theirs = load_content(CONTENT_DIR).reports, load_content(CONTENT_DIR).reports  # equal, other objects
+    results = [(report.face, rules.indicators[0]) for report in theirs]
+    data = SharedObjects([rules]).with_named({r.path.encode(): r.face for r in theirs}).dumps(results)
+    back = SharedObjects([rules]).with_named({r.path.encode(): r.face for r in mine}).loads(data)
+    assert back == results
+    assert all(face is report.face for (face, _), report in zip(back, mine, strict=True))
+    with pytest.raises(KeyError):  # a face the receiver does not name
+        SharedObjects([rules]).with_named({}).loads(data)
+
+
 FREED_BUFFERS = """
 from reportsite.workers import return_freed_memory
 
