@@ -20,7 +20,7 @@ import pickle
 import re
 import sys
 import types
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
@@ -141,14 +141,13 @@ class Fingerprinter:
         other._ways = self._ways
         return other
 
-    def result_parts(self, value: object, digest: bytes,
-                     known_parts: Mapping[bytes, bytes] | None = None) -> list[tuple[object, bytes]]:
+    def result_parts(self, value: object, digest: bytes) -> list[tuple[object, bytes]]:
         """The dataclasses inside a pure function's result (and its tuples of them), each with a digest:
         registered, pages receiving them (an indicator value, a structure check) hash a short digest instead
-        of walking them. A part's digest is its content's from `known_parts` (by its path in the result,
-        see ResultDigests), else derived from `digest`, the call's key, and its path (an identifier, not a
-        hash: unique given the key and the path). Only dataclasses the call made are included: those of
-        its inputs were registered when the key was computed, and reports are known by their files."""
+        of walking them. A part's digest is derived from `digest`, the call's key, and its path (an
+        identifier, not a hash: unique given the key and the path), unless its content's is known
+        (ResultDigests). Only dataclasses the call made are included: those of its inputs were registered
+        when the key was computed, and reports are known by their files."""
         parts: list[tuple[object, bytes]] = []
         stack: list[tuple[object, bytes, int]] = [(value, b"", PART_DEPTH)]
         known = self._known
@@ -173,14 +172,13 @@ class Fingerprinter:
                 for index, child in enumerate(children):
                     if type(child) not in _LEAVES:
                         stack.append((child, path + index.to_bytes(4, "little"), depth - 1))
-        found = known_parts or {}
-        return [(part, found.get(path) or digest + path) for part, path in parts]
+        return [(part, digest + path) for part, path in parts]
 
     def result_digests(self, value: object) -> ResultDigests | None:
         """The digests of a result's content and of its parts' (result_parts), by path; None for a result
         without parts (a report's topic matches: only its own page, made again anyway, takes it whole)."""
-        parts = self.result_parts(value, b"")  # with an empty key, a part's digest is its path
-        return ResultDigests(self.of(value), {path: self.of(part) for part, path in parts}) if parts else None
+        parts = self.result_parts(value, b"")
+        return ResultDigests(self.of(value), tuple((part, self.of(part)) for part, _ in parts)) if parts else None
 
     def reference_of(self, obj: object) -> bytes | None:
         """A report's or section's digest, to store it by reference (DiskStore.put)."""
@@ -363,10 +361,12 @@ class LoadedFile:
 
 
 class ResultDigests(NamedTuple):
-    """The digests of a per-report result's content and of its parts' (path in the result -> digest)."""
+    """The digests of a per-report result's content and of its parts' (result_parts): each part with its
+    digest, kept with the result (one pickle: the parts are the result's own objects), so that a build that
+    loads the result registers them without walking it again (0.5 s at 10,000 reports)."""
 
     whole: bytes
-    parts: dict[bytes, bytes]
+    parts: tuple[tuple[object, bytes], ...]
 
 
 def result_digests(known: Fingerprinter, results: tuple[Any, ...]) -> tuple[ResultDigests | None, ...]:
@@ -740,7 +740,7 @@ class BuildCache:
             content = self._content.get(key)
             parts = self._parts.get(key)
             if parts is None:
-                parts = self._parts[key] = self.fingerprint.result_parts(value, key, content and content.parts)
+                parts = self._parts[key] = list(content.parts) if content else self.fingerprint.result_parts(value, key)
             for part, digest in parts:
                 self.fingerprint.register(part, digest)
             self.fingerprint.register(value, content.whole if content else key)
