@@ -878,6 +878,8 @@ def _range_words(job: _Job, task: Task, memo: IndexMemo | None) -> tuple[int, Pa
     number, bounds, key = task
     counter = _RangeCounter(job, bounds)
     words, cut = counter.words(), counter.cut()
+    del counter
+    return_freed_memory()  # pass one's heap of small objects: else a worker's grows range after range
     if memo and key:
         memo.store.put(WORDS, key, words)
         memo.store.put(CUT, key, cut)
@@ -888,6 +890,7 @@ def _range_counts(cut: _Units, vocab: frozenset[str], settings: SearchSettings, 
                   key: bytes | None, memo: IndexMemo | None) -> tuple[int, PassTwo]:
     """Pass two of a range, kept in the memo."""
     counted = range_postings(cut, vocab, settings)
+    return_freed_memory()  # the arrays of the counting, freed: 100 MB a worker at 10,000 reports
     if memo and key:
         memo.store.put(COUNTS, key, counted)
     return number, counted
