@@ -41,9 +41,12 @@ Files (format 3):
   Facet keys map to section numbers as varint deltas (the same text as postings, without impacts).
 At most `max_files` files whatever the corpus size.
 
-Speed: texts are cut and counted in forked worker processes (jieba initialised once, in the parent); each
-distinct run is cut into terms once and the postings are counted, merged and encoded with numpy; term and
-text files are written by forked workers too. The output is the same bytes whatever the number of workers.
+Speed: texts are cut and counted in forked worker processes (jieba initialised once, in the parent), by
+ranges of sections that start where a section's name says (_content_ranges); each distinct run is cut into
+terms once and the postings are counted, merged and encoded with numpy; term and text files are written by
+forked workers too. The output is the same bytes whatever the number of workers and ranges. With a memo
+(IndexMemo, in the build cache) a rebuild counts again only the ranges whose texts changed, and takes over
+the last site's files whose inputs did not change.
 Memory: the second pass (postings) runs in workers forked afresh, from the ranges as the first pass cut
 them (_Units), so that the first pass's heap is not carried into it; neither pass keeps what it asks only
 once (texts, jieba's words, a run's terms).
