@@ -446,6 +446,26 @@ class DiskStore:
         return removed
 
 
+class MemoryStore:
+    """DiskStore's get, put and prune for a cache without a folder (a live preview's): the values are kept
+    as they are, unpickled (their users never change them)."""
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[str, bytes], Any] = {}
+
+    def get(self, kind: str, key: bytes) -> Any | None:
+        return self._values.get((kind, key))
+
+    def put(self, kind: str, key: bytes, value: Any) -> None:
+        self._values[(kind, key)] = value
+
+    def prune(self, kind: str, keep: set[bytes]) -> int:
+        gone = [k for k in self._values if k[0] == kind and k[1] not in keep]
+        for k in gone:
+            del self._values[k]
+        return len(gone)
+
+
 REDO_CHUNK = 50  # reports per task of the pool that does their work again
 
 
@@ -514,6 +534,7 @@ class BuildCache:
     def __init__(self, directory: Path | None = None, version: str | None = None):
         self.version = (version or code_version()).encode()
         self.disk = DiskStore(directory / f"v{CACHE_FORMAT}") if directory else None
+        self.store: DiskStore | MemoryStore = self.disk or MemoryStore()  # for memos of their own (the index's)
         self.files: dict[str, LoadedFile] = {}
         self.memo: dict[bytes, Any] = {}
         self._parts: dict[bytes, list[tuple[object, bytes]]] = {}  # memo key -> result_parts of its value
@@ -702,8 +723,10 @@ class BuildCache:
         found = self.disk.get("call", key) if self.disk else None
         return key, found[0] if isinstance(found, tuple) else None
 
-    def call(self, function: Callable[..., Any], *args: Any) -> Any:
-        """function(*args), remembered under the digest of the function and its arguments.
+    def call(self, function: Callable[..., Any], *args: Any, helper: Any = None) -> Any:
+        """function(*args), remembered under the digest of the function and its arguments. A `helper` is
+        passed on as the last argument but is not part of the digest: something that makes the result
+        faster and never different (the search index's memo).
 
         With `defer` on, a function in `deferrable` returns its previous result at once (or, before it
         has one, its stand-in: the preview server starts without a search index) and the build is
@@ -718,7 +741,7 @@ class BuildCache:
         try:
             key = _blake(self.version, self.fingerprint.of(function, *args))
         except Unfingerprintable:
-            return function(*args)
+            return function(*args) if helper is None else function(*args, helper)
         self._used.add(key)
         if key in self.memo:
             value = self.memo[key]
@@ -730,7 +753,7 @@ class BuildCache:
                 self.pending = True
                 return self.deferrable[function]
             else:
-                value = function(*args)
+                value = function(*args) if helper is None else function(*args, helper)
                 if self.disk:
                     self.disk.put("call", key, (value,), self.fingerprint)
             self.memo[key] = value

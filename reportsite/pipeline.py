@@ -170,8 +170,11 @@ def render_all(data: SiteData, options: BuildOptions, renderer: PageRenderer,
     """Every file of the site: finished files, pages to render and pages kept from the last build. The
     search index is made here unless it is made or kept apart (see search_apart)."""
     if apart is None:
-        search: list[OutputFile] | list[KeptPage] = _call(options.cache, build_search_files, search_view(data),
-                                                          load_search_settings(options.content_dir))
+        view, settings = search_view(data), load_search_settings(options.content_dir)
+        cache = options.cache
+        search: list[OutputFile] | list[KeptPage] = (
+            cache.call(build_search_files, view, settings, helper=IndexMemo(cache.store, cache.version)) if cache
+            else build_search_files(view, settings))
     else:
         search = apart if isinstance(apart, list) else []  # a child writes it
     items = [*render_reports(renderer, data), *render_index_pages(renderer, data), *theme_files(options.theme_dir),

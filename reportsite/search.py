@@ -1284,12 +1284,13 @@ def _norm_positions(text: str, norm: str):
     return lambda i: positions[min(i, len(positions) - 1)]
 
 
-def build_search_files(data: SiteData, settings: SearchSettings) -> list[OutputFile]:
-    return made_search_files(data, settings, _as_made)
+def build_search_files(data: SiteData, settings: SearchSettings, memo: IndexMemo | None = None) -> list[OutputFile]:
+    return made_search_files(data, settings, _as_made, memo)
 
 
-def made_search_files(data: SiteData, settings: SearchSettings, finish: Callable[[OutputFile], T]) -> list[T]:
-    return index_files(search_input(data), settings, finish)
+def made_search_files(data: SiteData, settings: SearchSettings, finish: Callable[[OutputFile], T],
+                      memo: IndexMemo | None = None) -> list[T]:
+    return index_files(search_input(data), settings, finish, memo)
 
 
 @dataclass(frozen=True)

@@ -162,6 +162,49 @@ def test_unchanged_files_are_not_rewritten_and_removed_ones_are_deleted(project:
     assert tree(out).keys() - {".reportsite-output"} == {f.path for f in files}
 
 
+def _doubled(value: int, helper: list[int]) -> int:
+    helper.append(value)  # the helper sees each call
+    return 2 * value
+
+
+def test_a_helper_reaches_the_function_but_not_its_key() -> None:
+    """`call(..., helper=...)` passes a helper that speeds a function up without changing its result (the
+    search index's memo) and leaves it out of the key: a call with another helper finds the result kept."""
+    cache = BuildCache()
+    first: list[int] = []
+    second: list[int] = []
+    assert cache.call(_doubled, 21, helper=first) == 42 and first == [21]
+    assert cache.call(_doubled, 21, helper=second) == 42 and second == []  # kept: not called again
+    assert cache.call(_doubled, 5, helper=second) == 10 and second == [5]
+
+
+def test_the_search_index_of_a_build_in_memory_counts_again_only_what_an_edit_changed(
+        project: BuildOptions, tmp_path: Path, monkeypatch) -> None:
+    """A cache without a folder (the live preview's) keeps the index's memo in memory: after an edit the
+    index counts again only the ranges it changed, and the site is the one a cold build makes."""
+    from reportsite import search
+
+    monkeypatch.setattr(search, "RANGE_SECTIONS", 8)
+    counted: list[tuple[int, int]] = []
+    count = search._range_words
+
+    def counting(job, task, memo):
+        counted.append(task[1])
+        return count(job, task, memo)
+
+    monkeypatch.setattr(search, "_range_words", counting)
+    cache = BuildCache()
+    build(with_cache(project, cache))
+    ranges = len(counted)
+    assert ranges > 5
+    counted.clear()
+    edit_report(project)
+    build(with_cache(project, cache))
+    assert 1 <= len(counted) <= 2
+    build(with_cache(project, None, tmp_path / "cold"))
+    assert tree(project.out_dir) == tree(tmp_path / "cold")
+
+
 def test_unknown_values_make_a_page_uncached_never_stale(project: BuildOptions) -> None:
     with pytest.raises(Unfingerprintable):
         Fingerprinter().of({"x": object()})
