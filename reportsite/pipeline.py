@@ -172,9 +172,10 @@ def render_all(data: SiteData, options: BuildOptions, renderer: PageRenderer,
     if apart is None:
         view, settings = search_view(data), load_search_settings(options.content_dir)
         cache = options.cache
+        keep = functools.partial(kept_search_bytes, previous=cache.previous_site(INDEX_DIR)) if cache else None
         search: list[OutputFile] | list[KeptPage] = (
-            cache.call(build_search_files, view, settings, helper=IndexMemo(cache.store, cache.version)) if cache
-            else build_search_files(view, settings))
+            cache.call(build_search_files, view, settings, helper=IndexMemo(cache.store, cache.version, keep))
+            if cache else build_search_files(view, settings))
     else:
         search = apart if isinstance(apart, list) else []  # a child writes it
     items = [*render_reports(renderer, data), *render_index_pages(renderer, data), *theme_files(options.theme_dir),
@@ -294,6 +295,21 @@ def kept_search_file(path: str, key: bytes, staging: Path, previous: PreviousSit
     if found is None or not link_into(staging, path, found[0]):
         return None
     return RenderedPage(path, found[1], None, None, written=False, key=key)
+
+
+def kept_search_bytes(path: str, key: bytes, previous: PreviousSite) -> OutputFile | None:
+    """The last site's search file at `path`, when it was made of inputs of `key`: its bytes (kept in
+    memory by the live preview, else read from the last site)."""
+    entry = previous.pages.get(path)
+    if entry is None or entry.key != key:
+        return None
+    if entry.data is not None:
+        return OutputFile(path, entry.data, key)
+    found = previous.kept_file(path, key)
+    try:
+        return OutputFile(path, found[0].read_bytes(), key) if found else None
+    except OSError:
+        return None
 
 
 def check_made(made: Made, cache: BuildCache | None) -> None:

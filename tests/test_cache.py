@@ -181,26 +181,40 @@ def test_a_helper_reaches_the_function_but_not_its_key() -> None:
 def test_the_search_index_of_a_build_in_memory_counts_again_only_what_an_edit_changed(
         project: BuildOptions, tmp_path: Path, monkeypatch) -> None:
     """A cache without a folder (the live preview's) keeps the index's memo in memory: after an edit the
-    index counts again only the ranges it changed, and the site is the one a cold build makes."""
+    index counts again only the ranges it changed and makes again only the term files whose inputs
+    changed, and the site is the one a cold build makes."""
     from reportsite import search
 
     monkeypatch.setattr(search, "RANGE_SECTIONS", 8)
     counted: list[tuple[int, int]] = []
-    count = search._range_words
+    made: list[list[int]] = []
+    count, make = search._range_words, search._term_file
 
     def counting(job, task, memo):
         counted.append(task[1])
         return count(job, task, memo)
 
+    def making(postings, encoded, members, *args):
+        made.append(members)
+        return make(postings, encoded, members, *args)
+
     monkeypatch.setattr(search, "_range_words", counting)
+    monkeypatch.setattr(search, "_term_file", making)
     cache = BuildCache()
     build(with_cache(project, cache))
-    ranges = len(counted)
-    assert ranges > 5
+    ranges, files = len(counted), len(made)
+    assert ranges > 5 and files > 20
     counted.clear()
-    edit_report(project)
+    made.clear()
+    # no length changes (nor do other sections' BM25s), and the same number of files (a small site's files
+    # are planned by size: one more would move every term)
+    report = sorted((project.content_dir / "reports").glob("*.md"))[2]
+    text = report.read_text(encoding="utf-8")
+    at = text.index("加强", text.index("\n## "))
+    replace_in(report, text[at:at + 12], "强化" + text[at + 2:at + 12])
     build(with_cache(project, cache))
     assert 1 <= len(counted) <= 2
+    assert 0 < len(made) < files / 2
     build(with_cache(project, None, tmp_path / "cold"))
     assert tree(project.out_dir) == tree(tmp_path / "cold")
 
