@@ -123,11 +123,6 @@ class Steps:
         self._last = now
 
 
-def _call(cache: BuildCache | None, function: Callable[..., T], *args: Any) -> T:
-    """function(*args), remembered by the build cache when there is one (a pure function of its args)."""
-    return cache.call(function, *args) if cache else function(*args)
-
-
 def memo_of(content: Content, work: Sequence[ReportWork], cache: BuildCache | None) -> Memo:
     """The build cache's `call`, or, without a cache, a call that takes the per-report work done while
     parsing (`content.derived`) instead of doing it again."""
