@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -58,12 +59,19 @@ from .search import (
     INDEX_DIR,
     IndexMemo,
     SearchInput,
+    SearchPiece,
     SearchSettings,
     build_search_files,
     index_files,
+    input_columns,
+    input_of_columns,
     load_search_settings,
     made_search_files,
+    patched_input,
+    piece_shape,
     search_input,
+    search_input_of,
+    search_piece,
 )
 from .topics import TopicRules, assign_topics, load_topics
 from .workers import PARALLEL_MIN, ChildJob, child_job_possible, collections_paused, return_freed_memory
@@ -73,8 +81,31 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 # Whole-site work that the live preview may finish just after reloading the page (cache.py `defer`).
 DEFERRABLE = {build_search_files: ()}  # function -> stand-in until its first result
+
+
+@dataclass(frozen=True)
+class IndexChild:
+    """The search index, being made by a child process; `instead` makes it here if the child could not (it
+    lacked the last input it was sent changes to, see index_input)."""
+
+    child: ChildJob
+    instead: Callable[[], list[RenderedPage]] | None = None
+
+    def running(self) -> bool:
+        return self.child.running()
+
+    def result(self) -> list[RenderedPage]:
+        made = self.child.result()
+        if made is None and self.instead:
+            return self.instead()
+        return made
+
+    def stop(self) -> None:
+        self.child.stop()
+
+
 # the search index of a big site: made by a child process, or kept from the last site (search_apart)
-SearchApart = ChildJob | list[KeptPage] | None
+SearchApart = IndexChild | list[KeptPage] | None
 
 
 def project_path(name: str) -> Path:
@@ -193,7 +224,7 @@ class Made:
 
 
 def produce(items: list[Page | KeptPage], renderer: PageRenderer, cache: BuildCache | None,
-            staging: Path | None, beside: ChildJob | None = None) -> Made:
+            staging: Path | None, beside: IndexChild | None = None) -> Made:
     """Render the pending pages (in a pool when there are many; here while the job `beside` runs), take
     over the kept ones, and write everything into `staging` (`build`), or keep the bytes in memory (`serve`,
     staging None)."""
@@ -261,17 +292,27 @@ def search_apart(data: SiteData, options: BuildOptions, staging: Path, spare: Ch
     previous = cache.previous_site(INDEX_DIR) if cache else None
     memo = IndexMemo(cache.disk, cache.version, functools.partial(kept_search_file, staging=staging, previous=previous)
                      ) if cache and cache.disk else None
-    job = (search_input(data), settings, staging, previous.unchanged_file if previous else no_previous,
-           cache.disk if cache else None, key, memo)
-    return spare.start(write_search_files, *job) if spare else ChildJob(write_search_files, *job)
+    job = (settings, staging, previous.unchanged_file if previous else no_previous, cache.disk if cache else None,
+           key, memo)
+    if spare and cache and cache.disk:
+        given = index_input(data, cache, cache.disk, options.out_dir)
+        return IndexChild(spare.start(write_search_files_given, given, *job, options.out_dir),
+                          lambda: write_search_files(search_input(data), *job))
+    source = search_input(data)
+    return IndexChild(spare.start(write_search_files, source, *job) if spare
+                      else ChildJob(write_search_files, source, *job))
 
 
 def spare_child(options: BuildOptions) -> ChildJob | None:
     """A child process forked before the site is loaded, for the search index of a big site (search_apart):
     its input is then sent to it. A child forked later would share the parent's pages of 10,000 loaded
-    reports only until the parent touched them, then hold its own copy: 0.7 GB more at a rebuild's peak."""
+    reports only until the parent touched them, then hold its own copy: 0.7 GB more at a rebuild's peak.
+    With a build cache, the child reads the last build's index input meanwhile (last_index_input)."""
     big = sum(1 for _ in islice(found_content_files(options.content_dir), PARALLEL_MIN)) == PARALLEL_MIN
-    return ChildJob.spare() if big and child_job_possible() else None
+    if not big or not child_job_possible():
+        return None
+    disk = options.cache.disk if options.cache else None
+    return ChildJob.spare(functools.partial(last_index_input, disk, options.out_dir) if disk else None)
 
 
 def write_search_files(source: SearchInput, settings: SearchSettings, staging: Path, previous: Previous,
@@ -282,6 +323,92 @@ def write_search_files(source: SearchInput, settings: SearchSettings, staging: P
     if disk and key:
         disk.put_result(key, tuple((page.path, page.digest) for page in made))
     return made
+
+
+# -- the index's input, kept for the next build -----------------------------------------------------------
+# Making the index's input of 10,000 reports (search_input) and sending it to the child took the parent 2 s
+# of a rebuild. The child keeps the input it was given, with a key per report (its content and topics, as
+# digested for the page keys) and its piece's shape (piece_shape); the next build's spare child reads it
+# back while the parent loads the site, and the parent sends only the pieces of the reports whose keys
+# changed: the child replaces their texts when their shapes did not change, else it gets every piece.
+
+
+@dataclass(frozen=True)
+class IndexInputKeys:
+    keys: list[bytes]  # per report
+    shapes: list[bytes]  # per report, piece_shape
+
+
+@dataclass(frozen=True)
+class LastIndexInput:
+    keys: IndexInputKeys
+    source: SearchInput
+
+
+@dataclass(frozen=True)
+class IndexInput:
+    """What the spare child makes the index's input of: every report's piece, or the last build's input (of
+    keys `last`) and the pieces of the reports whose keys changed, which kept their shapes."""
+
+    keys: list[bytes]
+    pieces: list[SearchPiece] | None = None
+    last: bytes | None = None  # the digest of the last input's keys (input_id)
+    changed: dict[int, SearchPiece] = field(default_factory=dict)
+
+
+def _input_store_key(out_dir: Path) -> bytes:
+    return hashlib.blake2b(str(out_dir.resolve()).encode(), digest_size=16).digest()
+
+
+def input_id(keys: list[bytes]) -> bytes:
+    return hashlib.blake2b(b"".join(keys), digest_size=16).digest()
+
+
+def last_index_input(disk: DiskStore, out_dir: Path) -> LastIndexInput | None:
+    """The index input the last build into `out_dir` kept (None: none, or unreadable); read by the spare
+    child while the parent loads the site."""
+    store = _input_store_key(out_dir)
+    keys, stored = disk.get("index-input-keys", store), disk.get("index-input", store)
+    if not (isinstance(keys, IndexInputKeys) and isinstance(stored, tuple) and len(stored) == 2
+            and stored[0] == input_id(keys.keys)):
+        return None
+    try:
+        return LastIndexInput(keys, input_of_columns(stored[1]))
+    except (TypeError, ValueError):
+        return None
+
+
+def index_input(data: SiteData, cache: BuildCache, disk: DiskStore, out_dir: Path) -> IndexInput:
+    """What the parent sends the spare child: the pieces of the reports whose keys changed since the input
+    the child read (last_index_input), when their shapes did not change; else every piece."""
+    keys = [cache.fingerprint.of(r, data.topics.get(r.slug, {})) for r in data.reports]
+    last = disk.get("index-input-keys", _input_store_key(out_dir))
+    if isinstance(last, IndexInputKeys) and len(last.keys) == len(keys):
+        changed = {i: search_piece(data.reports[i], data.topics.get(data.reports[i].slug, {}))
+                   for i, (key, was) in enumerate(zip(keys, last.keys, strict=True)) if key != was}
+        if all(piece_shape(piece) == last.shapes[i] for i, piece in changed.items()):
+            return IndexInput(keys, last=input_id(last.keys), changed=changed)
+    return IndexInput(keys, [search_piece(r, data.topics.get(r.slug, {})) for r in data.reports])
+
+
+def write_search_files_given(take: Callable[[], LastIndexInput | None], given: IndexInput, settings: SearchSettings,
+                             staging: Path, previous: Previous, disk: DiskStore, key: bytes | None,
+                             memo: IndexMemo | None, out_dir: Path) -> list[RenderedPage] | None:
+    """write_search_files in the spare child, of the input `given` (index_input) and the last one (`take`);
+    None when it was given only changes and has not the input they change (the parent then makes the index)."""
+    last = take()
+    if given.pieces is not None:
+        source, shapes = search_input_of(given.pieces), [piece_shape(piece) for piece in given.pieces]
+    elif last is None or input_id(last.keys.keys) != given.last:
+        return None
+    else:
+        source, shapes = patched_input(last.source, given.changed), last.keys.shapes
+    del last  # the last input's texts, replaced
+    if given.pieces is not None or given.changed:
+        store = _input_store_key(out_dir)
+        disk.put("index-input", store, (input_id(given.keys), input_columns(source)))
+        disk.put("index-input-keys", store, IndexInputKeys(given.keys, shapes))
+    return write_search_files(source, settings, staging, previous, disk, key, memo)
 
 
 def kept_search_file(path: str, key: bytes, staging: Path, previous: PreviousSite) -> RenderedPage | None:
@@ -438,8 +565,8 @@ def _build(options: BuildOptions) -> BuildResult:
         staging = start_staging(options.out_dir)
         apart = search_apart(data, options, staging, spare)
         return_freed_memory()  # the search index's input, pickled and sent: 128 MB at 10,000 reports
-        job = apart if isinstance(apart, ChildJob) else None
-        if spare and job is not spare:
+        job = apart if isinstance(apart, IndexChild) else None
+        if spare and (job is None or job.child is not spare):
             spare.stop()
         data = analyse(data)
         steps.done("load + derive")

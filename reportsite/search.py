@@ -36,7 +36,7 @@ Files (format 3):
 - search/idx/d/N.json: `docSections` sections per file, in order (report row, and per section its id,
   heading path, title and whole text): read for results that no snippet row covers, further pages of
   results and quoted phrases a window cannot confirm. Sections are numbered in the order of their
-  headings (sections_and_texts), so a query's first results - mostly sections under one heading in many
+  headings (search_input_of), so a query's first results - mostly sections under one heading in many
   reports - share a text file or two; this order also makes the files gzip much smaller.
   Facet keys map to section numbers as varint deltas (the same text as postings, without impacts).
 At most `max_files` files whatever the corpus size.
@@ -560,6 +560,22 @@ class _Texts:
     def body(self, k: int) -> str:
         return self.joined[self.bounds[2 * k + 1]:self.bounds[2 * k + 2]]
 
+    def with_bodies(self, bodies: dict[int, str]) -> _Texts:
+        """These texts with the bodies of some sections (number -> body) replaced."""
+        if not bodies:
+            return self
+        parts: list[str] = []
+        grown = np.zeros(len(self.bounds), np.int64)  # how much longer each section's body got
+        at = 0
+        for k in sorted(bodies):
+            start, end = self.bounds[2 * k + 1], self.bounds[2 * k + 2]
+            parts += [self.joined[at:start], bodies[k]]
+            grown[2 * k + 2] = len(bodies[k]) - (end - start)
+            at = end
+        parts.append(self.joined[at:])
+        shifted = np.frombuffer(self.bounds, np.int64) + np.cumsum(grown)
+        return _Texts("".join(parts), array("q", shifted.tobytes()))
+
     def spans(self, start: int, stop: int) -> Iterator[tuple[int, int, int]]:
         """(where the heading starts, where the body starts, where the body ends) in joined, of the sections
         start..stop."""
@@ -1045,33 +1061,96 @@ def heading_key(title: str) -> str:
     return "".join(run for run, _ in runs(_NUMBERING.sub("", title)))
 
 
-def sections_and_texts(data: SiteData) -> tuple[list[IndexedSection], _Texts]:
+# A section as its report gives it to the index: (anchor, heading, heading path, text)
+PieceSection = tuple[str, str, str, str]
+
+
+@dataclass(frozen=True)
+class SearchPiece:
+    """What one report gives the search index: its sections, its report row, its facet keys (year, level,
+    province, city) and each section's topics. search_input_of puts the pieces of all reports together; a
+    rebuild sends the index's process only the pieces of the reports that changed (see patched_input)."""
+
+    sections: list[PieceSection]
+    row: list[object]
+    facets: list[str]
+    topics: list[tuple[str, ...]]  # per section, the slugs of its topics
+
+
+def search_piece(report: Report, topics: dict[str, Any]) -> SearchPiece:
+    """`report`'s piece; `topics`: its sections' topic matches (topics.assign_topics)."""
+    titles: dict[str, str] = {}
+    sections: list[PieceSection] = []
+    for section in report.sections:  # a parent comes before its subsections
+        title = section.title.rstrip("。")
+        parent = titles.get(section.parent, "") if section.parent else ""
+        own = title if section.level > 0 else ""
+        titles[section.id] = path = " › ".join(p for p in (parent, own) if p)
+        sections.append((section.id, title, path, section.text))
+    return SearchPiece(sections, _report_row(report), _report_facets(report),
+                       [tuple(m.topic for m in topics.get(section.id, ())) for section in report.sections])
+
+
+def piece_shape(piece: SearchPiece) -> bytes:
+    """A digest of all a piece gives the index but its texts' characters (their lengths' powers of two, which
+    order sections, included): a report edited within its sections keeps its shape, and its sections their
+    places and numbers."""
+    outline = [(anchor, title, path, len(text).bit_length()) for anchor, title, path, text in piece.sections]
+    return hashlib.blake2b(repr((outline, piece.row, piece.facets, piece.topics)).encode(), digest_size=16).digest()
+
+
+def search_input(data: SiteData) -> SearchInput:
+    return search_input_of([search_piece(report, data.topics.get(report.slug, {})) for report in data.reports])
+
+
+def search_input_of(pieces: list[SearchPiece]) -> SearchInput:
     """Every section, numbered in the order of their headings (heading_key, length, report), and their
-    (heading, text) in that order. A query's first results are mostly sections under one heading in many
-    reports, so the text files of that order (section n is in file n // docSections) give them in one or
-    two requests, not one per report."""
-    found: list[tuple[int, str, str, str, str]] = []
+    (heading, text) in that order; each report's row; the facets. A query's first results are mostly sections
+    under one heading in many reports, so the text files of that order (section n is in file n // docSections)
+    give them in one or two requests, not one per report."""
+    found: list[tuple[int, str, str, str, str, tuple[str, ...]]] = []
     # one string per distinct heading and heading path (1,500 headings in 140,000 sections at 10,000
     # reports): each is keyed once, and sent to another process once
     same: dict[str, str] = {}
-    for r_index, report in enumerate(data.reports):
-        titles: dict[str, str] = {}
-        for section in report.sections:  # a parent comes before its subsections
-            title = section.title.rstrip("。")
-            title = same.setdefault(title, title)
-            parent = titles.get(section.parent, "") if section.parent else ""
-            own = title if section.level > 0 else ""
-            path = " › ".join(p for p in (parent, own) if p)
-            titles[section.id] = path = same.setdefault(path, path)
-            found.append((r_index, section.id, title, path, section.text))
+    for r_index, piece in enumerate(pieces):
+        for (anchor, title, path, text), topics in zip(piece.sections, piece.topics, strict=True):
+            found.append((r_index, anchor, same.setdefault(title, title), same.setdefault(path, path), text, topics))
     key_of = {title: heading_key(title) for title in same}
-    keys = [key_of[title] for _, _, title, _, _ in found]
+    keys = [key_of[title] for _, _, title, _, _, _ in found]
     # under one heading, shorter sections first (by powers of two of their length, so that an edit rarely
     # moves a section): BM25 ranks a short section higher, so a query's first results under a heading
     # are neighbours, mostly in one text file
     order = sorted(range(len(found)), key=lambda i: (keys[i], len(found[i][4]).bit_length(), i))
-    return ([IndexedSection(number, *found[i][:4]) for number, i in enumerate(order)],
-            _Texts.of([(found[i][2], found[i][4]) for i in order]))
+    facets: dict[str, list[int]] = {}  # facet key (@y:2023, @p:河北省, @c:邢台市, @l:district, @t:topic) -> sections
+    for number, i in enumerate(order):
+        for key in pieces[found[i][0]].facets:
+            facets.setdefault(key, []).append(number)
+        for topic in found[i][5]:
+            facets.setdefault(f"@t:{topic}", []).append(number)
+    return SearchInput([IndexedSection(number, *found[i][:4]) for number, i in enumerate(order)],
+                       _Texts.of([(found[i][2], found[i][4]) for i in order]), [piece.row for piece in pieces], facets)
+
+
+def patched_input(source: SearchInput, changed: dict[int, SearchPiece]) -> SearchInput:
+    """`source` with the texts of some reports replaced (report number -> its new piece, of the shape it had
+    in `source`, see piece_shape): the input search_input_of makes of the new pieces, without the others'."""
+    bodies = {report: {anchor: text for anchor, _, _, text in piece.sections} for report, piece in changed.items()}
+    replaced = {s.number: bodies[s.report][s.anchor] for s in source.sections if s.report in bodies}
+    return SearchInput(source.sections, source.texts.with_bodies(replaced), source.report_rows, source.facets)
+
+
+def input_columns(source: SearchInput) -> tuple[Any, ...]:
+    """`source` as a few lists, 3-4 times faster to pickle and unpickle than its 140,000 sections (10,000
+    reports); input_of_columns makes it again."""
+    sections = source.sections
+    return ([s.report for s in sections], [s.anchor for s in sections], [s.title for s in sections],
+            [s.path for s in sections], source.texts, source.report_rows, source.facets)
+
+
+def input_of_columns(columns: tuple[Any, ...]) -> SearchInput:
+    reports, anchors, titles, paths, texts, report_rows, facets = columns
+    return SearchInput([IndexedSection(number, *section) for number, section in enumerate(
+        zip(reports, anchors, titles, paths, strict=True))], texts, report_rows, facets)
 
 
 def _facet_numbers(numbers: list[int]) -> str:
@@ -1132,25 +1211,12 @@ def _report_row(report: Report) -> list[object]:
             j.level]
 
 
-def _facet_values(data: SiteData, sections: list[IndexedSection]) -> dict[str, list[int]]:
-    """facet key (@y:2023, @p:河北省, @c:邢台市, @l:district, @t:topic-slug) -> section numbers."""
-    values: dict[str, list[int]] = {}
-    of_report = [_report_facets(report) for report in data.reports]
-    for s in sections:
-        slug, keys = of_report[s.report]
-        for key in keys:
-            values.setdefault(key, []).append(s.number)
-        for m in data.topics.get(slug, {}).get(s.anchor, ()):
-            values.setdefault(f"@t:{m.topic}", []).append(s.number)
-    return values
-
-
-def _report_facets(report: Report) -> tuple[str, list[str]]:
+def _report_facets(report: Report) -> list[str]:
     j = report.jurisdiction
     keys = [f"@y:{report.year}", f"@l:{j.level}"]
     keys += [f"@p:{j.province}"] if j.province else []
     keys += [f"@c:{j.city}"] if j.city else []
-    return report.slug, keys
+    return keys
 
 
 # Postings are text, so that static hosts gzip them like any JSON (many leave binary types alone):
@@ -1296,18 +1362,12 @@ def made_search_files(data: SiteData, settings: SearchSettings, finish: Callable
 @dataclass(frozen=True)
 class SearchInput:
     """What the index is made of, as plain data (cheap to send to another process): every section in index
-    order and its text (sections_and_texts), and each report's row and search facets."""
+    order and its text (search_input_of), and each report's row and search facets."""
 
     sections: list[IndexedSection]
     texts: _Texts
     report_rows: list[list[object]]
     facets: dict[str, list[int]]
-
-
-def search_input(data: SiteData) -> SearchInput:
-    sections, texts = sections_and_texts(data)
-    return SearchInput(sections, texts, [_report_row(report) for report in data.reports],
-                       _facet_values(data, sections))
 
 
 def index_files(source: SearchInput, settings: SearchSettings, finish: Callable[[OutputFile], T],

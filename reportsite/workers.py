@@ -149,6 +149,9 @@ class ChildJob:
 
     `ChildJob(function, *args)` forks now, and the child inherits the arguments. `ChildJob.spare()` forks
     while this process is still small, and `start(function, *args)` sends the child its job later, pickled.
+    `ChildJob.spare(prepare)` runs `prepare()` in the child while it waits (reading what the job will need
+    from disk while the parent loads the site), and the job is then called as function(take, *args):
+    `take()` hands the prepared value over once, so that the job can drop it when done with it.
     A child forked after the parent has loaded a big site shares those pages only until the parent writes
     to them (a reference count is a write): from then on each such page is held twice."""
 
@@ -165,9 +168,9 @@ class ChildJob:
         self._message: Message | None = None
 
     @classmethod
-    def spare(cls) -> ChildJob:
-        """A child that waits for its job (start)."""
-        return cls(None)
+    def spare(cls, prepare: Callable[[], Any] | None = None) -> ChildJob:
+        """A child that waits for its job (start), having called `prepare` meanwhile, if given."""
+        return cls(None, prepare)
 
     def start(self, function: Callable[..., R], *args: Any) -> ChildJob:
         """Give a spare child its job: function and arguments are pickled."""
@@ -222,10 +225,14 @@ def _run_child(function: Callable[..., Any] | None, args: tuple[Any, ...], conne
         parent_end.close()
     with reporting_to(connection) as send:
         if function is None:  # a spare child: its job comes later, if at all
+            prepare = args[0] if args else None
+            prepared = [prepare()] if prepare else []
             sent = _job_sent(jobs)
             if sent is None:
                 return
             function, args = sent
+            if prepare:
+                args = (prepared.pop, *args)
         send(function(*args))
 
 

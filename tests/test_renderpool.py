@@ -26,6 +26,15 @@ def counted(function, *args, **kwargs):
     return workers.map_in_pool(function, *args, **kwargs)
 
 model.map_in_pool = renderpool.map_in_pool = cache.map_in_pool = counted
+search_input = pipeline.search_input
+
+
+def counted_input(data):
+    print("search_input")
+    return search_input(data)
+
+
+pipeline.search_input = counted_input
 
 
 class Counted(pipeline.ChildJob):
@@ -34,7 +43,8 @@ class Counted(pipeline.ChildJob):
         super().__init__(function, *args)
 
     def start(self, function, *args):
-        print(function.__name__)
+        given = args[0] if args else None  # the index's input: whole, or the changes to the last one
+        print(function.__name__ + (" (changes)" if getattr(given, "pieces", ()) is None else ""))
         return super().start(function, *args)
 
     def running(self):
@@ -65,8 +75,8 @@ def test_parallel_build_writes_the_same_site_as_a_build_in_one_process(content_c
     assert result.returncode == 0, result.stderr
     # the pools ran, and the search index was made while the pages rendered, in a child process forked
     # before the reports were parsed (it shares none of their memory)
-    assert result.stdout.splitlines()[:4] == ["spare child", "_parse_chunk", "write_search_files", "_render_range"], \
-        result.stdout
+    assert result.stdout.splitlines()[:5] == ["spare child", "_parse_chunk", "search_input", "write_search_files",
+                                              "_render_range"], result.stdout
     # with a build cache (in tmp_path): the workers store their parses, which the next build reuses
     # (the page keys of the first build are worked out in the render workers: the third build finds them)
     said = {}
@@ -108,9 +118,26 @@ def test_parallel_build_writes_the_same_site_as_a_build_in_one_process(content_c
                              cwd=tmp_path, capture_output=True, text=True, timeout=600,
                              env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert run.returncode == 0 and "write_search_files" in run.stdout, run.stderr
+        # the child read the index's input the last build kept, and was sent the edited report's piece only
+        assert ("write_search_files_given (changes)" in run.stdout) == (out == "first"), run.stdout
+        assert ("search_input" in run.stdout) == (out == "cold"), run.stdout
     assert tree(tmp_path / "first") == tree(tmp_path / "cold") != tree(tmp_path / "second")
     kept = [p for p, inode in inodes.items() if p.stat().st_ino == inode]
     assert len(kept) > 0.8 * len(inodes), (len(kept), len(inodes))
+    # the kept input is gone, not the keys the parent reads: the child cannot apply the edit, the parent
+    # makes the index itself
+    stored = list((tmp_path / ".reportsite-cache").glob("v*/index-input/*/*.pickle"))
+    assert len(stored) == 2  # of the builds into first/ and second/
+    for path in stored:
+        path.unlink()
+    edited.write_text(text[:at] + "推进" + text[at + 2:], encoding="utf-8")
+    for out, options in (("first", []), ("cold", ["--no-cache"])):
+        run = subprocess.run([sys.executable, "-c", PARALLEL_BUILD, str(content_copy), str(tmp_path / out), *options],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert run.returncode == 0, run.stderr
+        assert "search_input" in run.stdout, run.stdout
+    assert tree(tmp_path / "first") == tree(tmp_path / "cold")
     # a rule changed (a topic's keywords), not the files: the per-report work is done again, in the pool
     topics = content_copy / "topics.yml"
     topics.write_text(topics.read_text(encoding="utf-8").replace("keywords: [立法, ", "keywords: [立法, 改革, "),

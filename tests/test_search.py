@@ -296,6 +296,50 @@ def test_an_edit_counts_again_only_the_ranges_it_changed(content_copy: Path, mon
     assert store.puts.count(search.WORDS) == ranges
 
 
+def pieces_of(content: Path) -> list[search.SearchPiece]:
+    from reportsite.config import load_config
+    from reportsite.pipeline import derive
+    from reportsite.topics import load_topics
+
+    data = derive(load_content(content), load_topics(content), load_config(content, None))
+    return [search.search_piece(r, data.topics.get(r.slug, {})) for r in data.reports]
+
+
+def as_plain(source: search.SearchInput) -> tuple:
+    return (source.sections, source.texts.joined, source.texts.bounds.tolist(), source.report_rows, source.facets)
+
+
+def test_an_edit_within_sections_changes_the_index_input_by_replacing_texts(content_copy: Path):
+    """A rebuild's index input is the last one with the edited reports' texts replaced (patched_input), when
+    their pieces keep their shape: exactly the input made afresh of all pieces. A changed heading changes the
+    shape (sections may move), and so does a text whose length passes a power of two."""
+    pieces = pieces_of(content_copy)
+    before = search.search_input_of(pieces)
+    assert as_plain(search.input_of_columns(pickle.loads(pickle.dumps(search.input_columns(before))))) == \
+        as_plain(before)
+
+    report = sorted((content_copy / "reports").glob("*.md"))[2]
+    text = report.read_text(encoding="utf-8")
+    at = text.index("加强", text.index("\n## "))
+    report.write_text(text[:at] + "进一步" + text[at:], encoding="utf-8")  # a word more, in a section's text
+    edited = pieces_of(content_copy)
+    changed = {i: piece for i, piece in enumerate(edited) if piece != pieces[i]}
+    assert len(changed) == 1
+    (i, piece), = changed.items()
+    assert search.piece_shape(piece) == search.piece_shape(pieces[i])
+    patched = search.patched_input(before, changed)
+    assert as_plain(patched) == as_plain(search.search_input_of(edited)) != as_plain(before)
+    assert patched.sections is before.sections  # the same sections, only texts replaced
+
+    heading = text.index("\n## ") + 4
+    report.write_text(text[:heading] + "新" + text[heading:], encoding="utf-8")
+    assert search.piece_shape(pieces_of(content_copy)[i]) != search.piece_shape(pieces[i])
+    old = pieces[i].sections
+    longer = search.SearchPiece([*old[:3], (*old[3][:3], old[3][3] * 2), *old[4:]], pieces[i].row,
+                                pieces[i].facets, pieces[i].topics)
+    assert search.piece_shape(longer) != search.piece_shape(pieces[i])  # twice as long: it may move
+
+
 def test_an_edit_makes_again_only_the_index_files_it_changed(content_copy: Path):
     """Each index file has a key that digests all it is made of; a file whose key is the last build's is taken
     over (IndexMemo.keep), the others are made. After an edit most files are taken over, and the index is
@@ -348,7 +392,7 @@ def test_index_is_the_same_bytes_counted_in_small_chunks(monkeypatch):
     monkeypatch.setattr(search, "_CHUNK_SECTIONS", 5)
     monkeypatch.setattr(search, "_GATHER_POSTINGS", 7)
     chunked = search.build_search_files(data, settings)
-    assert len(search.sections_and_texts(data)[0]) > 10 * 5
+    assert len(search.search_input(data).sections) > 10 * 5
     assert [(f.path, f.data) for f in chunked] == [(f.path, f.data) for f in whole]
 
 
