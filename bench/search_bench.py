@@ -98,6 +98,10 @@ def build_site(content: Path, site: Path) -> dict:
         return files
 
     pipeline.build_search_files = timed
+    # the index made with the pages, in this process (and its workers), so that it can be timed: a big site's
+    # build makes it in a child process (pipeline.search_apart)
+    child_job_possible = pipeline.child_job_possible
+    pipeline.child_job_possible = lambda: False
     try:
         started = time.perf_counter()
         result = pipeline.build(pipeline.BuildOptions(content, site, templates_dir=ROOT / "templates",
@@ -105,6 +109,7 @@ def build_site(content: Path, site: Path) -> dict:
         timings["build_s"] = time.perf_counter() - started
     finally:
         pipeline.build_search_files = original
+        pipeline.child_job_possible = child_job_possible
     timings["reports"] = result.reports
     return timings
 

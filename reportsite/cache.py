@@ -540,6 +540,9 @@ class BuildCache:
         self._parts: dict[bytes, list[tuple[object, bytes]]] = {}  # memo key -> result_parts of its value
         self._content: dict[bytes, ResultDigests] = {}  # memo key -> its value's content digests, if made
         self.pages: dict[str, PageEntry] = {}  # site path -> what the last build made there
+        # group name -> (key, paths): pages the last build made of the same inputs (MemoRenderer.group)...
+        self.groups: dict[str, tuple[bytes, tuple[str, ...]]] = {}
+        self.groups_made: dict[str, tuple[bytes, tuple[str, ...]]] = {}  # ...and this build
         self.site: Path | None = None  # the folder the entries without bytes are in (`build`)
         self.checked_by: bytes | None = None  # code version whose link check the pages passed
         self.fingerprint = Fingerprinter()
@@ -557,6 +560,7 @@ class BuildCache:
         self.fingerprint = Fingerprinter()
         self.pending = False
         self._used = set()
+        self.groups_made = {}
 
     def end_build(self, made: list[RenderedPage], site: Path | None) -> None:
         """Remember what this build made (with each page's key: its inputs' digest) and forget what it
@@ -569,10 +573,12 @@ class BuildCache:
         stamps = file_stamps_with_inode(site, [m.path for m in made]) if site else {}
         self.pages = {m.path: PageEntry(m.key, m.digest, m.links, m.data, stamps.get(m.path))
                       for m in made}
+        self.groups = {name: group for name, group in self.groups_made.items()
+                       if all(path in self.pages for path in group[1])}
         self.site = site
         self.checked_by = self.version  # end_build follows the link check
         if self.disk and site is not None:
-            self.disk.put("site", _blake(str(site).encode()), (self.pages, self.checked_by))
+            self.disk.put("site", _blake(str(site).encode()), (self.pages, self.checked_by, self.groups))
 
     def prune(self) -> int:
         """Delete from disk the parses and results the build just ended did not use: old versions of
@@ -590,7 +596,8 @@ class BuildCache:
         site = site.resolve()
         if self.site != site:
             found = self.disk.get("site", _blake(str(site).encode())) if self.disk else None
-            self.pages, self.checked_by = found if isinstance(found, tuple) and len(found) == 2 else ({}, None)
+            self.pages, self.checked_by, self.groups = (
+                found if isinstance(found, tuple) and len(found) == 3 else ({}, None, {}))
             self.site = site
 
     def checked_pages(self) -> dict[str, tuple[bytes, PageLinks | None]] | None:
@@ -873,6 +880,28 @@ class MemoRenderer(PageRenderer):
         super().__init__(env, data)
         self.cache = cache
         self.template_digest = template_digests(env)
+
+    def group(self, name: str, inputs: tuple[Any, ...],  # type: ignore[override]
+              make: Callable[[], Iterable[Page]]) -> Iterable[Page | KeptPage]:
+        """make()'s pages; or, when `inputs`, the site's settings, the templates and the code are those the
+        last build made them of and their files are untouched, those files, kept, without working out each
+        page's key (1,000 pages of lists at 10,000 reports: 1.4 s)."""
+        templates = self.env.list_templates(extensions=("html", "xml"))
+        try:
+            key = _blake(self.cache.version, name.encode(), *map(self.template_digest, templates),
+                         self.cache.fingerprint.of(self.data.config, self.data.nav_extra, *inputs))
+        except Unfingerprintable:
+            return make()
+        last = self.cache.groups.get(name)
+        if last is not None and last[0] == key:
+            entries = [self.cache.reusable(path) for path in last[1]]
+            if all(entries):
+                self.cache.groups_made[name] = last
+                self.cache.stats.reused += len(entries)
+                return [KeptPage(path, entry) for path, entry in zip(last[1], entries, strict=True) if entry]
+        made = list(make())
+        self.cache.groups_made[name] = (key, tuple(page.path for page in made))
+        return made
 
     def render(self, template: str, path: str, **context: Any) -> Page | KeptPage:  # type: ignore[override]
         pending = PendingPage(template, path, context)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
+from .config import SiteConfig
 from .model import LEVEL_LABELS, Report, ReportFace, Section
 from .render import (
     Deferred,
@@ -174,15 +175,33 @@ def section_excerpt_text(report: Report, section: Section) -> str:
 def render_index_pages(renderer: PageRenderer, data: SiteData) -> Iterator[Page]:
     # The reports as these pages show them: an edit of a report's text leaves their cache keys alone.
     reports = tuple(r.face for r in data.reports)
-    regions = build_regions(reports)
-    years = sorted({r.year for r in reports}, reverse=True)
-    levels = [lv for lv in LEVEL_LABELS if any(r.jurisdiction.level == lv for r in reports)]
     listed_by_topic: dict[str, list[tuple[Report, int]]] = {t.slug: [] for t in data.topic_rules.topics}
     for report in data.reports:
         for topic, listed in listed_sections(report, data.topics.get(report.slug, {})).items():
             if topic in listed_by_topic:
                 listed_by_topic[topic].append((report, len(listed)))
     topic_counts = {slug: sum(count for _, count in listed) for slug, listed in listed_by_topic.items()}
+    # The lists are made of the reports' faces and the topics' counts alone: a rebuild after an edit of a text
+    # keeps all 1,000 of them at once (10,000 reports), without working out each one's key.
+    yield from renderer.group("lists", (reports, topic_counts, data.topic_rules.topics),
+                              lambda: list_pages(renderer, data, reports, topic_counts))
+    for topic in data.topic_rules.topics:
+        pages = topic_pages(topic.slug, listed_by_topic[topic.slug], data.config.topic_page_size)
+        index = [(p.number, p.path, p.provinces) for p in pages]
+        for page in pages:
+            shown = [[(report, data.topics[report.slug]) for report in group] for group in page.groups]
+            yield renderer.render("topic.html", page.path, topic=topic, total=topic_counts[topic.slug], page=page,
+                                  pages=index, groups=Deferred(topic_entries, (topic.slug, shown)),
+                                  excerpt_of=section_excerpt_text)
+
+
+def list_pages(renderer: PageRenderer, data: SiteData, reports: tuple[ReportFace, ...],
+               topic_counts: dict[str, int]) -> Iterator[Page]:
+    """The home page, the lists by region, year and level, the coverage matrix, the topics' list, the
+    search page and the site's machine files: of the site's settings, the reports' faces and topic counts."""
+    regions = build_regions(reports)
+    years = sorted({r.year for r in reports}, reverse=True)
+    levels = [lv for lv in LEVEL_LABELS if any(r.jurisdiction.level == lv for r in reports)]
     latest = sorted(reports, key=lambda r: (r.published or datetime.min.date(), r.year), reverse=True)[:10]
     by_province = Counter(r.jurisdiction.province or "未知" for r in reports)
     yield renderer.render("home.html", "", reports=reports, latest=latest, years=years, levels=levels,
@@ -212,20 +231,12 @@ def render_index_pages(renderer: PageRenderer, data: SiteData) -> Iterator[Page]
                           by_level=Counter(r.jurisdiction.level for r in reports))
     yield renderer.render("coverage.html", "coverage/", **coverage_matrix(reports))
     yield renderer.render("topics.html", "topics/", topics=data.topic_rules.topics, topic_counts=topic_counts)
-    for topic in data.topic_rules.topics:
-        pages = topic_pages(topic.slug, listed_by_topic[topic.slug], data.config.topic_page_size)
-        index = [(p.number, p.path, p.provinces) for p in pages]
-        for page in pages:
-            shown = [[(report, data.topics[report.slug]) for report in group] for group in page.groups]
-            yield renderer.render("topic.html", page.path, topic=topic, total=topic_counts[topic.slug], page=page,
-                                  pages=index, groups=Deferred(topic_entries, (topic.slug, shown)),
-                                  excerpt_of=section_excerpt_text)
     yield renderer.render("about.html", "about/")
     yield renderer.render("search.html", "search/", topics=data.topic_rules.topics, years=years, levels=levels,
                           provinces=sorted({r.jurisdiction.province for r in reports if r.jurisdiction.province}))
     yield renderer.render("404.html", "404.html")
-    yield sitemap(data)
-    yield atom_feed(renderer, data)
+    yield sitemap(data.config, data.nav_extra, reports)
+    yield atom_feed(renderer, reports)
     yield OutputFile("robots.txt", f"User-agent: *\nAllow: /\nSitemap: {data.config.absolute('sitemap.xml')}\n"
                      .encode())
 
@@ -245,10 +256,11 @@ def coverage_matrix(reports: tuple[ReportFace, ...]) -> dict:
     return {"years": years, "rows": ordered, "missing": missing}
 
 
-def sitemap(data: SiteData) -> OutputFile:
-    pages = ("", "regions/", "years/", "levels/", "coverage/", "topics/", "about/", *(p for _, p in data.nav_extra))
-    urls = [data.config.absolute(p) for p in pages]
-    urls += [data.config.absolute(report_path(r)) for r in data.reports]
+def sitemap(config: SiteConfig, nav_extra: tuple[tuple[str, str], ...], reports: tuple[ReportFace, ...]
+            ) -> OutputFile:
+    pages = ("", "regions/", "years/", "levels/", "coverage/", "topics/", "about/", *(p for _, p in nav_extra))
+    urls = [config.absolute(p) for p in pages]
+    urls += [config.absolute(report_path(r)) for r in reports]
     body = "".join(f"<url><loc>{_xml(u)}</loc></url>" for u in urls)
     xml = ('<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
            f"{body}</urlset>\n")
@@ -259,9 +271,8 @@ def _xml(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
-def atom_feed(renderer: PageRenderer, data: SiteData) -> Page:
-    reports = sorted((r.face for r in data.reports), key=lambda r: (r.published or datetime.min.date(), r.slug),
-                     reverse=True)[:50]
+def atom_feed(renderer: PageRenderer, faces: tuple[ReportFace, ...]) -> Page:
+    reports = sorted(faces, key=lambda r: (r.published or datetime.min.date(), r.slug), reverse=True)[:50]
     newest = max((r.published for r in reports if r.published), default=None)
     updated = datetime.combine(newest, datetime.min.time(), UTC) if newest else datetime(2000, 1, 1, tzinfo=UTC)
     return renderer.render("feed.xml", "feed.xml", reports=reports, updated=updated.isoformat(),

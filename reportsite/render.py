@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import traceback
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -311,6 +311,11 @@ class PageRenderer:
     def made(self, path: str, make: Callable[..., bytes], *args: Any) -> OutputFile:
         """The file at `path` whose bytes are make(*args): a pure function of its arguments (a data export)."""
         return OutputFile(path, make(*args))
+
+    def group(self, name: str, inputs: tuple[Any, ...], make: Callable[[], Iterable[Page]]) -> Iterable[Page]:
+        """The pages make() yields, which are made of `inputs`, the site's settings and the templates alone
+        (the build cache keeps them all at once while those are unchanged)."""
+        return make()
 
     def render_now(self, pending: PendingPage) -> OutputFile:
         page = pending.path

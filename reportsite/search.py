@@ -61,6 +61,7 @@ import gzip
 import hashlib
 import json
 import math
+import pickle
 import re
 import sys
 import tempfile
@@ -1009,7 +1010,9 @@ def count_postings(texts: _Texts, segmenter: Segmenter, settings: SearchSettings
     del words
     return_freed_memory()  # pass one's counts: else the workers of pass two inherit their pages
     parts = _pass_two(job, ranges, keys, memo, cuts, frozenset(vocab))
-    avgdl = int(lengths.sum()) / max(1, len(texts)) or 1.0
+    # to three significant digits: an edit then rarely changes it, nor with it the impacts in every term file
+    # (925 of 2,000 files changed at 10,000 reports); BM25's ranking does not notice 0.5 %
+    avgdl = float(f"{int(lengths.sum()) / max(1, len(texts)):.3g}") or 1.0
     norms = settings.k1 * (1 - settings.b + settings.b * lengths / avgdl)
     terms = sorted(set().union(*(names for names, _ in parts)))
     index = {t: i for i, t in enumerate(terms)}
@@ -1092,10 +1095,9 @@ def search_piece(report: Report, topics: dict[str, Any]) -> SearchPiece:
 
 
 def piece_shape(piece: SearchPiece) -> bytes:
-    """A digest of all a piece gives the index but its texts' characters (their lengths' powers of two, which
-    order sections, included): a report edited within its sections keeps its shape, and its sections their
-    places and numbers."""
-    outline = [(anchor, title, path, len(text).bit_length()) for anchor, title, path, text in piece.sections]
+    """A digest of all a piece gives the index but its texts: a report edited within its sections keeps its
+    shape, and its sections their places and numbers."""
+    outline = [(anchor, title, path) for anchor, title, path, _ in piece.sections]
     return hashlib.blake2b(repr((outline, piece.row, piece.facets, piece.topics)).encode(), digest_size=16).digest()
 
 
@@ -1104,7 +1106,7 @@ def search_input(data: SiteData) -> SearchInput:
 
 
 def search_input_of(pieces: list[SearchPiece]) -> SearchInput:
-    """Every section, numbered in the order of their headings (heading_key, length, report), and their
+    """Every section, numbered in the order of their headings (heading_key, then report), and their
     (heading, text) in that order; each report's row; the facets. A query's first results are mostly sections
     under one heading in many reports, so the text files of that order (section n is in file n // docSections)
     give them in one or two requests, not one per report."""
@@ -1117,10 +1119,11 @@ def search_input_of(pieces: list[SearchPiece]) -> SearchInput:
             found.append((r_index, anchor, same.setdefault(title, title), same.setdefault(path, path), text, topics))
     key_of = {title: heading_key(title) for title in same}
     keys = [key_of[title] for _, _, title, _, _, _ in found]
-    # under one heading, shorter sections first (by powers of two of their length, so that an edit rarely
-    # moves a section): BM25 ranks a short section higher, so a query's first results under a heading
-    # are neighbours, mostly in one text file
-    order = sorted(range(len(found)), key=lambda i: (keys[i], len(found[i][4]).bit_length(), i))
+    # Not also by length under one heading (shorter first, as BM25 ranks them), as until 2026-11-26: an edit
+    # that took a section past a power of two moved it, and renumbered up to 10,000 others (the reports'
+    # openings share a heading), rewriting 930 of 2,000 index files. Queries at 1,000 reports needed the
+    # same requests either way (bench/search_bench.py).
+    order = sorted(range(len(found)), key=lambda i: (keys[i], i))
     facets: dict[str, list[int]] = {}  # facet key (@y:2023, @p:河北省, @c:邢台市, @l:district, @t:topic) -> sections
     for number, i in enumerate(order):
         for key in pieces[found[i][0]].facets:
@@ -1658,9 +1661,10 @@ def _doc_file_key(salt: bytes, report_rows: list[list[object]], sections: list[I
     """A digest of all that _doc_file makes the file of."""
     chosen = sections[first:first + per_file]
     reports = sorted({s.report for s in chosen})
-    h = hashlib.blake2b(salt + repr((first, per_file, reports, [report_rows[r] for r in reports])).encode(),
+    # pickled, not repr'd: repr of 500 sections' Chinese headings took 0.4 s of a rebuild at 10,000 reports
+    h = hashlib.blake2b(salt + pickle.dumps((first, per_file, reports, [report_rows[r] for r in reports],
+                                             [(s.report, s.anchor, s.path, s.title) for s in chosen])),
                         digest_size=16)
-    h.update(repr([(s.report, s.anchor, s.path, s.title) for s in chosen]).encode())
     return _texts_digest(h, texts, first, first + len(chosen)).digest()
 
 

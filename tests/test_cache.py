@@ -143,6 +143,32 @@ def test_an_edit_renders_again_only_the_pages_that_show_what_it_changed(project:
     assert tree(project.out_dir) == tree(tmp_path / "cold")
 
 
+def test_the_pages_of_lists_are_kept_together_while_what_they_show_is_unchanged(
+        project: BuildOptions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lists (home page, regions, years, levels, coverage, topics, search page, feed, sitemap) show only
+    the reports' faces and the topics' counts: a rebuild after an edit of a text takes them all over without
+    making their values or working out their keys; an edited title makes them again, and the pages that
+    show it are rendered."""
+    from reportsite import pages
+
+    cache_dir = tmp_path / "cache"
+    build(with_cache(project, BuildCache(cache_dir)))
+    made: list[int] = []
+    list_pages = pages.list_pages
+    monkeypatch.setattr(pages, "list_pages", lambda *args: made.append(1) or list_pages(*args))
+    replace_in(project.content_dir / REPORT, "以习近平法治思想为指导", "以习近平法治思想为科学指导")
+    cache = BuildCache(cache_dir)
+    build(with_cache(project, cache))
+    assert made == [] and "reports/130502-2023/index.html" in cache.stats.rendered
+    replace_in(project.content_dir / REPORT, "title: 邢台市襄都区2023年度", "title: 邢台市襄都区2023年")
+    cache = BuildCache(cache_dir)
+    build(with_cache(project, cache))
+    assert made == [1] and {"years/2023/index.html", "feed.xml"} <= set(cache.stats.rendered)
+    assert "about/index.html" not in cache.stats.rendered  # made again, with the key it had: kept
+    build(with_cache(project, None, tmp_path / "cold"))
+    assert tree(project.out_dir) == tree(tmp_path / "cold")
+
+
 def test_unchanged_files_are_not_rewritten_and_removed_ones_are_deleted(project: BuildOptions) -> None:
     cache = BuildCache()
     build(with_cache(project, cache))
