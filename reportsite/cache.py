@@ -433,6 +433,35 @@ class DiskStore:
         os.replace(tmp, path)
 
 
+    def put_headed(self, kind: str, key: bytes, head: Any, value: Any) -> None:
+        """Store `value` after a small `head`, in one file (so the two always go together): get_head reads
+        the head without reading the value."""
+        path = self._path(kind, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with tmp.open("wb") as f:
+            pickle.dump(head, f, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+
+    def get_head(self, kind: str, key: bytes) -> Any | None:
+        return self._headed(kind, key, with_value=False)
+
+    def get_headed(self, kind: str, key: bytes) -> tuple[Any, Any] | None:
+        """(head, value) of put_headed."""
+        return self._headed(kind, key, with_value=True)
+
+    def _headed(self, kind: str, key: bytes, with_value: bool) -> Any | None:
+        try:
+            with self._path(kind, key).open("rb") as f:
+                head = pickle.load(f)
+                return (head, pickle.load(f)) if with_value else head
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, KeyError, ValueError):
+            return None
+
+    def remove(self, kind: str, key: bytes) -> None:
+        self._path(kind, key).unlink(missing_ok=True)
+
     def prune(self, kind: str, keep: set[bytes]) -> int:
         """Delete the values of `kind` whose keys are not in `keep`; returns how many."""
         removed = 0

@@ -295,9 +295,14 @@ def search_apart(data: SiteData, options: BuildOptions, staging: Path, spare: Ch
     job = (settings, staging, previous.unchanged_file if previous else no_previous, cache.disk if cache else None,
            key, memo)
     if spare and cache and cache.disk:
-        given = index_input(data, cache, cache.disk, options.out_dir)
-        return IndexChild(spare.start(write_search_files_given, given, *job, options.out_dir),
-                          lambda: write_search_files(search_input(data), *job))
+        disk, store = cache.disk, _input_store_key(options.out_dir)
+
+        def instead() -> list[RenderedPage]:  # the kept input is unreadable: made again by the next build
+            disk.remove(INPUT, store)
+            return write_search_files(search_input(data), *job)
+
+        return IndexChild(spare.start(write_search_files_given, index_input(data, cache, disk, store), *job, store),
+                          instead)
     source = search_input(data)
     return IndexChild(spare.start(write_search_files, source, *job) if spare
                       else ChildJob(write_search_files, source, *job))
@@ -312,7 +317,8 @@ def spare_child(options: BuildOptions) -> ChildJob | None:
     if not big or not child_job_possible():
         return None
     disk = options.cache.disk if options.cache else None
-    return ChildJob.spare(functools.partial(last_index_input, disk, options.out_dir) if disk else None)
+    return ChildJob.spare(functools.partial(last_index_input, disk, _input_store_key(options.out_dir))
+                          if disk else None)
 
 
 def write_search_files(source: SearchInput, settings: SearchSettings, staging: Path, previous: Previous,
@@ -327,10 +333,12 @@ def write_search_files(source: SearchInput, settings: SearchSettings, staging: P
 
 # -- the index's input, kept for the next build -----------------------------------------------------------
 # Making the index's input of 10,000 reports (search_input) and sending it to the child took the parent 2 s
-# of a rebuild. The child keeps the input it was given, with a key per report (its content and topics, as
-# digested for the page keys) and its piece's shape (piece_shape); the next build's spare child reads it
-# back while the parent loads the site, and the parent sends only the pieces of the reports whose keys
-# changed: the child replaces their texts when their shapes did not change, else it gets every piece.
+# of a rebuild. The child keeps the input it was given, headed by a key per report (its content and topics,
+# as digested for the page keys) and its piece's shape (piece_shape), in one file; the next build's spare
+# child reads it back while the parent loads the site, and the parent, having read the head only, sends
+# only the pieces of the reports whose keys changed: the child replaces their texts when their shapes did
+# not change, else it gets every piece.
+INPUT = "index-input"
 
 
 @dataclass(frozen=True)
@@ -357,6 +365,7 @@ class IndexInput:
 
 
 def _input_store_key(out_dir: Path) -> bytes:
+    """The kept input's key: one per site folder."""
     return hashlib.blake2b(str(out_dir.resolve()).encode(), digest_size=16).digest()
 
 
@@ -364,25 +373,23 @@ def input_id(keys: list[bytes]) -> bytes:
     return hashlib.blake2b(b"".join(keys), digest_size=16).digest()
 
 
-def last_index_input(disk: DiskStore, out_dir: Path) -> LastIndexInput | None:
-    """The index input the last build into `out_dir` kept (None: none, or unreadable); read by the spare
-    child while the parent loads the site."""
-    store = _input_store_key(out_dir)
-    keys, stored = disk.get("index-input-keys", store), disk.get("index-input", store)
-    if not (isinstance(keys, IndexInputKeys) and isinstance(stored, tuple) and len(stored) == 2
-            and stored[0] == input_id(keys.keys)):
+def last_index_input(disk: DiskStore, store: bytes) -> LastIndexInput | None:
+    """The index input the last build into a site folder kept (None: none, or unreadable); read by the
+    spare child while the parent loads the site."""
+    found = disk.get_headed(INPUT, store)
+    if found is None or not isinstance(found[0], IndexInputKeys):
         return None
     try:
-        return LastIndexInput(keys, input_of_columns(stored[1]))
+        return LastIndexInput(found[0], input_of_columns(found[1]))
     except (TypeError, ValueError):
         return None
 
 
-def index_input(data: SiteData, cache: BuildCache, disk: DiskStore, out_dir: Path) -> IndexInput:
+def index_input(data: SiteData, cache: BuildCache, disk: DiskStore, store: bytes) -> IndexInput:
     """What the parent sends the spare child: the pieces of the reports whose keys changed since the input
     the child read (last_index_input), when their shapes did not change; else every piece."""
     keys = [cache.fingerprint.of(r, data.topics.get(r.slug, {})) for r in data.reports]
-    last = disk.get("index-input-keys", _input_store_key(out_dir))
+    last = disk.get_head(INPUT, store)
     if isinstance(last, IndexInputKeys) and len(last.keys) == len(keys):
         changed = {i: search_piece(data.reports[i], data.topics.get(data.reports[i].slug, {}))
                    for i, (key, was) in enumerate(zip(keys, last.keys, strict=True)) if key != was}
@@ -393,7 +400,7 @@ def index_input(data: SiteData, cache: BuildCache, disk: DiskStore, out_dir: Pat
 
 def write_search_files_given(take: Callable[[], LastIndexInput | None], given: IndexInput, settings: SearchSettings,
                              staging: Path, previous: Previous, disk: DiskStore, key: bytes | None,
-                             memo: IndexMemo | None, out_dir: Path) -> list[RenderedPage] | None:
+                             memo: IndexMemo | None, store: bytes) -> list[RenderedPage] | None:
     """write_search_files in the spare child, of the input `given` (index_input) and the last one (`take`);
     None when it was given only changes and has not the input they change (the parent then makes the index)."""
     last = take()
@@ -405,9 +412,7 @@ def write_search_files_given(take: Callable[[], LastIndexInput | None], given: I
         source, shapes = patched_input(last.source, given.changed), last.keys.shapes
     del last  # the last input's texts, replaced
     if given.pieces is not None or given.changed:
-        store = _input_store_key(out_dir)
-        disk.put("index-input", store, (input_id(given.keys), input_columns(source)))
-        disk.put("index-input-keys", store, IndexInputKeys(given.keys, shapes))
+        disk.put_headed(INPUT, store, IndexInputKeys(given.keys, shapes), input_columns(source))
     return write_search_files(source, settings, staging, previous, disk, key, memo)
 
 

@@ -4,6 +4,7 @@ search index made in a child process meanwhile) writes exactly the site a build 
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -124,20 +125,25 @@ def test_parallel_build_writes_the_same_site_as_a_build_in_one_process(content_c
     assert tree(tmp_path / "first") == tree(tmp_path / "cold") != tree(tmp_path / "second")
     kept = [p for p, inode in inodes.items() if p.stat().st_ino == inode]
     assert len(kept) > 0.8 * len(inodes), (len(kept), len(inodes))
-    # the kept input is gone, not the keys the parent reads: the child cannot apply the edit, the parent
-    # makes the index itself
+    # the kept input is unreadable past the keys the parent reads: the child cannot apply the edit, the
+    # parent makes the index itself and drops the kept input; the next build sends every piece and keeps it
     stored = list((tmp_path / ".reportsite-cache").glob("v*/index-input/*/*.pickle"))
     assert len(stored) == 2  # of the builds into first/ and second/
     for path in stored:
-        path.unlink()
-    edited.write_text(text[:at] + "推进" + text[at + 2:], encoding="utf-8")
-    for out, options in (("first", []), ("cold", ["--no-cache"])):
-        run = subprocess.run([sys.executable, "-c", PARALLEL_BUILD, str(content_copy), str(tmp_path / out), *options],
-                             cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                             env={**os.environ, "PYTHONPATH": str(ROOT)})
-        assert run.returncode == 0, run.stderr
-        assert "search_input" in run.stdout, run.stdout
-    assert tree(tmp_path / "first") == tree(tmp_path / "cold")
+        with path.open("rb") as f:
+            pickle.load(f)
+            head = f.tell()
+        os.truncate(path, head + 100)
+    for word, expected, here in (("推进", "(changes)", True), ("深化", "write_search_files_given\n", False)):
+        edited.write_text(text[:at] + word + text[at + 2:], encoding="utf-8")
+        for out, options in (("first", []), ("cold", ["--no-cache"])):
+            run = subprocess.run([sys.executable, "-c", PARALLEL_BUILD, str(content_copy), str(tmp_path / out),
+                                  *options], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
+            assert run.returncode == 0, run.stderr
+            if out == "first":
+                assert expected in run.stdout and ("search_input" in run.stdout) == here, run.stdout
+        assert tree(tmp_path / "first") == tree(tmp_path / "cold")
     # a rule changed (a topic's keywords), not the files: the per-report work is done again, in the pool
     topics = content_copy / "topics.yml"
     topics.write_text(topics.read_text(encoding="utf-8").replace("keywords: [立法, ", "keywords: [立法, 改革, "),
