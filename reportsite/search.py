@@ -1378,16 +1378,38 @@ def index_files(source: SearchInput, settings: SearchSettings, finish: Callable[
     """The search index's files, each passed to `finish` in the process that made it: a worker that writes
     its files into the site sends back what `finish` returns, not their bytes (265 MB at 10,000 reports).
     With `memo`, the counting of the ranges of sections whose texts did not change is taken from it."""
-    with collections_paused():
-        return _search_files(source, settings, finish, memo)
+    return write_index(plan_index(source, settings, memo), finish, memo)
 
 
 def _as_made(file: OutputFile) -> OutputFile:
     return file
 
 
-def _search_files(source: SearchInput, settings: SearchSettings, finish: Callable[[OutputFile], T],
-                  memo: IndexMemo | None) -> list[T]:
+@dataclass(frozen=True)
+class IndexPlan:
+    """The index counted, encoded and divided into files, before any file is made (plan_index)."""
+
+    source: SearchInput
+    settings: SearchSettings
+    vocab: set[str]
+    stop: set[str]
+    charset: set[str]
+    postings: Postings
+    encoded: EncodedPostings
+    own_index: dict[str, int]  # terms with a file of their own -> its number
+    shared: int  # files of terms sharing them
+    doc_sections: int  # sections per text file
+    term_files: list[tuple[str, list[int], dict[str, str]]]  # (path, its terms, its facet ranges)
+
+
+def plan_index(source: SearchInput, settings: SearchSettings, memo: IndexMemo | None = None) -> IndexPlan:
+    """The sections' terms counted (with `memo`, the ranges whose texts did not change taken from it) and
+    encoded, and the files they go to planned."""
+    with collections_paused():
+        return _plan_index(source, settings, memo)
+
+
+def _plan_index(source: SearchInput, settings: SearchSettings, memo: IndexMemo | None) -> IndexPlan:
     sections, texts, report_rows = source.sections, source.texts, source.report_rows
     segmenter = Segmenter(settings.probes)  # fails loudly when jieba is missing or broken
     vocab, postings = count_postings(texts, segmenter, settings, _content_ranges(sections, report_rows,
@@ -1401,7 +1423,6 @@ def _search_files(source: SearchInput, settings: SearchSettings, finish: Callabl
     postings = _without(postings, stop)
     vocab -= stop
     encoded = encode_postings(postings)
-    df_kept = postings.df()
 
     own, shared, doc_sections = _plan_files(postings, encoded, vocab, sections, texts, settings)
     own_index = {term: i for i, term in enumerate(own)}
@@ -1415,6 +1436,26 @@ def _search_files(source: SearchInput, settings: SearchSettings, finish: Callabl
     facet_groups: list[dict[str, str]] = [{} for _ in range(shared)]
     for key, numbers in sorted(source.facets.items()):
         facet_groups[fnv1a(key) % shared][key] = _facet_numbers(numbers)
+    term_files = [(f"{INDEX_DIR}t/b{k}.json", members, {}) for k, members in enumerate(own_groups)]
+    term_files += [(f"{INDEX_DIR}t/{k}.json", members, facet_groups[k]) for k, members in enumerate(groups)]
+    return_freed_memory()  # of encoding and planning
+    return IndexPlan(source, settings, vocab, stop, charset, postings, encoded, own_index, shared, doc_sections,
+                     term_files)
+
+
+def write_index(plan: IndexPlan, finish: Callable[[OutputFile], T], memo: IndexMemo | None = None) -> list[T]:
+    """The planned index's files, made by forked workers (each passed to `finish` there), or, with `memo`
+    that keeps files, taken over from the last site where their keys are unchanged."""
+    with collections_paused():
+        return _write_index(plan, finish, memo)
+
+
+def _write_index(plan: IndexPlan, finish: Callable[[OutputFile], T], memo: IndexMemo | None) -> list[T]:
+    settings, postings, encoded, vocab, own_index = (plan.settings, plan.postings, plan.encoded, plan.vocab,
+                                                     plan.own_index)
+    sections, texts, report_rows = plan.source.sections, plan.source.texts, plan.source.report_rows
+    n = max(len(sections), 1)
+    df_kept = postings.df()
 
     def rows_for(i: int) -> int:
         term = postings.terms[i]
@@ -1422,8 +1463,7 @@ def _search_files(source: SearchInput, settings: SearchSettings, finish: Callabl
             return settings.snippet_rows
         return FIRST_RESULTS if term in vocab or df_kept[i] >= SHARED_ROWS_MIN_SECTIONS else 0
 
-    term_files = [(f"{INDEX_DIR}t/b{k}.json", members, {}) for k, members in enumerate(own_groups)]
-    term_files += [(f"{INDEX_DIR}t/{k}.json", members, facet_groups[k]) for k, members in enumerate(groups)]
+    term_files, doc_sections = plan.term_files, plan.doc_sections
     doc_firsts = range(0, len(sections), doc_sections)
     workers = pool_size(len(sections), PARALLEL_MIN_SECTIONS)
 
@@ -1457,16 +1497,15 @@ def _search_files(source: SearchInput, settings: SearchSettings, finish: Callabl
         yield from (term_file(*task) for task in term_files[part::workers])
         yield from (doc_file(first) for first in doc_firsts[part::workers])
 
-    return_freed_memory()  # of encoding and planning
     made = _in_workers(make, workers)
     terms_of = [len(term_files[part::workers]) for part in range(workers)]
     files = (_interleaved([part_files[:terms] for part_files, terms in zip(made, terms_of, strict=True)])
              + _interleaved([part_files[terms:] for part_files, terms in zip(made, terms_of, strict=True)]))
     manifest = {
         "version": FORMAT_VERSION, "sections": len(sections), "reports": len(report_rows),
-        "termShards": shared, "ownFiles": own_index, "docSections": doc_sections,
-        "impactScale": IMPACT_SCALE, "vocab": front_coded(sorted(vocab)), "stop": sorted(stop),
-        "t2s": traditional_map(charset),
+        "termShards": plan.shared, "ownFiles": own_index, "docSections": doc_sections,
+        "impactScale": IMPACT_SCALE, "vocab": front_coded(sorted(vocab)), "stop": sorted(plan.stop),
+        "t2s": traditional_map(plan.charset),
     }
     return [finish(OutputFile(INDEX_DIR + "manifest.json", _json(manifest))), *files]
 

@@ -16,6 +16,7 @@ import multiprocessing
 import multiprocessing.context
 import os
 import pickle
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -166,6 +167,7 @@ class ChildJob:
         if jobs is not None:
             jobs.close()
         self._message: Message | None = None
+        self._job_file: str | None = None
 
     @classmethod
     def spare(cls, prepare: Callable[[], Any] | None = None) -> ChildJob:
@@ -173,10 +175,19 @@ class ChildJob:
         return cls(None, prepare)
 
     def start(self, function: Callable[..., R], *args: Any) -> ChildJob:
-        """Give a spare child its job: function and arguments are pickled."""
+        """Give a spare child its job: function and arguments are pickled. A big job goes through a file, so
+        that this returns at once even while the child is still preparing (a pipe holds 64 KB: the rest of
+        a sent job would wait for the child to read it)."""
         assert self._jobs is not None, "not a spare child, or started already"
         try:
-            self._jobs.send((function, args))
+            job = pickle.dumps((function, args), protocol=pickle.HIGHEST_PROTOCOL)
+            if len(job) > _PIPE_JOB_BYTES:
+                with tempfile.NamedTemporaryFile(prefix="reportsite-job-", delete=False) as f:
+                    f.write(job)
+                self._job_file = f.name  # the child deletes it once read; stop() if it never reads it
+                self._jobs.send(("file", f.name))
+            else:
+                self._jobs.send(("bytes", job))
         finally:
             self._jobs.close()
             self._jobs = None
@@ -216,6 +227,9 @@ class ChildJob:
             self._process.kill()
             self._process.join()
         self._receive.close()
+        if self._job_file:
+            with suppress(OSError):
+                os.unlink(self._job_file)
 
 
 def _run_child(function: Callable[..., Any] | None, args: tuple[Any, ...], connection: Any, jobs: Any,
@@ -226,7 +240,7 @@ def _run_child(function: Callable[..., Any] | None, args: tuple[Any, ...], conne
     with reporting_to(connection) as send:
         if function is None:  # a spare child: its job comes later, if at all
             prepare = args[0] if args else None
-            prepared = [prepare()] if prepare else []
+            prepared = [_prepared(prepare)] if prepare else []
             sent = _job_sent(jobs)
             if sent is None:
                 return
@@ -236,13 +250,33 @@ def _run_child(function: Callable[..., Any] | None, args: tuple[Any, ...], conne
         send(function(*args))
 
 
+def _prepared(prepare: Callable[[], Any]) -> Any:
+    """prepare(), or None if it failed: it only gets ahead of the job, which then does all (an error here
+    would end the child before its job came, and the parent would find a broken pipe)."""
+    try:
+        return prepare()
+    except Exception:  # noqa: BLE001 - see above; the job's own errors are reported
+        return None
+
+
+_PIPE_JOB_BYTES = 32 * 1024  # a job bigger than this is sent through a file (ChildJob.start)
+
+
 def _job_sent(jobs: Any) -> tuple[Callable[..., Any], tuple[Any, ...]] | None:
     try:
-        return jobs.recv()
+        how, job = jobs.recv()
     except EOFError:  # not needed after all
         return None
     finally:
         jobs.close()
+    if how == "file":
+        path = job
+        try:
+            with open(path, "rb") as f:
+                job = f.read()
+        finally:
+            os.unlink(path)
+    return pickle.loads(job)
 
 
 # A child's messages to its parent: ("ok", value) or ("error", the exception it raised)

@@ -36,6 +36,16 @@ def counted_input(data):
 
 
 pipeline.search_input = counted_input
+speculate_index = pipeline.speculate_index
+
+
+def counted_speculation(*args):  # in the spare child
+    done = speculate_index(*args)
+    print("planned ahead" if done.plan else "waited", flush=True)
+    return done
+
+
+pipeline.speculate_index = counted_speculation
 
 
 class Counted(pipeline.ChildJob):
@@ -119,8 +129,10 @@ def test_parallel_build_writes_the_same_site_as_a_build_in_one_process(content_c
                              cwd=tmp_path, capture_output=True, text=True, timeout=600,
                              env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert run.returncode == 0 and "write_search_files" in run.stdout, run.stderr
-        # the child read the index's input the last build kept, and was sent the edited report's piece only
+        # the child read the index's input the last build kept, and was sent the edited report's piece only;
+        # it had found the edit itself and planned the index while the parent loaded the site
         assert ("write_search_files_given (changes)" in run.stdout) == (out == "first"), run.stdout
+        assert ("planned ahead" in run.stdout) == (out == "first"), run.stdout
         assert ("search_input" in run.stdout) == (out == "cold"), run.stdout
     assert tree(tmp_path / "first") == tree(tmp_path / "cold") != tree(tmp_path / "second")
     kept = [p for p, inode in inodes.items() if p.stat().st_ino == inode]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -94,6 +96,29 @@ def test_a_spare_child_runs_the_job_sent_to_it_later_without_what_was_loaded_sin
     assert ChildJob.spare().start(_sections_of, REPORT).result() == _sections_of(REPORT)
     with pytest.raises(ValueError, match="cannot read"):
         ChildJob.spare().start(_fails, REPORT).result()
+
+
+def _prepared_and_given(take, given: bytes) -> tuple[object, int]:
+    return take(), len(given)
+
+
+def _fails_to_prepare() -> None:
+    raise ValueError("cannot prepare")
+
+
+def test_a_spare_child_prepares_while_it_waits_and_takes_a_big_job_from_a_file(tmp_path, monkeypatch) -> None:
+    """What `prepare` returned is handed to the job; a failed preparation hands None (the job does all). A job
+    bigger than a pipe holds is sent through a file, so that start returns before the child reads it; the
+    child deletes the file."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    big = b"x" * (1 << 20)
+    started = time.monotonic()
+    job = ChildJob.spare(functools.partial(time.sleep, 1.5)).start(_prepared_and_given, big)
+    assert time.monotonic() - started < 1.0  # the child is still preparing
+    assert job.result() == (None, len(big))  # time.sleep returns None
+    assert ChildJob.spare(functools.partial(len, "four")).start(_prepared_and_given, b"").result() == (4, 0)
+    assert ChildJob.spare(_fails_to_prepare).start(_prepared_and_given, big).result() == (None, len(big))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_spare_child_that_is_not_needed_ends_when_stopped() -> None:
