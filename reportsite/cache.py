@@ -392,6 +392,9 @@ class BuildStats:
     uncached: int = 0  # pages rendered every time (an input could not be digested)
 
 
+_TEXT_PIECE = 1 << 20  # characters encoded at a time (DiskStore.put_headed)
+
+
 class DiskStore:
     """Pickled values under `directory`, one file per key (written atomically)."""
 
@@ -438,29 +441,34 @@ class DiskStore:
         os.replace(tmp, path)
 
 
-    def put_headed(self, kind: str, key: bytes, head: Any, value: Any) -> None:
+    def put_headed(self, kind: str, key: bytes, head: Any, value: Any, text: str = "") -> None:
         """Store `value` after a small `head`, in one file (so the two always go together): get_head reads
-        the head without reading the value."""
+        the head without reading the value. A long `text` follows them as UTF-8, written a piece at a time
+        (pickled, 42 million characters would first be encoded whole: 126 MB more for a moment)."""
         path = self._path(kind, key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with tmp.open("wb") as f:
             pickle.dump(head, f, protocol=pickle.HIGHEST_PROTOCOL)
             pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+            for start in range(0, len(text), _TEXT_PIECE):
+                f.write(text[start:start + _TEXT_PIECE].encode("utf-8", "surrogatepass"))
         os.replace(tmp, path)
 
     def get_head(self, kind: str, key: bytes) -> Any | None:
         return self._headed(kind, key, with_value=False)
 
-    def get_headed(self, kind: str, key: bytes) -> tuple[Any, Any] | None:
-        """(head, value) of put_headed."""
+    def get_headed(self, kind: str, key: bytes) -> tuple[Any, Any, str] | None:
+        """(head, value, text) of put_headed."""
         return self._headed(kind, key, with_value=True)
 
     def _headed(self, kind: str, key: bytes, with_value: bool) -> Any | None:
         try:
             with self._path(kind, key).open("rb") as f:
                 head = pickle.load(f)
-                return (head, pickle.load(f)) if with_value else head
+                if not with_value:
+                    return head
+                return head, pickle.load(f), f.read().decode("utf-8", "surrogatepass")
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, KeyError, ValueError):
             return None
 

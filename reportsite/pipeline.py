@@ -342,7 +342,7 @@ def write_search_files(source: SearchInput, settings: SearchSettings, staging: P
 # as digested for the page keys) and its piece's shape (piece_shape), in one file; the next build's spare
 # child reads it back while the parent loads the site, and the parent, having read the head only, sends
 # only the pieces of the reports whose keys changed: the child replaces their texts when their shapes did
-# not change, else it gets every piece.
+# not change, else it gets the whole input.
 INPUT = "index-input"
 
 
@@ -376,12 +376,13 @@ SPECULATE_MAX = 20  # reports changed, at most, for the child to make the index 
 
 @dataclass(frozen=True)
 class IndexInput:
-    """What the spare child makes the index's input of: every report's piece, or the last build's input (of
-    keys `last`) and the pieces of the reports whose keys changed, which kept their shapes."""
+    """What the spare child makes the index's input of: the whole input, or the last build's input (of keys
+    `last`) and the pieces of the reports whose keys changed, which kept their shapes."""
 
     keys: list[bytes]
     paths: list[str]
-    pieces: list[SearchPiece] | None = None
+    source: SearchInput | None = None  # every report's piece, put together...
+    shapes: list[bytes] | None = None  # ...and their shapes
     last: bytes | None = None  # the digest of the last input's keys (input_id)
     changed: dict[int, SearchPiece] = field(default_factory=dict)
 
@@ -449,7 +450,7 @@ def last_index_input(disk: DiskStore, store: bytes, version: bytes) -> LastIndex
     if found is None or head is None:
         return None
     try:
-        return LastIndexInput(head, input_of_columns(found[1]))
+        return LastIndexInput(head, input_of_columns(found[1], found[2]))
     except (TypeError, ValueError):
         return None
 
@@ -464,7 +465,7 @@ def _input_head(head: Any, version: bytes) -> IndexInputKeys | None:
 
 def index_input(data: SiteData, cache: BuildCache, disk: DiskStore, store: bytes) -> IndexInput:
     """What the parent sends the spare child: the pieces of the reports whose keys changed since the input
-    the child read (last_index_input), when their shapes did not change; else every piece."""
+    the child read (last_index_input), when their shapes did not change; else the whole input (search_input_of)."""
     rules = topic_rules_digest(data.topic_rules)
     keys = [report_key(cache.files[r.path].digest, rules) for r in data.reports]
     paths = [r.path for r in data.reports]
@@ -474,7 +475,9 @@ def index_input(data: SiteData, cache: BuildCache, disk: DiskStore, store: bytes
                    for i, (key, was) in enumerate(zip(keys, last.keys, strict=True)) if key != was}
         if all(piece_shape(piece) == last.shapes[i] for i, piece in changed.items()):
             return IndexInput(keys, paths, last=input_id(last.keys), changed=changed)
-    return IndexInput(keys, paths, [search_piece(r, data.topics.get(r.slug, {})) for r in data.reports])
+    shapes: list[bytes] = []
+    source = search_input_of((search_piece(r, data.topics.get(r.slug, {})) for r in data.reports), shapes)
+    return IndexInput(keys, paths, source, shapes)
 
 
 def write_search_files_given(take: Callable[[], Speculated | None], given: IndexInput, settings: SearchSettings,
@@ -489,8 +492,8 @@ def write_search_files_given(take: Callable[[], Speculated | None], given: Index
         plan, source, shapes = done.plan, done.source, done.last.keys.shapes
     else:
         last = done.last
-        if given.pieces is not None:
-            source, shapes = search_input_of(given.pieces), [piece_shape(piece) for piece in given.pieces]
+        if given.source is not None and given.shapes is not None:
+            source, shapes = given.source, given.shapes
         elif last is None or input_id(last.keys.keys) != given.last:
             return None
         else:
@@ -498,11 +501,14 @@ def write_search_files_given(take: Callable[[], Speculated | None], given: Index
         del last
         plan = None
     del done  # the last input's texts, replaced
-    if given.pieces is not None or given.changed:
-        disk.put_headed(INPUT, store, (version, IndexInputKeys(given.keys, shapes, given.paths)),
-                        input_columns(source))
     made = write_index(plan or plan_index(source, settings, memo), functools.partial(
         finish_page, staging=staging, previous=previous), memo)
+    plan = None  # its postings: 300 MB at 10,000 reports
+    return_freed_memory()
+    if given.source is not None or given.changed:  # for the next build, once the workers are gone (pickling
+        # the input takes 150 MB more for a moment), while the parent still renders
+        disk.put_headed(INPUT, store, (version, IndexInputKeys(given.keys, shapes, given.paths)),
+                        *input_columns(source))
     if key:
         disk.put_result(key, tuple((page.path, page.digest) for page in made))
     return made

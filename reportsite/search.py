@@ -69,7 +69,7 @@ import unicodedata
 import zlib
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import accumulate
 from multiprocessing.connection import wait
@@ -1102,19 +1102,26 @@ def piece_shape(piece: SearchPiece) -> bytes:
 
 
 def search_input(data: SiteData) -> SearchInput:
-    return search_input_of([search_piece(report, data.topics.get(report.slug, {})) for report in data.reports])
+    return search_input_of(search_piece(report, data.topics.get(report.slug, {})) for report in data.reports)
 
 
-def search_input_of(pieces: list[SearchPiece]) -> SearchInput:
+def search_input_of(pieces: Iterable[SearchPiece], shapes: list[bytes] | None = None) -> SearchInput:
     """Every section, numbered in the order of their headings (heading_key, then report), and their
     (heading, text) in that order; each report's row; the facets. A query's first results are mostly sections
     under one heading in many reports, so the text files of that order (section n is in file n // docSections)
-    give them in one or two requests, not one per report."""
+    give them in one or two requests, not one per report. The pieces are read once, one at a time (10,000
+    reports' pieces held at once left a fragmented heap behind: 100 MB); `shapes` gets their piece_shape."""
     found: list[tuple[int, str, str, str, str, tuple[str, ...]]] = []
+    rows: list[list[object]] = []
+    report_facets: list[list[str]] = []
     # one string per distinct heading and heading path (1,500 headings in 140,000 sections at 10,000
     # reports): each is keyed once, and sent to another process once
     same: dict[str, str] = {}
     for r_index, piece in enumerate(pieces):
+        rows.append(piece.row)
+        report_facets.append(piece.facets)
+        if shapes is not None:
+            shapes.append(piece_shape(piece))
         for (anchor, title, path, text), topics in zip(piece.sections, piece.topics, strict=True):
             found.append((r_index, anchor, same.setdefault(title, title), same.setdefault(path, path), text, topics))
     key_of = {title: heading_key(title) for title in same}
@@ -1126,12 +1133,12 @@ def search_input_of(pieces: list[SearchPiece]) -> SearchInput:
     order = sorted(range(len(found)), key=lambda i: (keys[i], i))
     facets: dict[str, list[int]] = {}  # facet key (@y:2023, @p:河北省, @c:邢台市, @l:district, @t:topic) -> sections
     for number, i in enumerate(order):
-        for key in pieces[found[i][0]].facets:
+        for key in report_facets[found[i][0]]:
             facets.setdefault(key, []).append(number)
         for topic in found[i][5]:
             facets.setdefault(f"@t:{topic}", []).append(number)
     return SearchInput([IndexedSection(number, *found[i][:4]) for number, i in enumerate(order)],
-                       _Texts.of([(found[i][2], found[i][4]) for i in order]), [piece.row for piece in pieces], facets)
+                       _Texts.of([(found[i][2], found[i][4]) for i in order]), rows, facets)
 
 
 def patched_input(source: SearchInput, changed: dict[int, SearchPiece]) -> SearchInput:
@@ -1142,18 +1149,20 @@ def patched_input(source: SearchInput, changed: dict[int, SearchPiece]) -> Searc
     return SearchInput(source.sections, source.texts.with_bodies(replaced), source.report_rows, source.facets)
 
 
-def input_columns(source: SearchInput) -> tuple[Any, ...]:
+def input_columns(source: SearchInput) -> tuple[tuple[Any, ...], str]:
     """`source` as a few lists, 3-4 times faster to pickle and unpickle than its 140,000 sections (10,000
-    reports); input_of_columns makes it again."""
+    reports), and its texts joined, to be kept apart; input_of_columns makes it again."""
     sections = source.sections
     return ([s.report for s in sections], [s.anchor for s in sections], [s.title for s in sections],
-            [s.path for s in sections], source.texts, source.report_rows, source.facets)
+            [s.path for s in sections], source.texts.bounds, source.report_rows, source.facets), source.texts.joined
 
 
-def input_of_columns(columns: tuple[Any, ...]) -> SearchInput:
-    reports, anchors, titles, paths, texts, report_rows, facets = columns
+def input_of_columns(columns: tuple[Any, ...], joined: str) -> SearchInput:
+    reports, anchors, titles, paths, bounds, report_rows, facets = columns
+    if len(bounds) != 2 * len(reports) + 1 or bounds[-1] != len(joined):
+        raise ValueError("the kept texts do not match their sections")
     return SearchInput([IndexedSection(number, *section) for number, section in enumerate(
-        zip(reports, anchors, titles, paths, strict=True))], texts, report_rows, facets)
+        zip(reports, anchors, titles, paths, strict=True))], _Texts(joined, bounds), report_rows, facets)
 
 
 def _facet_numbers(numbers: list[int]) -> str:
@@ -1628,6 +1637,7 @@ ROW_BYTES = 450  # about the size of one snippet row (report, heading path, 110 
 # Rarer words do not: their rows would swell every shared file for queries that are rare themselves.
 SHARED_ROWS_MIN_SECTIONS = 100
 OWN_SHARE = 2  # at most 1/OWN_SHARE of the file budget goes to files of one common term
+OWN_STEP = 64  # ...in steps of this many files (_plan_files)
 TERM_FETCHES = 2  # a typical query reads two word lists that share their file...
 DOC_FETCHES = 1  # ...and about one text file (snippet rows cover most results; texts in heading order)
 
@@ -1656,13 +1666,17 @@ def _plan_files(postings: Postings, encoded: EncodedPostings, vocab: set[str], s
     doc_bytes = sum(len(texts.body(s.number).encode()) + len(s.path.encode()) + len(s.title.encode()) + 24
                     for s in sections)
     shared, docs = math.ceil(rest / target) or 1, math.ceil(doc_bytes / doc_min) or 1
-    free = budget - len(own)
+    # An edit must rarely change how many files there are: every term would move to another shared file,
+    # every section to another text file (1,606 of 2,000 files rewritten after one edit at 1,000 reports).
+    # So the own files' share of the budget goes in steps of OWN_STEP, and the split is by a ratio of two
+    # significant digits.
+    free = budget - min(budget // OWN_SHARE, -(-len(own) // OWN_STEP) * OWN_STEP)
     if shared + docs > free:
         # fewest bytes for a query reading TERM_FETCHES shared files and DOC_FETCHES text files
         rest_served = rest / _gzip_ratio(encoded.sample(_GZIP_SAMPLE))
         doc_served = doc_bytes / _gzip_ratio([_json([texts.body(j) for j in range(k, min(k + 200, len(sections)))])
                                               for k in range(0, len(sections), max(200, len(sections) // 8))])
-        ratio = math.sqrt(TERM_FETCHES * rest_served / (DOC_FETCHES * doc_served))
+        ratio = float(f"{math.sqrt(TERM_FETCHES * rest_served / (DOC_FETCHES * doc_served)):.2g}")
         shared = max(1, min(shared, round(free * ratio / (1 + ratio))))
         docs = free - shared
     return own, shared, max(1, math.ceil(len(sections) / docs))

@@ -55,7 +55,7 @@ class Counted(pipeline.ChildJob):
 
     def start(self, function, *args):
         given = args[0] if args else None  # the index's input: whole, or the changes to the last one
-        print(function.__name__ + (" (changes)" if getattr(given, "pieces", ()) is None else ""))
+        print(function.__name__ + (" (changes)" if getattr(given, "source", ()) is None else ""))
         return super().start(function, *args)
 
     def running(self):

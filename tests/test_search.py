@@ -315,8 +315,8 @@ def test_an_edit_within_sections_changes_the_index_input_by_replacing_texts(cont
     shape (sections may move); a text twice as long does not."""
     pieces = pieces_of(content_copy)
     before = search.search_input_of(pieces)
-    assert as_plain(search.input_of_columns(pickle.loads(pickle.dumps(search.input_columns(before))))) == \
-        as_plain(before)
+    columns, joined = search.input_columns(before)
+    assert as_plain(search.input_of_columns(pickle.loads(pickle.dumps(columns)), joined)) == as_plain(before)
 
     report = sorted((content_copy / "reports").glob("*.md"))[2]
     text = report.read_text(encoding="utf-8")
