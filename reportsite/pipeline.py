@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -271,8 +272,9 @@ def take_over(path: str, entry: PageEntry, cache: BuildCache | None, staging: Pa
             write_into(staging, path, entry.data)
         else:
             assert cache is not None and cache.site is not None
-            if not link_into(staging, path, cache.site / path):
-                shutil.copy2(cache.site / path, staging / path)
+            old = os.path.join(cache.site, path)
+            if not link_into(staging, path, old):
+                shutil.copy2(old, staging / path)
     return RenderedPage(path, entry.digest, entry.links, entry.data, key=entry.key)
 
 
