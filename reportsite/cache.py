@@ -61,6 +61,22 @@ def _blake(*parts: bytes) -> bytes:
     return h.digest()
 
 
+STAMPS = "stamps"  # the content files' stamps and digests as the last build found them
+
+
+def _content_key(content_dir: Path) -> bytes:
+    return _blake(str(content_dir.resolve()).encode())
+
+
+def known_file_digests(disk: DiskStore | None, version: bytes, content_dir: Path
+                       ) -> dict[str, tuple[tuple[int, int, int], bytes]]:
+    """path -> (stamp, digest) of the content files as the last build (of this code version) found them: a
+    file whose stamp (mtime, size, inode) is unchanged need not be read and hashed again (125 MB at 10,000
+    reports: 0.3 s)."""
+    found = disk.get(STAMPS, _content_key(content_dir)) if disk else None
+    return found[1] if isinstance(found, tuple) and len(found) == 2 and found[0] == version else {}
+
+
 def file_digest(version: bytes, path: str, data: bytes) -> bytes:
     """A content file's digest, under which its parse is kept: of its bytes, its path and the code version."""
     return _blake(version, path.encode(), data)
@@ -678,8 +694,9 @@ class BuildCache:
         # the rules' objects that the stored results point to: stored as references, one object each
         shared = SharedObjects([args for _, args in work])
         entries: dict[str, LoadedFile | tuple[tuple[int, int, int], bytes, bytes]] = {}
+        known = known_file_digests(self.disk, self.version, content_dir)
         for path in content_files(content_dir):
-            entries[str(path)] = self._load_file(path, shared)
+            entries[str(path)] = self._load_file(path, shared, known)
         todo = [(p, e[2]) for p, e in entries.items() if not isinstance(e, LoadedFile)]
         self.stats.parsed += len(todo)
         self.progress.start("解析报告", len(todo))
@@ -726,15 +743,25 @@ class BuildCache:
                 for (function, args), value, content in zip(work, entry.derived, digests, strict=True):
                     self.remember(function, (entry.report, *args), value, content)
         self.files = entries  # type: ignore[assignment]  # all LoadedFile now; deleted files forgotten
+        digests = {path: (entry.stamp, entry.digest) for path, entry in self.files.items()}
+        if self.disk and digests != known:
+            self.disk.put(STAMPS, _content_key(content_dir), (self.version, digests))
         return Content(*_drop_duplicates(reports, problems))
 
-    def _load_file(self, path: Path, shared: SharedObjects) -> LoadedFile | tuple[tuple[int, int, int], bytes, bytes]:
-        """The cached entry, or (stamp, digest, bytes) of a file that must be parsed."""
+    def _load_file(self, path: Path, shared: SharedObjects, known: dict[str, tuple[tuple[int, int, int], bytes]]
+                   ) -> LoadedFile | tuple[tuple[int, int, int], bytes, bytes]:
+        """The cached entry, or (stamp, digest, bytes) of a file that must be parsed. `known`: the digests
+        of the files as the last build found them: an untouched file is not read again."""
         st = path.stat()
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         old = self.files.get(str(path))
         if old is not None and old.stamp == stamp:
             return old
+        last = known.get(str(path))
+        if old is None and last is not None and last[0] == stamp and self.disk:
+            stored = self.disk.get("report", last[1], shared=shared)
+            if isinstance(stored, LoadedFile):
+                return stored if stored.stamp == stamp else dataclasses.replace(stored, stamp=stamp)
         data = path.read_bytes()
         digest = file_digest(self.version, str(path), data)
         if old is not None and old.digest == digest:

@@ -26,6 +26,7 @@ from .cache import (
     Progress,
     file_digest,
     inputs_digest,
+    known_file_digests,
     previous_build,
     remember_build,
     remove_leftovers,
@@ -422,12 +423,14 @@ def speculate_index(disk: DiskStore, store: bytes, content_dir: Path, version: b
         settings = load_search_settings(content_dir)
         rules_digest = topic_rules_digest(rules)
         keys, changed = list(last.keys.keys), []
+        known = known_file_digests(disk, version, content_dir)
         for path in files:
-            data, i = path.read_bytes(), at[str(path)]
-            key = report_key(file_digest(version, str(path), data), rules_digest)
+            i, digest = at[str(path)], _untouched_digest(path, known)
+            data = path.read_bytes() if digest is None else b""
+            key = report_key(digest or file_digest(version, str(path), data), rules_digest)
             if key != keys[i]:
                 keys[i] = key
-                changed.append((i, path, data))
+                changed.append((i, path, data or path.read_bytes()))
         if len(changed) > SPECULATE_MAX:
             return Speculated(last)
         table, pieces = dv.load_divisions(), {}
@@ -442,6 +445,13 @@ def speculate_index(disk: DiskStore, store: bytes, content_dir: Path, version: b
         return Speculated(last)  # the parent finds it and says so
     source = patched_input(last.source, pieces)
     return Speculated(last, keys, source, settings, plan_index(source, settings, IndexMemo(disk, version)))
+
+
+def _untouched_digest(path: Path, known: dict[str, tuple[tuple[int, int, int], bytes]]) -> bytes | None:
+    """A content file's digest as the last build found it, when its stamp says it is untouched since."""
+    last = known.get(str(path))
+    st = path.stat()
+    return last[1] if last is not None and last[0] == (st.st_mtime_ns, st.st_size, st.st_ino) else None
 
 
 def last_index_input(disk: DiskStore, store: bytes, version: bytes) -> LastIndexInput | None:

@@ -169,6 +169,26 @@ def test_the_pages_of_lists_are_kept_together_while_what_they_show_is_unchanged(
     assert tree(project.out_dir) == tree(tmp_path / "cold")
 
 
+def test_a_new_process_reads_only_the_content_files_touched_since_the_last_build(
+        project: BuildOptions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache keeps each content file's stamp and digest: a rebuild in a new process (a new BuildCache)
+    reads and hashes only the files whose stamp changed."""
+    cache_dir = tmp_path / "cache"
+    build(with_cache(project, BuildCache(cache_dir)))
+    replace_in(project.content_dir / REPORT, "以习近平法治思想为指导", "以习近平法治思想为科学指导")
+    read: list[str] = []
+    read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read.append(str(self)) or read_bytes(self))
+    cache = BuildCache(cache_dir)
+    build(with_cache(project, cache))
+    reports = str(project.content_dir / "reports")
+    assert [path for path in read if path.startswith(reports)] == [str(project.content_dir / REPORT)]
+    assert cache.stats.parsed == 1
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    build(with_cache(project, None, tmp_path / "cold"))
+    assert tree(project.out_dir) == tree(tmp_path / "cold")
+
+
 def test_unchanged_files_are_not_rewritten_and_removed_ones_are_deleted(project: BuildOptions) -> None:
     cache = BuildCache()
     build(with_cache(project, cache))
