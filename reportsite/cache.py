@@ -13,6 +13,7 @@ code version too (a hash of the package's source and data files), so a new relea
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -20,11 +21,11 @@ import pickle
 import re
 import sys
 import types
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import markdown
 from jinja2 import Environment, meta
@@ -446,14 +447,20 @@ class DiskStore:
         """Store `value`. With `known`, the reports and sections in it are stored as references to the
         build's own objects (by digest): a page then fingerprints a value read back from disk exactly
         as the value computed in the build that stored it. With `shared`, so are the shared objects."""
-        path = self._path(kind, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with tmp.open("wb") as f:
+        with self._writing(kind, key) as f:
             pickler = shared.pickler(f) if shared else pickle.Pickler(f, protocol=pickle.HIGHEST_PROTOCOL)
             if known is not None:
                 pickler.persistent_id = known.reference_of  # type: ignore[method-assign]
             pickler.dump(value)
+
+    @contextlib.contextmanager
+    def _writing(self, kind: str, key: bytes) -> Iterator[BinaryIO]:
+        """The file of `key`, written under another name and put in place once complete."""
+        path = self._path(kind, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with tmp.open("wb") as f:
+            yield f
         os.replace(tmp, path)
 
 
@@ -461,15 +468,11 @@ class DiskStore:
         """Store `value` after a small `head`, in one file (so the two always go together): get_head reads
         the head without reading the value. A long `text` follows them as UTF-8, written a piece at a time
         (pickled, 42 million characters would first be encoded whole: 126 MB more for a moment)."""
-        path = self._path(kind, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with tmp.open("wb") as f:
+        with self._writing(kind, key) as f:
             pickle.dump(head, f, protocol=pickle.HIGHEST_PROTOCOL)
             pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
             for start in range(0, len(text), _TEXT_PIECE):
                 f.write(text[start:start + _TEXT_PIECE].encode("utf-8", "surrogatepass"))
-        os.replace(tmp, path)
 
     def get_head(self, kind: str, key: bytes) -> Any | None:
         return self._headed(kind, key, with_value=False)

@@ -67,7 +67,6 @@ from .search import (
     SearchPiece,
     SearchSettings,
     build_search_files,
-    index_files,
     input_columns,
     input_of_columns,
     load_search_settings,
@@ -320,7 +319,7 @@ def spare_child(options: BuildOptions) -> ChildJob | None:
     """A child process forked before the site is loaded, for the search index of a big site (search_apart):
     its input is then sent to it. A child forked later would share the parent's pages of 10,000 loaded
     reports only until the parent touched them, then hold its own copy: 0.7 GB more at a rebuild's peak.
-    With a build cache, the child reads the last build's index input meanwhile (last_index_input)."""
+    With a build cache, the child reads the last build's index input meanwhile (speculate_index)."""
     big = sum(1 for _ in islice(found_content_files(options.content_dir), PARALLEL_MIN)) == PARALLEL_MIN
     if not big or not child_job_possible():
         return None
@@ -330,10 +329,12 @@ def spare_child(options: BuildOptions) -> ChildJob | None:
 
 
 def write_search_files(source: SearchInput, settings: SearchSettings, staging: Path, previous: Previous,
-                       disk: DiskStore | None, key: bytes | None, memo: IndexMemo | None) -> list[RenderedPage]:
-    """The search index, written into `staging` by the workers that make its files. The cache keeps where,
-    and (memo) how the index's ranges of sections were counted."""
-    made = index_files(source, settings, functools.partial(finish_page, staging=staging, previous=previous), memo)
+                       disk: DiskStore | None, key: bytes | None, memo: IndexMemo | None,
+                       plan: IndexPlan | None = None) -> list[RenderedPage]:
+    """The search index (of `plan`, when it is planned already), written into `staging` by the workers that
+    make its files. The cache keeps where, and (memo) how the index's ranges of sections were counted."""
+    made = write_index(plan or plan_index(source, settings, memo),
+                       functools.partial(finish_page, staging=staging, previous=previous), memo)
     if disk and key:
         disk.put_result(key, tuple((page.path, page.digest) for page in made))
     return made
@@ -341,11 +342,12 @@ def write_search_files(source: SearchInput, settings: SearchSettings, staging: P
 
 # -- the index's input, kept for the next build -----------------------------------------------------------
 # Making the index's input of 10,000 reports (search_input) and sending it to the child took the parent 2 s
-# of a rebuild. The child keeps the input it was given, headed by a key per report (its content and topics,
-# as digested for the page keys) and its piece's shape (piece_shape), in one file; the next build's spare
-# child reads it back while the parent loads the site, and the parent, having read the head only, sends
-# only the pieces of the reports whose keys changed: the child replaces their texts when their shapes did
-# not change, else it gets the whole input.
+# of a rebuild. The child keeps the input it was given, headed by a key per report (of its file and the
+# topic rules, report_key) and its piece's shape (piece_shape), in one file; the next build's spare child
+# reads it back while the parent loads the site (and plans the index when it can tell what the parent will
+# send, speculate_index), and the parent, having read the head only, sends only the pieces of the reports
+# whose keys changed: the child replaces their texts when their shapes did not change, else it gets the
+# whole input.
 INPUT = "index-input"
 
 
@@ -426,11 +428,11 @@ def speculate_index(disk: DiskStore, store: bytes, content_dir: Path, version: b
         known = known_file_digests(disk, version, content_dir)
         for path in files:
             i, digest = at[str(path)], _untouched_digest(path, known)
-            data = path.read_bytes() if digest is None else b""
-            key = report_key(digest or file_digest(version, str(path), data), rules_digest)
+            data = path.read_bytes() if digest is None else None
+            key = report_key(file_digest(version, str(path), data) if data is not None else digest, rules_digest)
             if key != keys[i]:
                 keys[i] = key
-                changed.append((i, path, data or path.read_bytes()))
+                changed.append((i, path, data if data is not None else path.read_bytes()))
         if len(changed) > SPECULATE_MAX:
             return Speculated(last)
         table, pieces = dv.load_divisions(), {}
@@ -513,16 +515,13 @@ def write_search_files_given(take: Callable[[], Speculated | None], given: Index
         del last
         plan = None
     del done  # the last input's texts, replaced
-    made = write_index(plan or plan_index(source, settings, memo), functools.partial(
-        finish_page, staging=staging, previous=previous), memo)
+    made = write_search_files(source, settings, staging, previous, disk, key, memo, plan)
     plan = None  # its postings: 300 MB at 10,000 reports
     return_freed_memory()
     if given.source is not None or given.changed:  # for the next build, once the workers are gone (pickling
         # the input takes 150 MB more for a moment), while the parent still renders
         disk.put_headed(INPUT, store, (version, IndexInputKeys(given.keys, shapes, given.paths)),
                         *input_columns(source))
-    if key:
-        disk.put_result(key, tuple((page.path, page.digest) for page in made))
     return made
 
 
