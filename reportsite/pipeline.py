@@ -433,7 +433,7 @@ def speculate_index(disk: DiskStore, store: bytes, content_dir: Path, version: b
             if key != keys[i]:
                 keys[i] = key
                 changed.append((i, path, data if data is not None else path.read_bytes()))
-        if len(changed) > SPECULATE_MAX:
+        if not changed or len(changed) > SPECULATE_MAX:  # none: the parent keeps the last index, mostly
             return Speculated(last)
         table, pieces = dv.load_divisions(), {}
         for i, path, data in changed:

@@ -49,9 +49,11 @@ def test_the_kept_input_is_read_back_by_the_code_version_that_kept_it(content_co
 
 def test_the_spare_child_plans_the_index_of_an_edit_the_parent_will_send(content_copy: Path, tmp_path: Path) -> None:
     """An edit within a report's sections: the child finds it, and its input is the one the parent's pieces
-    make; a changed heading (another shape) or a new report leave the plan to the parent's input."""
+    make; no edit, a changed heading (another shape) or a new report leave the plan to the parent."""
     disk, store = DiskStore(tmp_path / "cache"), b"site folder key."
     kept(content_copy, disk, store)
+    unchanged = pipeline.speculate_index(disk, store, content_copy, VERSION)
+    assert unchanged.last is not None and unchanged.plan is None  # nothing to plan: the last index is kept
     report = content_files(content_copy)[2]
     text = report.read_text(encoding="utf-8")
     at = text.index("加强", text.index("\n## "))
