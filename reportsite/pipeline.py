@@ -30,6 +30,7 @@ from .cache import (
     previous_build,
     remember_build,
     remove_leftovers,
+    site_as_left,
 )
 from .compliance import load_part_rules
 from .config import SiteConfig, load_config
@@ -54,10 +55,8 @@ from .renderpool import (
     RenderedPage,
     digest_of,
     finish_page,
-    link_into,
     no_previous,
     render_pages,
-    write_into,
 )
 from .search import (
     INDEX_DIR,
@@ -81,7 +80,18 @@ from .search import (
 )
 from .topics import TopicRules, assign_topics, load_topics
 from .workers import PARALLEL_MIN, ChildJob, child_job_possible, collections_paused, return_freed_memory
-from .writer import check_output_dir, finish_staging, start_staging
+from .writer import (
+    check_output_dir,
+    discard_staging,
+    finish_patch,
+    finish_staging,
+    is_patch,
+    link_into,
+    make_folders,
+    start_patch,
+    start_staging,
+    write_into,
+)
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -236,6 +246,8 @@ def produce(items: list[Page | KeptPage], renderer: PageRenderer, cache: BuildCa
     staging None)."""
     # The few big index pages first: started last, one of them would keep a worker busy after the rest.
     pending = sorted((i for i in items if isinstance(i, PendingPage)), key=lambda p: p.template == "report.html")
+    if staging is not None and not is_patch(staging):
+        make_folders(staging, (item.path for item in items))
     progress = cache.progress if cache else Progress()
     progress.start("生成页面", len(pending))
     previous = cache.unchanged_file if cache and staging else no_previous
@@ -543,7 +555,7 @@ def kept_search_bytes(path: str, key: bytes, previous: PreviousSite) -> OutputFi
         return OutputFile(path, entry.data, key)
     found = previous.kept_file(path, key)
     try:
-        return OutputFile(path, found[0].read_bytes(), key) if found else None
+        return OutputFile(path, Path(found[0]).read_bytes(), key) if found else None
     except OSError:
         return None
 
@@ -676,7 +688,8 @@ def _build(options: BuildOptions) -> BuildResult:
         if cache:  # after the spare child is forked: it needs none of the last site's 13,000 page entries
             cache.open_site(options.out_dir)
         content, data, analyse = load_derived(options)
-        staging = start_staging(options.out_dir)
+        staging = start_patch(options.out_dir) if cache and site_as_left(cache, options.out_dir) else (
+            start_staging(options.out_dir))
         apart = search_apart(data, options, staging, spare)
         return_freed_memory()  # the search index's input, pickled and sent: 128 MB at 10,000 reports
         job = apart if isinstance(apart, IndexChild) else None
@@ -694,14 +707,19 @@ def _build(options: BuildOptions) -> BuildResult:
             made.written += sum(f.written for f in searched)
         steps.done("render + write" + (" | search index" if job else ""))
         check_made(made, options.cache)
-        finish_staging(staging, options.out_dir)
+        if is_patch(staging):
+            assert cache is not None
+            made_paths = {f.path for f in made.files}
+            finish_patch(staging, options.out_dir, (path for path in cache.pages if path not in made_paths))
+        else:
+            finish_staging(staging, options.out_dir)
         steps.done("link check + swap")
     except BaseException:
         for child in (job, spare):
             if child:
                 child.stop()
         if staging:
-            shutil.rmtree(staging, ignore_errors=True)
+            discard_staging(staging)
         raise
     if cache:
         cache.end_build(made.files, options.out_dir.resolve())

@@ -376,6 +376,7 @@ def render_reports(renderer: PageRenderer, data: SiteData, only: Collection[str]
             "report.html", report_path(report), report=report, tree=Deferred(section_tree, (report, matches, md)),
             other_years=sorted((r.face for r in by_key[report.jurisdiction.key] if r is not report),
                                key=lambda r: r.year),
-            description=report_description(report), region=region_id(report), province=province_code(report),
+            description=Deferred(report_description, (report,)), region=region_id(report),
+            province=province_code(report),
             city=city_code(report), label=jurisdiction_label(report),
             topic_names=topic_names, panels=data.extra_report_panels.get(report.slug, []))

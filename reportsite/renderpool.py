@@ -9,7 +9,6 @@ the parent never holds the site in memory) or sends the bytes back (`serve` keep
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,6 +17,7 @@ from .errors import ReportsiteError
 from .links import PageLinks, parse_page
 from .render import KEY_LATER, OutputFile, PageRenderer, PendingPage, problem_of
 from .workers import map_in_pool, pool_size
+from .writer import link_into, write_into
 
 CHUNK = 16  # pages per task: big enough to amortise a task, small enough to balance the workers
 
@@ -35,10 +35,10 @@ class RenderedPage:
 
 
 # (site path, digest of new bytes) -> the previous site's file when it holds exactly those bytes
-Previous = Callable[[str, bytes], Path | None]
+Previous = Callable[[str, bytes], str | None]
 
 
-def no_previous(path: str, digest: bytes) -> Path | None:
+def no_previous(path: str, digest: bytes) -> str | None:
     return None
 
 
@@ -58,34 +58,6 @@ def finish_page(page: OutputFile, staging: Path | None, previous: Previous = no_
         return RenderedPage(page.path, digest, links, None, written=False, key=page.key)
     write_into(staging, page.path, page.data)
     return RenderedPage(page.path, digest, links, None, key=page.key)
-
-
-def write_into(staging: Path, path: str, data: bytes) -> None:
-    target = os.path.join(staging, path)
-    try:
-        with open(target, "wb") as f:
-            f.write(data)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with open(target, "wb") as f:
-            f.write(data)
-
-
-def link_into(staging: Path, path: str, old: Path | str) -> bool:
-    """Hard-link `old` as `path` in staging; False where links are impossible (another filesystem). (Paths
-    as strings, its folder made only when missing: a rebuild links 13,000 files.)"""
-    target = os.path.join(staging, path)
-    try:
-        os.link(old, target)
-    except FileNotFoundError:
-        try:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            os.link(old, target)
-        except OSError:
-            return False
-    except OSError:
-        return False
-    return True
 
 
 def _render_one(renderer: PageRenderer, pending: PendingPage, staging: Path | None,

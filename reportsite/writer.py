@@ -1,12 +1,17 @@
 """Write: put the rendered site in place atomically.
 
 The new site is written into a temporary sibling directory and swapped in only when complete, so a
-failed or killed build leaves the previous output untouched. The build refuses output directories
+failed or killed build leaves the previous output untouched. A rebuild into a site that is as the last
+build left it (a build cache knows) writes only the files that changed into that sibling directory, a
+*patch*, and moves them in once all are there: a killed build leaves either the old site, or a patch
+marked complete that the next build finishes putting in place. The build refuses output directories
 that could hold a user's work.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +23,8 @@ from pathlib import Path
 from .errors import fail
 
 MARKER = ".reportsite-output"
+PATCH = ".patch-"  # in the name of a patch folder: .site.patch-xxxx beside site/
+PATCH_DONE = ".reportsite-patch"  # in a complete patch folder: the site's files to delete (JSON list)
 
 
 def check_output_dir(out: Path, protected: Iterable[Path], content_dir: Path) -> None:
@@ -52,6 +59,105 @@ def finish_staging(staging: Path, out: Path) -> None:
     _swap(staging, out.resolve())
 
 
+def start_patch(out: Path) -> Path:
+    """A new, empty patch folder beside `out`, a site as the last build left it: the files whose bytes
+    change go there, the others stay where they are (see finish_patch)."""
+    out = out.resolve()
+    _remove_leftovers(out)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}{PATCH}", dir=out.parent))
+
+
+def is_patch(staging: Path | str) -> bool:
+    """Whether `staging` is a patch folder (start_patch): a file unchanged since the last build is then
+    left where it is instead of being linked into it."""
+    return PATCH in os.path.basename(staging)
+
+
+def finish_patch(patch: Path, out: Path, removed: Iterable[str]) -> None:
+    """Mark the patch complete, with the site paths of the files that are no longer made (`removed`), then
+    put its files in place in `out` and delete those."""
+    (patch / PATCH_DONE).write_text(json.dumps(sorted(removed), ensure_ascii=False), encoding="utf-8")
+    _apply_patch(patch, out.resolve())
+
+
+def discard_staging(staging: Path) -> None:
+    """After a failed build: its staging or patch folder, unless the patch was complete (a failure while it
+    was put in place): the next build finishes that one (_remove_leftovers)."""
+    if not (staging / PATCH_DONE).exists():
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _apply_patch(patch: Path, out: Path) -> None:
+    """Delete the files the complete `patch` lists, then move its files into `out`; then the patch folder
+    goes. Run again after an interruption, it finishes the work."""
+    removed = json.loads((patch / PATCH_DONE).read_text(encoding="utf-8"))
+    root = str(out)
+    for path in removed:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(root, path))
+        folder = os.path.dirname(path)
+        while folder:  # the folders left empty (a deleted report's)
+            try:
+                os.rmdir(os.path.join(root, folder))
+            except OSError:
+                break
+            folder = os.path.dirname(folder)
+    source = str(patch)
+    for folder, _, names in os.walk(source):
+        relative = os.path.relpath(folder, source)
+        target = root if relative == "." else os.path.join(root, relative)
+        if relative != ".":
+            os.makedirs(target, exist_ok=True)
+        for name in names:
+            if relative != "." or name != PATCH_DONE:
+                os.replace(os.path.join(folder, name), os.path.join(target, name))
+    shutil.rmtree(patch, ignore_errors=True)
+
+
+def write_into(staging: Path, path: str, data: bytes) -> None:
+    target = os.path.join(staging, path)
+    try:
+        with open(target, "wb") as f:
+            f.write(data)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as f:
+            f.write(data)
+
+
+def make_folders(staging: Path, paths: Iterable[str]) -> None:
+    """The folders of the site paths `paths` in the new staging folder, parents first, made before any file
+    goes there: a rebuild's 13,000 links each found their folder missing, raised, and made it."""
+    root = str(staging)
+    for folder in sorted({path.rpartition("/")[0] for path in paths} - {""}):
+        try:
+            os.mkdir(os.path.join(root, folder))
+        except FileExistsError:  # made by the search index's child meanwhile
+            pass
+        except FileNotFoundError:  # a parent that holds no file of its own
+            os.makedirs(os.path.join(root, folder), exist_ok=True)
+
+
+def link_into(staging: Path, path: str, old: Path | str) -> bool:
+    """Hard-link `old`, the last site's file at `path`, as `path` in staging; False where links are
+    impossible (another filesystem). (Paths as strings, its folder made only when missing: a rebuild links
+    13,000 files.)"""
+    if is_patch(staging):  # the build patches the site `old` is in: the file stays there
+        return True
+    target = os.path.join(staging, path)
+    try:
+        os.link(old, target)
+    except FileNotFoundError:
+        try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.link(old, target)
+        except OSError:
+            return False
+    except OSError:
+        return False
+    return True
+
+
 def write_site(out: Path, files: Iterable[tuple[str, bytes]]) -> int:
     """Write all files into a temp dir beside `out`, then swap it in. Returns the number of files."""
     staging = start_staging(out)
@@ -74,9 +180,13 @@ def write_site(out: Path, files: Iterable[tuple[str, bytes]]) -> int:
 def _remove_leftovers(out: Path) -> None:
     """Staging folders of a build that was killed (SIGKILL cannot clean up after itself). Their names are
     ours alone; two builds into the same --out at the same time are not supported."""
-    for pattern in (f".{out.name}.new-*", f".{out.name}.old-*"):
+    for pattern in (f".{out.name}.new-*", f".{out.name}.old-*", f".{out.name}{PATCH}*"):
         for leftover in out.parent.glob(pattern):
-            if leftover.is_dir():
+            if not leftover.is_dir():
+                continue
+            if (leftover / PATCH_DONE).exists() and out.is_dir():  # complete: it was being put in place
+                _apply_patch(leftover, out)
+            else:
                 shutil.rmtree(leftover, ignore_errors=True)
 
 

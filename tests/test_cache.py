@@ -19,7 +19,7 @@ from reportsite.render import make_environment
 from reportsite.topics import load_topics
 
 from .conftest import ROOT
-from .test_serve import REPORT, edit_report, edit_template, edit_topics, replace_in
+from .test_serve import REPORT, delete_report, edit_report, edit_template, edit_topics, replace_in
 
 
 def with_cache(options: BuildOptions, cache: BuildCache | None, out: Path | None = None) -> BuildOptions:
@@ -204,6 +204,27 @@ def test_unchanged_files_are_not_rewritten_and_removed_ones_are_deleted(project:
     (project.content_dir / REPORT).unlink()
     build(with_cache(project, cache))
     assert not (out / "reports" / "130502-2023").exists()
+    _, files = render_site(with_cache(project, None))
+    assert tree(out).keys() - {".reportsite-output"} == {f.path for f in files}
+
+
+def test_a_rebuild_patches_the_site_in_place_unless_the_site_was_touched(project: BuildOptions,
+                                                                         tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    build(with_cache(project, BuildCache(cache_dir)))
+    out = project.out_dir
+    folder = out.stat().st_ino
+    edit_report(project)
+    build(with_cache(project, BuildCache(cache_dir)))  # a new process: the site's entries come from the disk
+    assert out.stat().st_ino == folder  # the same folder, changed in place: no new site was linked together
+    assert not list(out.parent.glob(f".{out.name}.*"))  # no patch, staging or old folder left
+    _, files = render_site(with_cache(project, None))
+    expected = {f.path: f.data for f in files}
+    assert tree(out) == {**expected, ".reportsite-output": (out / ".reportsite-output").read_bytes()}
+    (out / "added-by-hand.html").write_text("not made by the build", encoding="utf-8")
+    delete_report(project)  # a patch would keep the file added by hand: a new site is made instead
+    build(with_cache(project, BuildCache(cache_dir)))
+    assert out.stat().st_ino != folder and not (out / "added-by-hand.html").exists()
     _, files = render_site(with_cache(project, None))
     assert tree(out).keys() - {".reportsite-output"} == {f.path for f in files}
 

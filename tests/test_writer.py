@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from reportsite.errors import ReportsiteError
-from reportsite.writer import check_output_dir, write_site
+from reportsite.writer import (
+    PATCH_DONE,
+    check_output_dir,
+    discard_staging,
+    finish_patch,
+    start_patch,
+    write_into,
+    write_site,
+)
 
 from .conftest import ROOT
 
@@ -39,6 +47,48 @@ def test_error_while_writing_keeps_previous_site(tmp_path):
         write_site(out, files())
     assert (out / "index.html").read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["site"]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_patch_changes_the_site_in_place(tmp_path):
+    out = tmp_path / "site"
+    write_site(out, [("index.html", b"one"), ("reports/a/index.html", b"a"), ("reports/b/index.html", b"b")])
+    kept = (out / "reports/a/index.html").stat().st_ino
+    patch = start_patch(out)
+    write_into(patch, "index.html", b"two")
+    write_into(patch, "reports/c/index.html", b"c")
+    assert (out / "index.html").read_bytes() == b"one"  # nothing moves before the patch is finished
+    finish_patch(patch, out, ["reports/b/index.html"])
+    assert _files(out) == {"index.html": b"two", "reports/a/index.html": b"a", "reports/c/index.html": b"c",
+                           ".reportsite-output": (out / ".reportsite-output").read_bytes()}
+    assert (out / "reports/a/index.html").stat().st_ino == kept  # untouched, not copied
+    assert not (out / "reports/b").exists()  # the folder the deleted page left empty goes too
+    assert not patch.exists()
+
+
+def test_a_failed_patch_is_dropped_and_a_complete_one_is_finished_by_the_next_build(tmp_path):
+    out = tmp_path / "site"
+    write_site(out, [("index.html", b"one"), ("old.html", b"old")])
+    before = _files(out)
+    patch = start_patch(out)
+    write_into(patch, "index.html", b"two")
+    discard_staging(patch)  # the build failed before the patch was complete
+    assert not patch.exists() and _files(out) == before
+    # killed while the complete patch was put in place: marked done, one file moved so far
+    patch = start_patch(out)
+    write_into(patch, "index.html", b"three")
+    write_into(patch, "new/page.html", b"new")
+    (patch / PATCH_DONE).write_text('["old.html"]', encoding="utf-8")
+    os.replace(patch / "index.html", out / "index.html")
+    discard_staging(patch)  # a complete patch is kept for the next build to finish
+    assert patch.exists()
+    start_patch(out)  # the next build starts: it finishes the patch first
+    assert _files(out) == {"index.html": b"three", "new/page.html": b"new",
+                           ".reportsite-output": before[".reportsite-output"]}
+    assert not patch.exists()
 
 
 @pytest.mark.parametrize("name", ["content", ".", "/", "templates"])
@@ -87,7 +137,8 @@ def test_killed_build_leaves_previous_site_intact(tmp_path, content_copy, sig):
     proc = subprocess.Popen([*build, "--content", str(big)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     staging = None
     while time.monotonic() - started < 60 and proc.poll() is None:
-        staging = next(tmp_path.glob(".site.new-*"), None)
+        # a new site (.site.new-*), or a patch of the last one (.site.patch-*: the build cache knows it)
+        staging = next(iter((*tmp_path.glob(".site.new-*"), *tmp_path.glob(".site.patch-*"))), None)
         if staging and any(staging.rglob("*.html")):
             break
         time.sleep(0.01)
@@ -98,7 +149,7 @@ def test_killed_build_leaves_previous_site_intact(tmp_path, content_copy, sig):
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before
     if sig != signal.SIGKILL:  # a killed -9 process cannot clean up; the next build does
-        assert not list(tmp_path.glob(".site.new-*"))
+        assert not list(tmp_path.glob(".site.new-*")) and not list(tmp_path.glob(".site.patch-*"))
     result = subprocess.run([*build, "--content", str(content_copy)], capture_output=True, timeout=120)
     assert result.returncode == 0
     assert _gone_soon(tmp_path, ".site.*")  # the previous site is deleted in the background
