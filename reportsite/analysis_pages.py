@@ -25,8 +25,6 @@ from .render import (
 )
 
 NAV = (("指标对比", "indicators/"), ("合规检查", "compliance/"))
-STATUS_LABELS = {"found": "有", "mentioned": "仅正文提及", "missing": "缺"}
-DEADLINE_LABELS = {"on_time": "按时公开", "late": "逾期公开", "unknown": "发布日期不详"}
 
 
 def figure_link(value: IndicatorValue) -> str:
@@ -55,8 +53,7 @@ def with_analysis(data: SiteData, rules: IndicatorRules, part_rules: PartRules, 
 
 def figures_panel(report: Report, values: tuple[IndicatorValue, ...], compliance: Compliance) -> ReportPanel:
     """The report page's block of key figures and structure check (templates/_figures_panel.html)."""
-    return ReportPanel("_figures_panel.html", {"report": report, "figure_values": values, "compliance": compliance,
-                                               "status_labels": STATUS_LABELS, "deadline_labels": DEADLINE_LABELS})
+    return ReportPanel("_figures_panel.html", {"report": report, "figure_values": values, "compliance": compliance})
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -154,8 +151,7 @@ def render_analysis_pages(renderer: PageRenderer, data: SiteData) -> Iterator[Pa
                               **common)
     checks = [analysis.compliance[r.slug] for r in sorted(data.reports, key=lambda r: (-r.year, r.slug))]
     yield renderer.render("compliance.html", "compliance/", checks=checks,
-                          parts=analysis.part_rules.in_regulation_order, status_labels=STATUS_LABELS,
-                          deadline_labels=DEADLINE_LABELS, deadline=analysis.part_rules, **common)
+                          parts=analysis.part_rules.in_regulation_order, deadline=analysis.part_rules, **common)
     yield from data_exports(renderer, data, analysis)
 
 

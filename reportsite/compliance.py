@@ -17,6 +17,9 @@ from .errors import fail
 from .model import Report, ReportFace, Section
 
 FOUND, MENTIONED, MISSING = "found", "mentioned", "missing"
+# as pages show them (render.make_environment makes them the templates' globals)
+STATUS_LABELS = {FOUND: "有", MENTIONED: "仅正文提及", MISSING: "缺"}
+DEADLINE_LABELS = {"on_time": "按时公开", "late": "逾期公开", "unknown": "发布日期不详"}
 ON_TIME, LATE, UNKNOWN = "on_time", "late", "unknown"
 
 

@@ -22,7 +22,7 @@ from .render import (
     region_id,
     report_path,
 )
-from .topics import TopicMatch
+from .topics import Topic, TopicMatch
 
 
 @dataclass(frozen=True)
@@ -192,13 +192,25 @@ def render_index_pages(renderer: PageRenderer, data: SiteData) -> Iterator[Page]
     yield from renderer.group("lists", (reports, topic_counts, data.topic_rules.topics),
                               lambda: list_pages(renderer, data, reports, topic_counts))
     for topic in data.topic_rules.topics:
-        pages = topic_pages(topic.slug, listed_by_topic[topic.slug], data.config.topic_page_size)
-        index = [(p.number, p.path, p.provinces) for p in pages]
-        for page in pages:
-            matches = [[data.topics[report.slug] for report in group] for group in page.groups]
-            yield renderer.render("topic.html", page.path, topic=topic, total=topic_counts[topic.slug], page=page,
-                                  pages=index, groups=Deferred(topic_entries, (topic.slug, page.groups, matches)),
-                                  excerpt_of=section_excerpt_text)
+        listed = listed_by_topic[topic.slug]
+        # A topic's pages are made of its reports and their matches alone: an edit keeps the pages of the
+        # topics that do not list the edited report at once, without working out each one's key.
+        reports = [report for report, _, _ in listed]
+        yield from renderer.group(f"topic {topic.slug}", (topic, reports, [data.topics[r.slug] for r in reports]),
+                                  lambda topic=topic, listed=listed: list(
+                                      topic_pages_of(renderer, data, topic, listed, topic_counts[topic.slug])))
+
+
+def topic_pages_of(renderer: PageRenderer, data: SiteData, topic: Topic, listed: list[tuple[Report, int, str]],
+                   total: int) -> Iterator[Page]:
+    """The pages of one topic, listing the sections of `listed` (see topic_pages)."""
+    pages = topic_pages(topic.slug, listed, data.config.topic_page_size)
+    index = [(p.number, p.path, p.provinces) for p in pages]
+    for page in pages:
+        matches = [[data.topics[report.slug] for report in group] for group in page.groups]
+        yield renderer.render("topic.html", page.path, topic=topic, total=total, page=page, pages=index,
+                              groups=Deferred(topic_entries, (topic.slug, page.groups, matches)),
+                              excerpt_of=section_excerpt_text)
 
 
 def list_pages(renderer: PageRenderer, data: SiteData, reports: tuple[ReportFace, ...],

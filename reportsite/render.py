@@ -19,6 +19,7 @@ import markdown
 import nh3
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateSyntaxError, select_autoescape
 
+from .compliance import DEADLINE_LABELS, STATUS_LABELS
 from .config import SiteConfig
 from .errors import Problem
 from .figures import Analysis
@@ -269,6 +270,8 @@ def make_environment(templates_dir: Path) -> Environment:
     env.filters["excerpt"] = excerpt
     env.filters["level_label"] = lambda level: LEVEL_LABELS.get(level, level)
     env.filters["cn_date"] = lambda d: f"{d.year}年{d.month}月{d.day}日" if isinstance(d, date) else ""
+    # constants of the code (its version is part of every page's key), not given to each of 10,000 pages
+    env.globals.update(status_labels=STATUS_LABELS, deadline_labels=DEADLINE_LABELS)
     return env
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 
-from pypinyin import lazy_pinyin
-
 OWN_NAME_LEVELS = ("department", "town", "street", "other")
 
 
 def pinyin_slug(text: str, max_words: int = 6) -> str:
+    from pypinyin import lazy_pinyin  # here: 0.1 s to import, and most builds need no pinyin
+
     words = (re.sub(r"[^a-z0-9]+", "", w.lower()) for w in lazy_pinyin(text, errors=lambda s: list(s)))
     return "-".join([w for w in words if w][:max_words])
 

@@ -169,6 +169,28 @@ def test_the_pages_of_lists_are_kept_together_while_what_they_show_is_unchanged(
     assert tree(project.out_dir) == tree(tmp_path / "cold")
 
 
+def test_a_topics_pages_are_kept_together_while_the_reports_it_lists_are_unchanged(
+        project: BuildOptions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An edit makes again the pages of the topics that list the edited report's sections, and only those:
+    the other topics' pages are taken over without their keys being worked out."""
+    from reportsite import pages
+
+    cache_dir = tmp_path / "cache"
+    build(with_cache(project, BuildCache(cache_dir)))
+    _, data = prepare(with_cache(project, BuildCache(cache_dir)))
+    report = next(r for r in data.reports if r.path.endswith(REPORT))
+    listing = {t for t, listed in pages.listed_sections(report, data.topics[report.slug]).items() if listed}
+    made: list[str] = []
+    topic_pages_of = pages.topic_pages_of
+    monkeypatch.setattr(pages, "topic_pages_of", lambda renderer, data, topic, *args: made.append(topic.slug)
+                        or topic_pages_of(renderer, data, topic, *args))
+    replace_in(project.content_dir / REPORT, "以习近平法治思想为指导", "以习近平法治思想为科学指导")
+    build(with_cache(project, BuildCache(cache_dir)))
+    assert listing and set(made) == listing < {t.slug for t in data.topic_rules.topics}
+    build(with_cache(project, None, tmp_path / "cold"))
+    assert tree(project.out_dir) == tree(tmp_path / "cold")
+
+
 def test_a_new_process_reads_only_the_content_files_touched_since_the_last_build(
         project: BuildOptions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The cache keeps each content file's stamp and digest: a rebuild in a new process (a new BuildCache)
