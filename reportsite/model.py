@@ -420,7 +420,8 @@ class Parsed:
     report: Report | None
     problems: tuple[Problem, ...]
     derived: tuple[Any, ...] = ()
-    derived_digests: tuple[Any, ...] = ()  # their digests, when `after` (a build cache) made them
+    derived_digests: tuple[Any, ...] = ()  # their digests, when `after` (a build cache) made them...
+    face_digest: bytes = b""  # ...and the report's face's
 
 
 def parse_file(path: str, data: bytes, table: dv.DivisionTable, work: Sequence[ReportWork] = ()) -> Parsed:

@@ -60,18 +60,22 @@ from .renderpool import (
 )
 from .search import (
     INDEX_DIR,
+    IndexChange,
     IndexMemo,
     IndexPlan,
     SearchInput,
     SearchPiece,
     SearchSettings,
     build_search_files,
+    changed_terms,
+    index_files_digest,
     input_columns,
     input_of_columns,
     load_search_settings,
     made_search_files,
     patched_input,
     piece_shape,
+    plan_digest,
     plan_index,
     search_input,
     search_input_of,
@@ -309,8 +313,9 @@ def search_apart(data: SiteData, options: BuildOptions, staging: Path, spare: Ch
         if len(kept) == len(written):
             return kept
     previous = cache.previous_site(INDEX_DIR) if cache else None
-    memo = IndexMemo(cache.disk, cache.version, functools.partial(kept_search_file, staging=staging, previous=previous)
-                     ) if cache and cache.disk else None
+    memo = IndexMemo(cache.disk, cache.version, functools.partial(kept_search_file, staging=staging, previous=previous),
+                     {path: (entry.key, entry.digest) for path, entry in previous.pages.items()}
+                     ) if cache and cache.disk and previous else None
     job = (settings, staging, previous.unchanged_file if previous else no_previous, cache.disk if cache else None,
            key, memo)
     if spare and cache and cache.disk:
@@ -342,11 +347,12 @@ def spare_child(options: BuildOptions) -> ChildJob | None:
 
 def write_search_files(source: SearchInput, settings: SearchSettings, staging: Path, previous: Previous,
                        disk: DiskStore | None, key: bytes | None, memo: IndexMemo | None,
-                       plan: IndexPlan | None = None) -> list[RenderedPage]:
-    """The search index (of `plan`, when it is planned already), written into `staging` by the workers that
-    make its files. The cache keeps where, and (memo) how the index's ranges of sections were counted."""
+                       plan: IndexPlan | None = None, change: IndexChange | None = None) -> list[RenderedPage]:
+    """The search index (of `plan`, when it is planned already; `change`: since the last site's, see
+    write_index), written into `staging` by the workers that make its files. The cache keeps where, and
+    (memo) how the index's ranges of sections were counted."""
     made = write_index(plan or plan_index(source, settings, memo),
-                       functools.partial(finish_page, staging=staging, previous=previous), memo)
+                       functools.partial(finish_page, staging=staging, previous=previous), memo, change)
     if disk and key:
         disk.put_result(key, tuple((page.path, page.digest) for page in made))
     return made
@@ -368,6 +374,8 @@ class IndexInputKeys:
     keys: list[bytes]  # per report (report_key)
     shapes: list[bytes]  # per report, piece_shape
     paths: list[str]  # per report, its content file
+    plan: bytes = b""  # of the index made of this input (plan_digest)...
+    files: bytes = b""  # ...and of its files (index_files_digest): the site holds it while its files are these
 
 
 @dataclass(frozen=True)
@@ -386,6 +394,7 @@ class Speculated:
     source: SearchInput | None = None
     settings: SearchSettings | None = None
     plan: IndexPlan | None = None
+    changed: tuple[int, ...] = ()  # the reports whose texts `source` replaced
 
 
 SPECULATE_MAX = 20  # reports changed, at most, for the child to make the index before the parent says so
@@ -458,7 +467,8 @@ def speculate_index(disk: DiskStore, store: bytes, content_dir: Path, version: b
     except (OSError, ReportsiteError):
         return Speculated(last)  # the parent finds it and says so
     source = patched_input(last.source, pieces)
-    return Speculated(last, keys, source, settings, plan_index(source, settings, IndexMemo(disk, version)))
+    return Speculated(last, keys, source, settings, plan_index(source, settings, IndexMemo(disk, version)),
+                      tuple(pieces))
 
 
 def _untouched_digest(path: Path, known: dict[str, tuple[tuple[int, int, int], bytes]]) -> bytes | None:
@@ -513,28 +523,43 @@ def write_search_files_given(take: Callable[[], Speculated | None], given: Index
     meanwhile (`take`, speculate_index): its plan when it made the input the parent sends; None when the
     parent sent changes to an input the child has not (the parent then makes the index)."""
     done = take() or Speculated(None)
+    last = done.last
+    changed: tuple[int, ...] | None = None  # the reports whose texts were replaced in the last input
     if done.plan is not None and done.keys == given.keys and done.settings == settings:
-        assert done.source is not None and done.last is not None
-        plan, source, shapes = done.plan, done.source, done.last.keys.shapes
+        assert done.source is not None and last is not None
+        plan, source, shapes, changed = done.plan, done.source, last.keys.shapes, done.changed
+    elif given.source is not None and given.shapes is not None:
+        plan, source, shapes = None, given.source, given.shapes
+    elif last is None or input_id(last.keys.keys) != given.last:
+        return None
     else:
-        last = done.last
-        if given.source is not None and given.shapes is not None:
-            source, shapes = given.source, given.shapes
-        elif last is None or input_id(last.keys.keys) != given.last:
-            return None
-        else:
-            source, shapes = patched_input(last.source, given.changed), last.keys.shapes
-        del last
-        plan = None
-    del done  # the last input's texts, replaced
-    made = write_search_files(source, settings, staging, previous, disk, key, memo, plan)
+        plan, source, shapes = None, patched_input(last.source, given.changed), last.keys.shapes
+        changed = tuple(given.changed)
+    del done
+    plan = plan or plan_index(source, settings, memo)
+    salt = memo.salt(settings) if memo else b""
+    change = (index_change(plan, last, changed, salt) if last is not None and changed is not None and memo
+              and last.keys.files == index_files_digest((p, e[1]) for p, e in memo.last.items()) else None)
+    del last  # the last input's texts, replaced
+    digest = plan_digest(plan, salt)
+    made = write_search_files(source, settings, staging, previous, disk, key, memo, plan, change)
     plan = None  # its postings: 300 MB at 10,000 reports
     return_freed_memory()
     if given.source is not None or given.changed:  # for the next build, once the workers are gone (pickling
         # the input takes 150 MB more for a moment), while the parent still renders
-        disk.put_headed(INPUT, store, (version, IndexInputKeys(given.keys, shapes, given.paths)),
+        files = index_files_digest((page.path, page.digest) for page in made)
+        disk.put_headed(INPUT, store, (version, IndexInputKeys(given.keys, shapes, given.paths, digest, files)),
                         *input_columns(source))
     return made
+
+
+def index_change(plan: IndexPlan, last: LastIndexInput, changed: tuple[int, ...], salt: bytes) -> IndexChange:
+    """What the texts of the `changed` reports changed since the index of the last input (search.IndexChange)."""
+    reports = set(changed)
+    old, new = last.source.texts, plan.source.texts
+    sections = frozenset(s.number for s in plan.source.sections
+                         if s.report in reports and old.body(s.number) != new.body(s.number))
+    return IndexChange(last.keys.plan, sections, changed_terms(plan, old, sections))
 
 
 def kept_search_file(path: str, key: bytes, staging: Path, previous: PreviousSite) -> RenderedPage | None:
