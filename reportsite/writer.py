@@ -77,7 +77,11 @@ def finish_patch(patch: Path, out: Path, removed: Iterable[str]) -> None:
     """Mark the patch complete, with the site paths of the files that are no longer made (`removed`), then
     put its files in place in `out` and delete those."""
     (patch / PATCH_DONE).write_text(json.dumps(sorted(removed), ensure_ascii=False), encoding="utf-8")
-    _apply_patch(patch, out.resolve())
+    try:
+        _apply_patch(patch, out.resolve())
+    except OSError as exc:
+        raise fail(str(out), 0, f"the site was updated only in part ({exc.strerror or exc})",
+                   "run the build again: it finishes the update first") from None
 
 
 def discard_staging(staging: Path) -> None:

@@ -91,6 +91,22 @@ def test_a_failed_patch_is_dropped_and_a_complete_one_is_finished_by_the_next_bu
     assert not patch.exists()
 
 
+def test_a_patch_that_cannot_be_put_in_place_says_so_and_the_next_build_finishes_it(tmp_path):
+    out = tmp_path / "site"
+    write_site(out, [("index.html", b"one"), ("x.html/index.html", b"a folder where a file will go")])
+    patch = start_patch(out)
+    write_into(patch, "index.html", b"two")
+    write_into(patch, "x.html", b"x")
+    with pytest.raises(ReportsiteError, match=r"updated only in part \(.*\); run the build again"):
+        finish_patch(patch, out, [])
+    discard_staging(patch)  # as the failed build does: a complete patch stays
+    assert patch.exists()
+    shutil.rmtree(out / "x.html")
+    start_patch(out)
+    assert (out / "index.html").read_bytes() == b"two" and (out / "x.html").read_bytes() == b"x"
+    assert not patch.exists()
+
+
 @pytest.mark.parametrize("name", ["content", ".", "/", "templates"])
 def test_refuses_dangerous_output_dirs(tmp_path, monkeypatch, name):
     monkeypatch.chdir(tmp_path)
