@@ -216,8 +216,9 @@ class Fingerprinter:
         """A report, known by its file's digest, its sections, and (when known) its face by its content (a
         page that lists it keeps its key when the text changes): 10,000 faces not walked again each build."""
         self.register(report, digest)
-        for index, section in enumerate(report.sections):
-            self.register(section, digest + index.to_bytes(4, "little"))
+        known, sections = self._known, report.sections
+        self._alive.extend(section for section in sections if id(section) not in known)  # see register
+        known.update({id(section): digest + index.to_bytes(4, "little") for index, section in enumerate(sections)})
         if face_digest:
             self.register(report.face, face_digest)
 
