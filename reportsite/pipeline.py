@@ -536,10 +536,12 @@ def write_search_files_given(take: Callable[[], Speculated | None], given: Index
         plan, source, shapes = None, patched_input(last.source, given.changed), last.keys.shapes
         changed = tuple(given.changed)
     del done
+    if changed is None or memo is None or last is None or (
+            last.keys.files != index_files_digest((path, entry[1]) for path, entry in memo.last.items())):
+        last = None  # the site holds another index than the last input's: its texts are of no use (130 MB)
     plan = plan or plan_index(source, settings, memo)
     salt = memo.salt(settings) if memo else b""
-    change = (index_change(plan, last, changed, salt) if last is not None and changed is not None and memo
-              and last.keys.files == index_files_digest((p, e[1]) for p, e in memo.last.items()) else None)
+    change = index_change(plan, last, changed, salt) if last is not None and changed is not None else None
     del last  # the last input's texts, replaced
     digest = plan_digest(plan, salt)
     made = write_search_files(source, settings, staging, previous, disk, key, memo, plan, change)
