@@ -824,7 +824,7 @@ _CHUNK_SECTIONS = 1024  # sections counted at a time, a few arrays of their term
 assert _CHUNK_SECTIONS <= 1 << 16  # a block's section numbers are uint16
 
 
-RANGE_SECTIONS = 4096  # sections a range of the counting holds at most, and about 2,600 on average (_content_ranges)
+RANGE_SECTIONS = 4096  # sections a range of the counting holds at most (about 2,300 on average: _content_ranges)
 WORDS, CUT, COUNTS = "index-words", "index-cut", "index-counts"  # what IndexMemo keeps of a range
 
 
@@ -843,7 +843,7 @@ class IndexMemo:
     """What the index keeps between builds, under digests that include the code version and the settings:
     - of each range of sections, what the counting made of it: its words (pass one), its texts as cut, and
       its term counts (pass two), under its texts (the counts also under the vocabulary). A rebuild counts
-      again only the ranges whose texts changed: an edit, one or two of the 34 ranges of 10,000 reports;
+      again only the ranges whose texts changed: an edit, one or two of the 61 ranges of 10,000 reports;
     - with `keep`, the files: each file's key digests everything it is made of, and keep(path, key) takes
       over the last site's file when that was made of the same (or returns None); `last` has the keys of
       the site's index files, for the files an edit cannot have changed (IndexChange)."""

@@ -76,9 +76,15 @@ def is_patch(staging: Path | str) -> bool:
 def finish_patch(patch: Path, out: Path, removed: Iterable[str]) -> None:
     """Mark the patch complete, with the site paths of the files that are no longer made (`removed`), then
     put its files in place in `out` and delete those."""
-    (patch / PATCH_DONE).write_text(json.dumps(sorted(removed), ensure_ascii=False), encoding="utf-8")
+    record = patch / f"{PATCH_DONE}.tmp"  # put in place whole: a record cut short would not say what to delete
+    record.write_text(json.dumps(sorted(removed), ensure_ascii=False), encoding="utf-8")
+    os.replace(record, patch / PATCH_DONE)
+    _finish_patch(patch, out.resolve())
+
+
+def _finish_patch(patch: Path, out: Path) -> None:
     try:
-        _apply_patch(patch, out.resolve())
+        _apply_patch(patch, out)
     except OSError as exc:
         raise fail(str(out), 0, f"the site was updated only in part ({exc.strerror or exc})",
                    "run the build again: it finishes the update first") from None
@@ -189,7 +195,7 @@ def _remove_leftovers(out: Path) -> None:
             if not leftover.is_dir():
                 continue
             if (leftover / PATCH_DONE).exists() and out.is_dir():  # complete: it was being put in place
-                _apply_patch(leftover, out)
+                _finish_patch(leftover, out)
             else:
                 shutil.rmtree(leftover, ignore_errors=True)
 
