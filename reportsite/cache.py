@@ -623,6 +623,7 @@ class BuildCache:
         self.groups: dict[str, tuple[bytes, tuple[str, ...]]] = {}
         self.groups_made: dict[str, tuple[bytes, tuple[str, ...]]] = {}  # ...and this build
         self.site: Path | None = None  # the folder the entries without bytes are in (`build`)
+        self.site_checked = False  # every file of `site` found as the entries say (site_as_left)
         self.checked_by: bytes | None = None  # code version whose link check the pages passed
         self.fingerprint = Fingerprinter()
         self.stats = BuildStats()
@@ -655,6 +656,7 @@ class BuildCache:
         self.groups = {name: group for name, group in self.groups_made.items()
                        if all(path in self.pages for path in group[1])}
         self.site = site
+        self.site_checked = False
         self.checked_by = self.version  # end_build follows the link check
         if self.disk and site is not None:
             self.disk.put("site", _blake(str(site).encode()), (self.pages, self.checked_by, self.groups))
@@ -673,6 +675,7 @@ class BuildCache:
         """Before building into `site`: take over what the last build (of this process or an earlier one)
         left there."""
         site = site.resolve()
+        self.site_checked = False
         if self.site != site:
             found = self.disk.get("site", _blake(str(site).encode())) if self.disk else None
             self.pages, self.checked_by, self.groups = (
@@ -697,12 +700,13 @@ class BuildCache:
 
     def unchanged_file(self, path: str, digest: bytes) -> str | None:
         """The previous site's file at `path` when it holds the bytes of `digest` (see PreviousSite)."""
-        return _unchanged_file(self.site, self.pages.get(path), path, digest)
+        return _unchanged_file(self.site, self.pages.get(path), path, digest, self.site_checked)
 
     def previous_site(self, under: str) -> PreviousSite:
         """`unchanged_file` for the files under one folder of the site, apart from the cache: small enough
         to send to another process that makes those files."""
-        return PreviousSite(self.site, {p: e for p, e in self.pages.items() if p.startswith(under)})
+        return PreviousSite(self.site, {p: e for p, e in self.pages.items() if p.startswith(under)},
+                            self.site_checked)
 
     # -- content -----------------------------------------------------------------------------------
 
@@ -889,9 +893,10 @@ class PreviousSite:
 
     site: Path | None
     pages: dict[str, PageEntry]
+    checked: bool = False  # see BuildCache.site_checked
 
     def unchanged_file(self, path: str, digest: bytes) -> str | None:
-        return _unchanged_file(self.site, self.pages.get(path), path, digest)
+        return _unchanged_file(self.site, self.pages.get(path), path, digest, self.checked)
 
     def kept_file(self, path: str, key: bytes) -> tuple[str, bytes] | None:
         """(the last site's file at `path`, its digest) when the last build made it of inputs of this key and
@@ -899,16 +904,20 @@ class PreviousSite:
         entry = self.pages.get(path)
         if entry is None or entry.key != key:
             return None
-        file = _unchanged_file(self.site, entry, path, entry.digest)
+        file = _unchanged_file(self.site, entry, path, entry.digest, self.checked)
         return None if file is None else (file, entry.digest)
 
 
-def _unchanged_file(site: Path | None, entry: PageEntry | None, path: str, digest: bytes) -> str | None:
-    """The last site's file at `path` when it holds the bytes of `digest`: known from its stamp, or, when it
-    was touched since, by reading it. (A string: a rebuild asks for 13,000 files.)"""
+def _unchanged_file(site: Path | None, entry: PageEntry | None, path: str, digest: bytes,
+                    checked: bool = False) -> str | None:
+    """The last site's file at `path` when it holds the bytes of `digest`: known from its stamp (`checked`:
+    every file's was found as the entries say, site_as_left), or, when it was touched since, by reading it.
+    (A string: a rebuild asks for 13,000 files.)"""
     if entry is None or entry.digest != digest or site is None:
         return None
     file = os.path.join(site, path)
+    if checked and entry.stamp is not None:
+        return file
     try:
         st = os.stat(file)
         if (st.st_mtime_ns, st.st_size, st.st_ino) == entry.stamp:
@@ -1123,9 +1132,10 @@ def site_as_left(cache: BuildCache, out: Path) -> bool:
     if cache.site != out.resolve() or not cache.pages:
         return False
     try:
-        return _out_digest(out) == _out_digest(out, cache.pages)
+        cache.site_checked = _out_digest(out) == _out_digest(out, cache.pages)
     except OSError:  # no marker: not a site a build left
         return False
+    return cache.site_checked
 
 
 def remember_build(cache: BuildCache, inputs: bytes, out: Path, summary: Any) -> None:

@@ -186,7 +186,7 @@ def render_index_pages(renderer: PageRenderer, data: SiteData) -> Iterator[Page]
         for topic, listed in listed_sections(report, data.topics.get(report.slug, {})).items():
             if topic in listed_by_topic:
                 listed_by_topic[topic].append((report, len(listed), jurisdiction))
-    topic_counts = {slug: sum(listed[1] for listed in by_topic) for slug, by_topic in listed_by_topic.items()}
+    topic_counts = {slug: sum(count for _, count, _ in listed) for slug, listed in listed_by_topic.items()}
     # The lists are made of the reports' faces and the topics' counts alone: a rebuild after an edit of a text
     # keeps all 1,000 of them at once (10,000 reports), without working out each one's key.
     yield from renderer.group("lists", (reports, topic_counts, data.topic_rules.topics),
