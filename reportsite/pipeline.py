@@ -540,10 +540,10 @@ def write_search_files_given(take: Callable[[], Speculated | None], given: Index
             last.keys.files != index_files_digest((path, entry[1]) for path, entry in memo.last.items())):
         last = None  # the site holds another index than the last input's: its texts are of no use (130 MB)
     plan = plan or plan_index(source, settings, memo)
-    salt = memo.salt(settings) if memo else b""
-    change = index_change(plan, last, changed, salt) if last is not None and changed is not None else None
+    digest = plan_digest(plan, memo.salt(settings) if memo else b"")
+    # a new plan (the vocabulary changed, say) may move any term: then nothing is known to be as it was
+    change = index_change(plan, last, changed) if last is not None and changed and last.keys.plan == digest else None
     del last  # the last input's texts, replaced
-    digest = plan_digest(plan, salt)
     made = write_search_files(source, settings, staging, previous, disk, key, memo, plan, change)
     plan = None  # its postings: 300 MB at 10,000 reports
     return_freed_memory()
@@ -555,7 +555,7 @@ def write_search_files_given(take: Callable[[], Speculated | None], given: Index
     return made
 
 
-def index_change(plan: IndexPlan, last: LastIndexInput, changed: tuple[int, ...], salt: bytes) -> IndexChange:
+def index_change(plan: IndexPlan, last: LastIndexInput, changed: tuple[int, ...]) -> IndexChange:
     """What the texts of the `changed` reports changed since the index of the last input (search.IndexChange)."""
     reports = set(changed)
     old, new = last.source.texts, plan.source.texts
