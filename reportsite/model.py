@@ -414,6 +414,26 @@ ReportWork = tuple[Callable[..., Any], tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
+class Earlier:
+    """Among a ReportWork's arguments: the result of an earlier item of the same work, for the same report."""
+
+    index: int
+
+
+def work_args(args: tuple[Any, ...], done: Sequence[Any]) -> tuple[Any, ...]:
+    """A ReportWork's arguments, with the earlier results (`done`) they name."""
+    return tuple(done[arg.index] if isinstance(arg, Earlier) else arg for arg in args)
+
+
+def do_work(report: Report, work: Sequence[ReportWork]) -> tuple[Any, ...]:
+    """The results of the per-report work, in order."""
+    done: list[Any] = []
+    for function, args in work:
+        done.append(function(report, *work_args(args, done)))
+    return tuple(done)
+
+
+@dataclass(frozen=True)
 class Parsed:
     """One content file parsed: its report (None if unusable), problems, and the ReportWork results."""
 
@@ -431,7 +451,7 @@ def parse_file(path: str, data: bytes, table: dv.DivisionTable, work: Sequence[R
         line = data[: exc.start].count(b"\n") + 1
         return Parsed(None, (Problem(str(path), line, "content file is not UTF-8", "re-save it as UTF-8"),))
     report, problems = load_report(Path(path), text, table)
-    derived = tuple(function(report, *args) for function, args in work) if report else ()
+    derived = do_work(report, work) if report else ()
     return Parsed(report, tuple(problems), derived)
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -177,15 +178,43 @@ def section_excerpt_text(report: Report, section: Section) -> str:
     return child.text if child else ""
 
 
+class TopicView(NamedTuple):
+    """What the pages of one topic show of one report: how many of its sections they list, and a digest of
+    all they show of it (its face; each listed section, its headings above and its excerpt, and its match)."""
+
+    count: int
+    digest: bytes
+
+
+_SHOWN_FIELDS = tuple(f.name for f in fields(Section) if f.name != "line")  # where a heading is in the file:
+# not shown, and an edit above it moves it
+
+
+def topic_views(report: Report, matches: Matches) -> dict[str, TopicView]:
+    """topic slug -> what its pages show of `report` (done with the topic matches, as reports are parsed):
+    an edit keeps the pages of the topics whose views of the edited report it leaves as they were."""
+    def shown(section: Section) -> tuple[object, ...]:
+        return tuple(getattr(section, name) for name in _SHOWN_FIELDS)
+
+    paths = report.heading_paths()
+    views = {}
+    for topic, listed in listed_sections(report, matches).items():
+        entries = [(shown(section), [shown(s) for s in paths[section.id]], section_excerpt_text(report, section),
+                    match) for section, match in listed]
+        digest = hashlib.blake2b(repr((report.face, entries)).encode(), digest_size=16).digest()
+        views[topic] = TopicView(len(listed), digest)
+    return views
+
+
 def render_index_pages(renderer: PageRenderer, data: SiteData) -> Iterator[Page]:
     # The reports as these pages show them: an edit of a report's text leaves their cache keys alone.
     reports = tuple(r.face for r in data.reports)
     listed_by_topic: dict[str, list[tuple[Report, int, str]]] = {t.slug: [] for t in data.topic_rules.topics}
     for report in data.reports:
         jurisdiction = report.jurisdiction.key
-        for topic, listed in listed_sections(report, data.topics.get(report.slug, {})).items():
+        for topic, view in data.topic_views.get(report.slug, {}).items():
             if topic in listed_by_topic:
-                listed_by_topic[topic].append((report, len(listed), jurisdiction))
+                listed_by_topic[topic].append((report, view.count, jurisdiction))
     topic_counts = {slug: sum(count for _, count, _ in listed) for slug, listed in listed_by_topic.items()}
     # The lists are made of the reports' faces and the topics' counts alone: a rebuild after an edit of a text
     # keeps all 1,000 of them at once (10,000 reports), without working out each one's key.
@@ -193,10 +222,10 @@ def render_index_pages(renderer: PageRenderer, data: SiteData) -> Iterator[Page]
                               lambda: list_pages(renderer, data, reports, topic_counts))
     for topic in data.topic_rules.topics:
         listed = listed_by_topic[topic.slug]
-        # A topic's pages are made of its reports and their matches alone: an edit keeps the pages of the
-        # topics that do not list the edited report at once, without working out each one's key.
-        reports = [report for report, _, _ in listed]
-        yield from renderer.group(f"topic {topic.slug}", (topic, reports, [data.topics[r.slug] for r in reports]),
+        # A topic's pages are made of what they show of its reports alone (topic_views): an edit keeps the
+        # pages of the topics it shows no change in, without working out each one's key.
+        shown = b"".join(data.topic_views[report.slug][topic.slug].digest for report, _, _ in listed)
+        yield from renderer.group(f"topic {topic.slug}", (topic, shown),
                                   lambda topic=topic, listed=listed: list(
                                       topic_pages_of(renderer, data, topic, listed, topic_counts[topic.slug])))
 

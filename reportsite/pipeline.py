@@ -37,8 +37,18 @@ from .config import SiteConfig, load_config
 from .errors import Problem, ReportsiteError
 from .figures import analyse_report, load_indicators
 from .links import check_parsed, pages_to_check
-from .model import Content, Report, ReportWork, content_files, found_content_files, load_content, parse_file
-from .pages import render_index_pages
+from .model import (
+    Content,
+    Earlier,
+    Report,
+    ReportWork,
+    content_files,
+    found_content_files,
+    load_content,
+    parse_file,
+    work_args,
+)
+from .pages import render_index_pages, topic_views
 from .render import (
     KEY_LATER,
     OutputFile,
@@ -183,9 +193,9 @@ def memo_of(content: Content, work: Sequence[ReportWork], cache: BuildCache | No
 
     def call(function: Callable[..., T], *args: Any) -> T:
         found = slot.get(function)
-        if found is not None and args and args[1:] == found[1]:
+        if found is not None and args:
             done = content.derived.get(getattr(args[0], "path", None))  # type: ignore[arg-type]
-            if done:
+            if done and args[1:] == work_args(found[1], done):
                 return done[found[0]]
         return function(*args)
 
@@ -196,7 +206,9 @@ def derive(content: Content, topic_rules: TopicRules, config: SiteConfig, cache:
            call: Memo | None = None) -> SiteData:
     call = call or memo_of(content, (), cache)
     topics = {r.slug: call(assign_topics, r, topic_rules) for r in content.reports}
-    return SiteData(config=config, reports=content.reports, topic_rules=topic_rules, topics=topics)
+    views = {r.slug: call(topic_views, r, topics[r.slug]) for r in content.reports}
+    return SiteData(config=config, reports=content.reports, topic_rules=topic_rules, topics=topics,
+                    topic_views=views)
 
 
 def theme_files(theme_dir: Path) -> Iterator[OutputFile]:
@@ -291,7 +303,7 @@ def take_over(path: str, entry: PageEntry, cache: BuildCache | None, staging: Pa
             old = os.path.join(cache.site, path)
             if not link_into(staging, path, old):
                 shutil.copy2(old, staging / path)
-    return RenderedPage(path, entry.digest, entry.links, entry.data, key=entry.key)
+    return RenderedPage(path, entry.digest, entry.links, entry.data, written=False, key=entry.key)
 
 
 def search_apart(data: SiteData, options: BuildOptions, staging: Path, spare: ChildJob | None) -> SearchApart:
@@ -613,7 +625,8 @@ def load_derived(options: BuildOptions) -> tuple[Content, SiteData, Callable[[Si
         cache.new_build()
     topic_rules = load_topics(options.content_dir)
     rules, part_rules = load_indicators(options.content_dir), load_part_rules(options.content_dir)
-    work = ((assign_topics, (topic_rules,)), (analyse_report, (rules, part_rules)))  # done as reports are parsed
+    # done as reports are parsed
+    work = ((assign_topics, (topic_rules,)), (analyse_report, (rules, part_rules)), (topic_views, (Earlier(0),)))
     # 10,000 reports unpickled (from the workers or the cache) and their derived values registered: without
     # this, 3.5 s of garbage collections that find nothing
     with collections_paused():

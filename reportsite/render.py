@@ -77,6 +77,7 @@ class SiteData:
     reports: tuple[Report, ...]
     topic_rules: TopicRules
     topics: dict[str, dict[str, tuple[TopicMatch, ...]]]  # report slug -> section id -> matches
+    topic_views: dict[str, dict[str, Any]] = field(default_factory=dict)  # slug -> pages.topic_views of the report
     extra_report_panels: dict[str, list[ReportPanel]] = field(default_factory=dict)  # slug -> its blocks
     nav_extra: tuple[tuple[str, str], ...] = ()  # (label, site path) added to the main menu
     analysis: Analysis | None = None  # key figures, indicator values and the structure check (figures.py)

@@ -169,24 +169,37 @@ def test_the_pages_of_lists_are_kept_together_while_what_they_show_is_unchanged(
     assert tree(project.out_dir) == tree(tmp_path / "cold")
 
 
-def test_a_topics_pages_are_kept_together_while_the_reports_it_lists_are_unchanged(
+def test_a_topics_pages_are_kept_together_while_what_they_show_of_its_reports_is_unchanged(
         project: BuildOptions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An edit makes again the pages of the topics that list the edited report's sections, and only those:
-    the other topics' pages are taken over without their keys being worked out."""
+    """An edit makes again the pages of the topics that show the edited text, and only those: the other
+    topics' pages, even those that list other sections of the edited report, are taken over without their
+    keys being worked out."""
     from reportsite import pages
 
     cache_dir = tmp_path / "cache"
     build(with_cache(project, BuildCache(cache_dir)))
-    _, data = prepare(with_cache(project, BuildCache(cache_dir)))
-    report = next(r for r in data.reports if r.path.endswith(REPORT))
-    listing = {t for t, listed in pages.listed_sections(report, data.topics[report.slug]).items() if listed}
+
+    def views() -> dict[str, pages.TopicView]:
+        _, data = prepare(with_cache(project, BuildCache(cache_dir)))
+        report = next(r for r in data.reports if r.path.endswith(REPORT))
+        assert data.topic_views[report.slug] == pages.topic_views(report, data.topics[report.slug])
+        return data.topic_views[report.slug]
+
     made: list[str] = []
     topic_pages_of = pages.topic_pages_of
     monkeypatch.setattr(pages, "topic_pages_of", lambda renderer, data, topic, *args: made.append(topic.slug)
                         or topic_pages_of(renderer, data, topic, *args))
-    replace_in(project.content_dir / REPORT, "以习近平法治思想为指导", "以习近平法治思想为科学指导")
-    build(with_cache(project, BuildCache(cache_dir)))
-    assert listing and set(made) == listing < {t.slug for t in data.topic_rules.topics}
+    # the opening, which no topic lists; then a section that two topics list
+    for old, new in (("以习近平法治思想为指导", "以习近平法治思想为科学指导"), ("加强规范性文件管理", "加强规范性文件的管理")):
+        before = views()
+        replace_in(project.content_dir / REPORT, old, new)
+        after = views()
+        shown = {topic for topic in before if before[topic] != after.get(topic)}
+        assert before.keys() == after.keys()
+        made.clear()
+        build(with_cache(project, BuildCache(cache_dir)))
+        assert set(made) == shown
+    assert shown and shown < set(before)  # the report is listed by more topics than the edit shows in
     build(with_cache(project, None, tmp_path / "cold"))
     assert tree(project.out_dir) == tree(tmp_path / "cold")
 
