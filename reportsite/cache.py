@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import io
 import os
 import pickle
 import re
@@ -451,11 +452,12 @@ class DiskStore:
         """The value stored under `key`; references to known reports and sections and to `shared` objects
         (see put) are resolved to the objects of this build."""
         try:
-            with self._path(kind, key).open("rb") as f:
-                unpickler = shared.unpickler(f) if shared else pickle.Unpickler(f)
-                if known is not None:
-                    unpickler.persistent_load = known.object_of  # type: ignore[method-assign]
-                return unpickler.load()
+            # read whole, then unpickled: an unpickler reading the file took 10 % longer (10,000 reports)
+            f = io.BytesIO(self._path(kind, key).read_bytes())
+            unpickler = shared.unpickler(f) if shared else pickle.Unpickler(f)
+            if known is not None:
+                unpickler.persistent_load = known.object_of  # type: ignore[method-assign]
+            return unpickler.load()
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, KeyError):
             return None
 

@@ -210,11 +210,14 @@ def render_index_pages(renderer: PageRenderer, data: SiteData) -> Iterator[Page]
     # The reports as these pages show them: an edit of a report's text leaves their cache keys alone.
     reports = tuple(r.face for r in data.reports)
     listed_by_topic: dict[str, list[tuple[Report, int, str]]] = {t.slug: [] for t in data.topic_rules.topics}
+    shown_by_topic: dict[str, list[bytes]] = {t.slug: [] for t in data.topic_rules.topics}
     for report in data.reports:
         jurisdiction = report.jurisdiction.key
         for topic, view in data.topic_views.get(report.slug, {}).items():
-            if topic in listed_by_topic:
-                listed_by_topic[topic].append((report, view.count, jurisdiction))
+            listed = listed_by_topic.get(topic)
+            if listed is not None:
+                listed.append((report, view.count, jurisdiction))
+                shown_by_topic[topic].append(view.digest)
     topic_counts = {slug: sum(count for _, count, _ in listed) for slug, listed in listed_by_topic.items()}
     # The lists are made of the reports' faces and the topics' counts alone: a rebuild after an edit of a text
     # keeps all 1,000 of them at once (10,000 reports), without working out each one's key.
@@ -224,8 +227,7 @@ def render_index_pages(renderer: PageRenderer, data: SiteData) -> Iterator[Page]
         listed = listed_by_topic[topic.slug]
         # A topic's pages are made of what they show of its reports alone (topic_views): an edit keeps the
         # pages of the topics it shows no change in, without working out each one's key.
-        shown = b"".join(data.topic_views[report.slug][topic.slug].digest for report, _, _ in listed)
-        yield from renderer.group(f"topic {topic.slug}", (topic, shown),
+        yield from renderer.group(f"topic {topic.slug}", (topic, b"".join(shown_by_topic[topic.slug])),
                                   lambda topic=topic, listed=listed: list(
                                       topic_pages_of(renderer, data, topic, listed, topic_counts[topic.slug])))
 

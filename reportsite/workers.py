@@ -144,6 +144,16 @@ def forked_processes(target: Callable[..., None], args_list: list[tuple[Any, ...
                     process.kill()
 
 
+@dataclasses.dataclass(frozen=True)
+class Afterwards:
+    """What a ChildJob's function may return: `value`, sent to the parent at once, and `then`, which the
+    child does after sending it (saving what the next build reads) while the parent goes on; the parent
+    waits for it only at its end (ChildJob.finish)."""
+
+    value: Any
+    then: Callable[[], None]
+
+
 class ChildJob:
     """function(*args) running in a forked child process, so that the parent can do other work meanwhile
     (a build renders its pages while the search index is made). `result()` waits for it.
@@ -207,7 +217,20 @@ class ChildJob:
             self._message = ("error", RuntimeError(
                 f"a worker process ended without a result (exit code {self._process.exitcode})"))
         finally:
-            self.stop()
+            if self._message is None or self._message[0] != AFTERWARDS:
+                self.stop()
+
+    def finish(self) -> None:
+        """Wait for the child to end: for what it does after sending its result (Afterwards), whose error,
+        if it failed, is raised here."""
+        self._process.join()
+        try:
+            failed = self._receive.poll() and self._receive.recv()
+        except (EOFError, OSError):
+            failed = None
+        self.stop()
+        if failed:
+            outcome(failed)
 
     def result(self) -> Any:
         if self._message is None:
@@ -247,7 +270,12 @@ def _run_child(function: Callable[..., Any] | None, args: tuple[Any, ...], conne
             function, args = sent
             if prepare:
                 args = (prepared.pop, *args)
-        send(function(*args))
+        result = function(*args)
+        if isinstance(result, Afterwards):
+            connection.send((AFTERWARDS, result.value))
+            result.then()
+        else:
+            send(result)
 
 
 def _prepared(prepare: Callable[[], Any]) -> Any:
@@ -279,8 +307,9 @@ def _job_sent(jobs: Any) -> tuple[Callable[..., Any], tuple[Any, ...]] | None:
     return pickle.loads(job)
 
 
-# A child's messages to its parent: ("ok", value) or ("error", the exception it raised)
+# A child's messages to its parent: ("ok", value), (AFTERWARDS, value) or ("error", the exception it raised)
 Message = tuple[str, Any]
+AFTERWARDS = "ok, and more to do"  # the value of an Afterwards: the child does its `then` after sending it
 
 
 @contextmanager

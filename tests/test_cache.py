@@ -190,7 +190,8 @@ def test_a_topics_pages_are_kept_together_while_what_they_show_of_its_reports_is
     monkeypatch.setattr(pages, "topic_pages_of", lambda renderer, data, topic, *args: made.append(topic.slug)
                         or topic_pages_of(renderer, data, topic, *args))
     # the opening, which no topic lists; then a section that two topics list
-    for old, new in (("以习近平法治思想为指导", "以习近平法治思想为科学指导"), ("加强规范性文件管理", "加强规范性文件的管理")):
+    edits = (("以习近平法治思想为指导", "以习近平法治思想为科学指导"), ("加强规范性文件管理", "加强规范性文件的管理"))
+    for old, new in edits:
         before = views()
         replace_in(project.content_dir / REPORT, old, new)
         after = views()

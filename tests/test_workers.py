@@ -13,6 +13,7 @@ import time
 import pytest
 
 from reportsite.workers import (
+    Afterwards,
     ChildJob,
     SharedObjects,
     forked_processes,
@@ -67,6 +68,42 @@ def test_a_child_job_that_dies_is_an_error_not_a_hang() -> None:
     _wait_done(job)
     with pytest.raises(RuntimeError, match="exit code 3"):
         job.result()
+
+
+def _wait_then_write(release: str, written: str) -> None:
+    deadline = time.monotonic() + 60
+    while not os.path.exists(release):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    with open(written, "w") as f:
+        f.write("saved")
+
+
+def _count_then_save(path: str, release: str, written: str) -> Afterwards:
+    return Afterwards(_sections_of(path), functools.partial(_wait_then_write, release, written))
+
+
+def _count_then_fail_to_save(path: str) -> Afterwards:
+    return Afterwards(_sections_of(path), functools.partial(_fails, path))
+
+
+def test_a_child_job_gives_its_result_before_what_it_does_afterwards(tmp_path) -> None:
+    """The parent has the result while the child still saves; finish() waits for the saving."""
+    release, written = str(tmp_path / "release"), str(tmp_path / "written")
+    job = ChildJob(_count_then_save, REPORT, release, written)
+    assert job.result() == _sections_of(REPORT)
+    time.sleep(0.3)  # the child, not stopped by having sent its result, waits to be released
+    assert not os.path.exists(written)
+    (tmp_path / "release").touch()
+    job.finish()
+    assert (tmp_path / "written").read_text() == "saved"
+
+
+def test_an_error_in_what_a_child_does_afterwards_is_raised_by_finish() -> None:
+    job = ChildJob(_count_then_fail_to_save, REPORT)
+    assert job.result() == _sections_of(REPORT)
+    with pytest.raises(ValueError, match="cannot read"):
+        job.finish()
 
 
 def _count_then_fail(path: str, connection) -> None:
