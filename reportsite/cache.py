@@ -47,7 +47,6 @@ from .model import (
     content_files,
     do_work,
     parse_files,
-    work_args,
 )
 from .render import KEY_LATER, OutputFile, Page, PageRenderer, PendingPage, SiteData
 from .renderpool import RenderedPage
@@ -625,7 +624,6 @@ class BuildCache:
         self.files: dict[str, LoadedFile] = {}
         self.memo: dict[bytes, Any] = {}
         self._parts: dict[bytes, list[tuple[object, bytes]]] = {}  # memo key -> result_parts of its value
-        self._content: dict[bytes, ResultDigests] = {}  # memo key -> its value's content digests, if made
         self.pages: dict[str, PageEntry] = {}  # site path -> what the last build made there
         # group name -> (key, paths): pages the last build made of the same inputs (MemoRenderer.group)...
         self.groups: dict[str, tuple[bytes, tuple[str, ...]]] = {}
@@ -657,7 +655,6 @@ class BuildCache:
         self.progress.done()
         self.memo = {k: v for k, v in self.memo.items() if k in self._used}
         self._parts = {k: v for k, v in self._parts.items() if k in self._used}
-        self._content = {k: v for k, v in self._content.items() if k in self._used}
         stamps = self._stamps_after(made, site) if site else {}
         self.pages = {m.path: PageEntry(m.key, m.digest, m.links, m.data, stamps.get(m.path))
                       for m in made}
@@ -733,7 +730,8 @@ class BuildCache:
     def load_content(self, content_dir: Path, work: Sequence[ReportWork] = ()) -> Content:
         """model.load_content, reading and parsing only files that changed since the last call; many
         files to parse (a cold build) are parsed by a pool of processes, which also do the per-report
-        `work`. Its results are stored with the report and remembered as if `call` had computed them."""
+        `work`. Its results are stored with the report, and given in Content.derived, registered as pages
+        will digest them (_register_work)."""
         table = dv.load_divisions()
         work_digest = self.fingerprint.of(*work) if work else b""
         # the rules' objects that the stored results point to: stored as references, one object each
@@ -774,6 +772,7 @@ class BuildCache:
                                               disk, work_digest), strict=True))
         reports: list[Report] = []
         problems: list[Problem] = []
+        derived: dict[str, tuple[Any, ...]] = {}
         for path, entry in entries.items():
             fresh = parsed.get(path)
             if fresh is not None:
@@ -785,15 +784,13 @@ class BuildCache:
             if entry.report is not None:
                 reports.append(entry.report)
                 self.fingerprint.register_report(entry.report, entry.digest, entry.face_digest)
-                digests = entry.derived_digests or (None,) * len(work)
-                for (function, args), value, content in zip(work, entry.derived, digests, strict=True):
-                    self.remember(function, (entry.report, *work_args(args, entry.derived)), value, content,
-                                  bool(entry.derived_digests))
+                self._register_work(entry, work_digest)
+                derived[path] = entry.derived
         self.files = entries  # type: ignore[assignment]  # all LoadedFile now; deleted files forgotten
         digests = {path: (entry.stamp, entry.digest) for path, entry in self.files.items()}
         if self.disk and digests != known:
             self.disk.put(STAMPS, _content_key(content_dir), (self.version, digests))
-        return Content(*_drop_duplicates(reports, problems))
+        return Content(*_drop_duplicates(reports, problems), derived=derived)
 
     def _load_file(self, path: Path, shared: SharedObjects, known: dict[str, tuple[tuple[int, int, int], bytes]]
                    ) -> LoadedFile | tuple[tuple[int, int, int], bytes, bytes]:
@@ -820,22 +817,21 @@ class BuildCache:
 
     # -- derived values ----------------------------------------------------------------------------
 
-    def remember(self, function: Callable[..., Any], args: tuple[Any, ...], value: Any,
-                 digests: ResultDigests | None = None, digested: bool = False) -> None:
-        """Keep what function(*args) returned, computed elsewhere (a parse worker), for `call`; with the
-        digest of its content when it was made there (result_digests; `digested` without `digests`: it
-        was, and the result has no parts, so `call` need not look for them: 0.3 s at 10,000 reports)."""
-        try:
-            key = _blake(self.version, self.fingerprint.of(function, *args))
-        except Unfingerprintable:
-            return
-        self.memo[key] = value
-        if digests is not None:
-            self._content[key] = digests
-        elif digested:
-            self._parts[key] = []
-        # known now, as `call` will know it: a later item of the work may take it (model.Earlier)
-        self._register_result(key, value)
+    def _register_work(self, entry: LoadedFile, work_digest: bytes) -> None:
+        """The per-report work's results of a loaded report, known as pages will digest them: by their
+        content's digests when the parse worker made them (result_digests), else by what they are made of
+        (the report's file and the work, as a call's key would be), their parts found by walking them."""
+        for index, value in enumerate(entry.derived):
+            content = entry.derived_digests[index] if entry.derived_digests else None
+            if content is not None:
+                parts, whole = content.parts, content.whole
+            else:
+                whole = _blake(entry.digest, work_digest, index.to_bytes(4, "little"))
+                # made in a worker without parts (result_digests found none): nothing to walk
+                parts = () if entry.derived_digests else self.fingerprint.result_parts(value, whole)
+            for part, digest in parts:
+                self.fingerprint.register(part, digest)
+            self.fingerprint.register(value, whole)
 
     def stored(self, function: Callable[..., Any], *args: Any) -> tuple[bytes | None, Any | None]:
         """(key, value) of a result that a build computes elsewhere (a child process, which keeps it with
@@ -890,20 +886,16 @@ class BuildCache:
         return value
 
     def _register_result(self, key: bytes, value: Any) -> None:
-        """A pure function's result (of the call `key`), known by its content's digests, or else by its
-        inputs': pages that take it, or parts of it, digest those."""
+        """A pure function's result (of the call `key`), known by its inputs' digest: pages that take it, or
+        parts of it, digest that."""
         if not ((isinstance(value, (dict, list, tuple, set, frozenset)) and value) or dataclasses.is_dataclass(value)):
-            return
-        content = self._content.get(key)
-        whole = content.whole if content else key
-        if self.fingerprint.digest_of(value) == whole:  # registered when it was remembered
             return
         parts = self._parts.get(key)
         if parts is None:
-            parts = self._parts[key] = list(content.parts) if content else self.fingerprint.result_parts(value, key)
+            parts = self._parts[key] = self.fingerprint.result_parts(value, key)
         for part, digest in parts:
             self.fingerprint.register(part, digest)
-        self.fingerprint.register(value, whole)
+        self.fingerprint.register(value, key)
 
 
 

@@ -195,21 +195,24 @@ class Steps:
 
 
 def memo_of(content: Content, work: Sequence[ReportWork], cache: BuildCache | None) -> Memo:
-    """The build cache's `call`, or, without a cache, a call that takes the per-report work done while
-    parsing (`content.derived`) instead of doing it again."""
-    if cache:
-        return cache.call
+    """A call that takes the per-report work done as the reports were loaded (`content.derived`: parsed, or
+    kept by the build cache) instead of doing it again; other calls go to the build cache's `call`, if any."""
     slot = {function: (i, args) for i, (function, args) in enumerate(work)}
+    other = cache.call if cache else None
 
     def call(function: Callable[..., T], *args: Any) -> T:
         found = slot.get(function)
         if found is not None and args:
             done = content.derived.get(getattr(args[0], "path", None))  # type: ignore[arg-type]
-            if done and args[1:] == work_args(found[1], done):
+            if done and _same(args[1:], work_args(found[1], done)):
                 return done[found[0]]
-        return function(*args)
+        return other(function, *args) if other else function(*args)
 
     return call
+
+
+def _same(args: tuple[Any, ...], expected: tuple[Any, ...]) -> bool:
+    return len(args) == len(expected) and all(a is b for a, b in zip(args, expected, strict=True))
 
 
 def derive(content: Content, topic_rules: TopicRules, config: SiteConfig, cache: BuildCache | None = None,
