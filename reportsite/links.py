@@ -9,6 +9,7 @@ import sys
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import unquote
 
 from .errors import Problem
@@ -28,6 +29,20 @@ class PageLinks:
     def links(self) -> Iterator[tuple[int, str]]:
         """(line, href) of each link."""
         return zip(self.lines, self.hrefs, strict=True)
+
+
+class Links(Protocol):
+    """What the link check reads of a page: its PageLinks, or the build cache's stand-in for those of a page
+    it kept (cache.StoredLinks), read only if the check looks into that page."""
+
+    @property
+    def ids(self) -> frozenset[str]: ...
+
+    @property
+    def hrefs(self) -> tuple[str, ...]: ...
+
+    @property
+    def links(self) -> Iterator[tuple[int, str]]: ...
 
 
 # The pages are our own templates' output: attribute values are always quoted and escaped by Jinja (or by
@@ -83,7 +98,7 @@ def resolve(page: str, href: str) -> tuple[str, str]:
     return target, unquote(fragment)
 
 
-def check_parsed(parsed: dict[str, PageLinks], existing: set[str], only: Iterable[str] | None = None) -> list[Problem]:
+def check_parsed(parsed: Mapping[str, Links], existing: set[str], only: Iterable[str] | None = None) -> list[Problem]:
     """The broken links of the pages (`only` these, when given; `parsed` holds every page's ids), in the
     order of the pages and of their links."""
     problems = []
@@ -126,7 +141,7 @@ def _elsewhere(href: str) -> bool:
     return bool(_EXTERNAL.match(href))
 
 
-def _fault(parsed: dict[str, PageLinks], existing: set[str], path: str, href: str) -> tuple[str, str] | None:
+def _fault(parsed: Mapping[str, Links], existing: set[str], path: str, href: str) -> tuple[str, str] | None:
     """(what is wrong, what to do) with a link on the page at `path`; None if it resolves."""
     if href[0] in "#?":  # on the page itself (resolve's answer, without its cost)
         target, anchor = path, unquote(href.partition("#")[2])
@@ -142,8 +157,8 @@ def _fault(parsed: dict[str, PageLinks], existing: set[str], path: str, href: st
     return None
 
 
-def pages_to_check(parsed: dict[str, PageLinks], digests: dict[str, bytes],
-                   checked: Mapping[str, tuple[bytes, PageLinks | None]] | None) -> list[str] | None:
+def pages_to_check(parsed: Mapping[str, Links], digests: dict[str, bytes],
+                   checked: Mapping[str, tuple[bytes, Links | None]] | None) -> list[str] | None:
     """The pages whose links need checking, given the last build's pages (path -> digest, links), all of
     whose links resolved: only the changed ones, while the site has the same files and no changed page lost
     an id (an unchanged page's links then still resolve). None: every page (no checked build to go by)."""

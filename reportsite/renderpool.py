@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import ReportsiteError
-from .links import PageLinks, parse_page
+from .links import Links, parse_page
 from .render import KEY_LATER, OutputFile, PageRenderer, PendingPage, problem_of
 from .workers import map_in_pool, pool_size
 from .writer import link_into, write_into
@@ -28,7 +28,7 @@ class RenderedPage:
 
     path: str
     digest: bytes  # blake2b-128 of the bytes: decides whether the file changed
-    links: PageLinks | None
+    links: Links | None  # PageLinks, or a kept page's (cache.StoredLinks)
     data: bytes | None
     written: bool = True  # False: the previous site's file had these bytes and was linked instead
     key: bytes | None = None  # the build cache's digest of the page's inputs (None: not cached)

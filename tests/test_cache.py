@@ -13,7 +13,7 @@ import pytest
 
 from reportsite.cache import BuildCache, Fingerprinter, MemoRenderer, Progress, Unfingerprintable, package_version
 from reportsite.config import load_config
-from reportsite.errors import Problem
+from reportsite.errors import Problem, ReportsiteError
 from reportsite.pipeline import BuildOptions, build, derive, prepare, produce, render_site
 from reportsite.render import make_environment
 from reportsite.topics import load_topics
@@ -268,6 +268,37 @@ def test_a_rebuild_patches_the_site_in_place_unless_the_site_was_touched(project
 def _doubled(value: int, helper: list[int]) -> int:
     helper.append(value)  # the helper sees each call
     return 2 * value
+
+
+def test_a_rebuild_shelves_the_links_of_its_new_pages_only_and_reads_lost_ones_from_the_pages(
+        project: BuildOptions, tmp_path: Path) -> None:
+    """What the link check knows of each page (its ids and links) is kept by the page's digest, in shards:
+    an edit writes again the shards of the pages it changed, not all. The shards lost, a kept page's ids are
+    read from its file: a link into it still resolves, and a broken one is still found."""
+    cache_dir = tmp_path / "cache"
+    build(with_cache(project, BuildCache(cache_dir)))
+
+    def shards() -> dict[Path, int]:
+        return {p: p.stat().st_mtime_ns for p in cache_dir.rglob("page-links/*/*.pickle")}
+
+    before = shards()
+    replace_in(project.content_dir / REPORT, "以习近平法治思想为指导", "以习近平法治思想为科学指导")
+    cache = BuildCache(cache_dir)
+    build(with_cache(project, cache))
+    after = shards()
+    rewritten = [p for p in after if before.get(p) != after[p]]
+    pages = [p for p in cache.stats.rendered if p.endswith(".html")]
+    assert 0 < len(rewritten) <= len(pages) < len(before) / 4
+    for shard in after:
+        shard.unlink()
+    link = "（[另见](../610114-2023/#s1)）"  # into a section of a page kept as it was
+    replace_in(project.content_dir / REPORT, "以习近平法治思想为科学指导", "以习近平法治思想为指导" + link)
+    build(with_cache(project, BuildCache(cache_dir)))
+    replace_in(project.content_dir / REPORT, "610114-2023/#s1", "610114-2023/#s9")
+    with pytest.raises(ReportsiteError) as failed:
+        build(with_cache(project, BuildCache(cache_dir)))
+    assert [p.message for p in failed.value.problems] == [
+        "broken anchor '../610114-2023/#s9': reports/610114-2023/index.html has no id 's9'"]
 
 
 def test_a_helper_reaches_the_function_but_not_its_key() -> None:
