@@ -204,10 +204,6 @@ class Fingerprinter:
         parts = self.result_parts(value, b"")
         return ResultDigests(self.of(value), tuple((part, self.of(part)) for part, _ in parts)) if parts else None
 
-    def digest_of(self, obj: object) -> bytes | None:
-        """The digest `obj` is registered with, if it is."""
-        return self._known.get(id(obj))
-
     def reference_of(self, obj: object) -> bytes | None:
         """A report's or section's digest, to store it by reference (DiskStore.put)."""
         return self._known.get(id(obj)) if type(obj) in _REFERABLE else None
@@ -625,8 +621,7 @@ class BuildCache:
         self.memo: dict[bytes, Any] = {}
         self._parts: dict[bytes, list[tuple[object, bytes]]] = {}  # memo key -> result_parts of its value
         self.pages: dict[str, PageEntry] = {}  # site path -> what the last build made there
-        self.shelf: LinksShelf | None = None  # the pages' links, kept apart (of the folder `shelf_of`)
-        self.shelf_of: Path | None = None
+        self.shelf: LinksShelf | None = None  # the links of the pages of `site`, kept apart
         # group name -> (key, paths): pages the last build made of the same inputs (MemoRenderer.group)...
         self.groups: dict[str, tuple[bytes, tuple[str, ...]]] = {}
         self.groups_made: dict[str, tuple[bytes, tuple[str, ...]]] = {}  # ...and this build
@@ -668,8 +663,8 @@ class BuildCache:
         self.site_checked = False
         self.checked_by = self.version  # end_build follows the link check
         if self.disk and site is not None:
-            if self.shelf is None or self.shelf_of != site:
-                self.shelf, self.shelf_of = LinksShelf(self.disk, site), site
+            if self.shelf is None or self.shelf.site != site:
+                self.shelf = LinksShelf(self.disk, site)
             new = {e.digest: e.links for e in self.pages.values()
                    if isinstance(e.links, PageLinks) and not last.get(e.digest, False)}
             self.shelf.keep(new, {e.digest for e in self.pages.values()} | set(last))
@@ -714,7 +709,7 @@ class BuildCache:
         """The site's entries as end_build saved them, their links on the shelf."""
         if not rows or self.disk is None:
             return {}
-        self.shelf, self.shelf_of = LinksShelf(self.disk, site), site
+        self.shelf = LinksShelf(self.disk, site)
         folder = str(site)
         try:
             return {path: PageEntry(key, digest, StoredLinks(self.shelf, digest, os.path.join(folder, path))
@@ -922,7 +917,6 @@ class BuildCache:
         self.fingerprint.register(value, key)
 
 
-
 LINKS = "page-links"  # DiskStore kind: the links of a site folder's pages, in shards (LinksShelf)
 
 
@@ -933,6 +927,7 @@ class LinksShelf:
     the shards of the pages it looks into, when it does."""
 
     def __init__(self, disk: DiskStore, site: Path):
+        self.site = site
         self._disk = disk
         self._site_key = _blake(str(site).encode())
         self._shards: dict[int, dict[bytes, PageLinks]] = {}
@@ -961,6 +956,10 @@ class LinksShelf:
             self._disk.put(LINKS, _blake(self._site_key, bytes([number])), shard)
 
 
+class LinksLost(LookupError):
+    """The links of a page the last build made are neither on the shelf nor in its file (both deleted)."""
+
+
 class StoredLinks:
     """The links of a page the last build made (as links.PageLinks has them), read when the link check
     asks: from the shelf, or, when the shelf lacks them (a cache damaged or pruned by hand), from the page's
@@ -972,7 +971,13 @@ class StoredLinks:
 
     def _links(self) -> PageLinks:
         if self._found is None:
-            self._found = self._shelf.get(self._digest) or parse_page(Path(self._file).read_bytes())
+            found = self._shelf.get(self._digest)
+            if found is None:
+                try:
+                    found = parse_page(Path(self._file).read_bytes())
+                except OSError:
+                    raise LinksLost(self._file) from None
+            self._found = found
         return self._found
 
     @property

@@ -20,6 +20,7 @@ from .cache import (
     DiskStore,
     Fingerprinter,
     KeptPage,
+    LinksLost,
     MemoRenderer,
     PageEntry,
     PreviousSite,
@@ -626,7 +627,15 @@ def check_made(made: Made, cache: BuildCache | None) -> None:
     digests = {f.path: f.digest for f in made.files}
     parsed = {f.path: f.links for f in made.files if f.links is not None}
     checked = cache.checked_pages() if cache else None
-    broken = check_parsed(parsed, set(digests), pages_to_check(parsed, digests, checked))
+    try:
+        try:
+            only = pages_to_check(parsed, digests, checked)
+        except LinksLost:  # what the last build found on a changed page is lost: every page is checked
+            only = None
+        broken = check_parsed(parsed, set(digests), only)
+    except LinksLost as lost:
+        raise ReportsiteError(Problem(str(lost), 0, "the build cache lost this page's links and the page is gone",
+                                      "build again with --no-cache")) from None
     if broken:
         raise ReportsiteError(broken)
 
