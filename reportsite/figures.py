@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cn2an
-
 from .compliance import Compliance, PartRules, check_report, load_part_rules
 from .datafile import read_yaml
 from .errors import fail
@@ -108,6 +106,8 @@ def parse_number(num: str, mult: str | None) -> float | None:
         return None
     if not any(c in num for c in "一二两三四五六七八九十"):
         return None
+    import cn2an  # here: its import takes 75 ms, which a rebuild whose edit has no such number need not pay
+
     try:
         return float(cn2an.cn2an(num, "smart"))
     except (ValueError, KeyError):
