@@ -24,6 +24,7 @@ import os
 import threading
 import time
 import webbrowser
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,10 @@ from .errors import Problem, ReportsiteError, print_problems
 from .pipeline import DEFERRABLE, BuildOptions, render_edited_reports, render_site_data
 from .render import SiteData, problem_of, report_path
 
-POLL_SECONDS = 0.1
+POLL_SECONDS = 0.1  # how often the inputs are walked when the file system gives no events
+EVENTS_POLL_SECONDS = 2.0  # ...and when it does: in case one is missed (a network file system, say)
+EVENTS_SETTLE_SECONDS = 0.02  # the events of one save (several each) come together, then one walk
+_WRITE_EVENTS = {"created", "deleted", "modified", "moved", "closed"}  # not opened or closed unwritten
 RELOAD_GRACE_SECONDS = 1.0  # after showing an edited page, before rebuilding the rest (shares the GIL)
 SEARCH_INDEX = "search/idx/"  # fetched by the search page on demand: no page reload when only it changes
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -230,6 +234,38 @@ def reload_message_paths(changed: list[str]) -> list[str]:
 # Server
 
 
+def watch_inputs(roots: list[Path], changed: Callable[[], None]) -> Callable[[], None] | None:
+    """Call `changed` (from another thread) whenever a file under the roots is written, created, deleted or
+    moved, as the file system tells (inotify on Linux, by the watchdog package): an idle server then walks
+    no folder (at 10,000 reports, a 40 ms walk every 0.1 s kept a third of a core busy). Returns the
+    function that stops watching, or None when the file system gives no events here (the server polls)."""
+    try:
+        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+        from watchdog.observers import Observer
+    except ImportError:
+        return None
+
+    class Written(FileSystemEventHandler):
+        def on_any_event(self, event: FileSystemEvent) -> None:
+            if event.event_type in _WRITE_EVENTS:  # our own builds read the files: those are not changes
+                changed()
+
+    observer = Observer()
+    try:
+        for root in roots:
+            if root.is_dir():
+                observer.schedule(Written(), str(root), recursive=True)
+        observer.start()
+    except OSError:  # no more inotify watches, say
+        return None
+
+    def stop() -> None:
+        observer.stop()
+        observer.join(timeout=2)
+
+    return stop
+
+
 def serve(args: argparse.Namespace) -> int:
     from livereload.handlers import LiveReloadHandler, LiveReloadJSHandler
     from livereload.watcher import Watcher
@@ -282,7 +318,7 @@ def serve(args: argparse.Namespace) -> int:
     print(f"serving {url} (started in {time.perf_counter() - started:.2f} s; Ctrl-C to stop)", flush=True)
 
     roots = [options.content_dir, options.templates_dir, options.theme_dir]
-    state = {"snapshot": file_stamps(roots), "busy": False, "again": False}
+    state = {"snapshot": file_stamps(roots), "busy": False, "again": False, "due": False}
     loop = ioloop.IOLoop.current()
     builder = ThreadPoolExecutor(1, thread_name_prefix="rebuild")  # requests are answered meanwhile
 
@@ -338,7 +374,17 @@ def serve(args: argparse.Namespace) -> int:
             print(f"rebuilt edited report pages in {preview.seconds:.2f} s: {len(changed)} files changed", flush=True)
             notify(changed)
 
-    watcher = ioloop.PeriodicCallback(poll, POLL_SECONDS * 1000)
+    def settled() -> None:
+        state["due"] = False
+        poll()
+
+    def soon() -> None:  # on the server's thread: one walk for the events of one save
+        if not state["due"]:
+            state["due"] = True
+            loop.call_later(EVENTS_SETTLE_SECONDS, settled)
+
+    stop_watching = watch_inputs(roots, lambda: loop.add_callback(soon))
+    watcher = ioloop.PeriodicCallback(poll, (EVENTS_POLL_SECONDS if stop_watching else POLL_SECONDS) * 1000)
     watcher.start()
     if preview.pending:
         state["busy"] = True
@@ -350,6 +396,8 @@ def serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        if stop_watching:
+            stop_watching()
         watcher.stop()
         server.stop()
         builder.shutdown(wait=False, cancel_futures=True)

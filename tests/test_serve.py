@@ -18,7 +18,7 @@ import pytest
 
 from reportsite.cache import BuildCache
 from reportsite.pipeline import BuildOptions, render_site
-from reportsite.serve import Preview, inject_client, reload_message_paths
+from reportsite.serve import Preview, inject_client, reload_message_paths, watch_inputs
 
 from .conftest import ROOT
 
@@ -301,6 +301,28 @@ def raw_get(url: str, path: str) -> tuple[int, bytes]:
     connection.endheaders()
     response = connection.getresponse()
     return response.status, response.read()
+
+
+def test_the_preview_learns_of_saves_from_the_file_system_not_of_reads(tmp_path: Path) -> None:
+    """The server walks its inputs when the file system says one was written (inotify), not every 0.1 s:
+    reading a file, as every build does, says nothing; writing, adding or deleting one does."""
+    report = tmp_path / "content" / "reports" / "a.md"
+    report.parent.mkdir(parents=True)
+    report.write_text("---\n", encoding="utf-8")
+    told = threading.Event()
+    stop = watch_inputs([tmp_path / "content", tmp_path / "no-such-folder"], told.set)
+    assert stop is not None
+    try:
+        report.read_text(encoding="utf-8")
+        assert not told.wait(0.5)
+        for change in (lambda: report.write_text("---\ntitle: x\n", encoding="utf-8"),
+                       lambda: (report.parent / "b.md").write_text("", encoding="utf-8"),
+                       lambda: report.unlink()):
+            told.clear()
+            change()
+            assert told.wait(5)
+    finally:
+        stop()
 
 
 def test_serve_command_binds_loopback_refuses_traversal_and_stops_on_ctrl_c(project: BuildOptions) -> None:
