@@ -1183,8 +1183,9 @@ class MemoRenderer(PageRenderer):
 # A build whose inputs did not change
 
 
-def file_stamps(roots: Iterable[Path]) -> dict[str, tuple[int, int]]:
-    """path -> (mtime_ns, size) of every file under the roots."""
+def file_stamps(roots: Iterable[Path], hidden: bool = True) -> dict[str, tuple[int, int]]:
+    """path -> (mtime_ns, size) of every file under the roots (`hidden` False: but hidden ones and those in
+    hidden folders, see input_stamps)."""
     found: dict[str, tuple[int, int]] = {}
     stack = [str(r) for r in roots if r.exists()]
     while stack:
@@ -1195,6 +1196,8 @@ def file_stamps(roots: Iterable[Path]) -> dict[str, tuple[int, int]]:
             continue
         for entry in entries:
             try:
+                if not hidden and entry.name.startswith("."):
+                    continue
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
                 elif entry.is_file():
@@ -1205,10 +1208,17 @@ def file_stamps(roots: Iterable[Path]) -> dict[str, tuple[int, int]]:
     return found
 
 
+def input_stamps(roots: Iterable[Path]) -> dict[str, tuple[int, int]]:
+    """file_stamps of a build's inputs (content, templates, theme). Hidden files and folders are none: the
+    build cache's own (a build run from inside the content folder writes it there), an editor's or a version
+    control's (model.found_content_files skips them too)."""
+    return file_stamps(roots, hidden=False)
+
+
 def inputs_digest(version: bytes, settings: tuple[Any, ...], roots: list[Path]) -> bytes:
     """Everything a build reads: its settings, the code, and every file under content/, templates/ and
     theme/ (by timestamp and size). Today's date too: validation accepts years up to next year."""
-    stamps = sorted(file_stamps(roots).items())
+    stamps = sorted(input_stamps(roots).items())
     return _blake(version, date.today().isoformat().encode(), repr(settings).encode(), repr(stamps).encode())
 
 

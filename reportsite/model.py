@@ -403,10 +403,11 @@ def content_files(content_dir: Path) -> list[Path]:
 
 
 def found_content_files(content_dir: Path) -> Iterator[Path]:
-    """The content files, unsorted, as they are found (a caller may stop early)."""
-    if (content_dir / "reports").is_dir():
-        return (content_dir / "reports").rglob("*.md")
-    return (p for p in content_dir.rglob("*.md") if p.is_file())
+    """The content files, unsorted, as they are found (a caller may stop early); no hidden file (an editor's
+    lock or swap file), none in a hidden folder (an editor's, a version control's, the build cache's)."""
+    root = content_dir / "reports" if (content_dir / "reports").is_dir() else content_dir
+    return (p for p in root.rglob("*.md")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
 # Per-report derived work, done while parsing (in the parse workers on a big build): function(report, *args).

@@ -389,6 +389,23 @@ def test_fingerprint_distinguishes_values() -> None:
     assert fp.of(b"x") != fp.of("x") and fp.of(date(2024, 1, 2)) != fp.of("2024-01-02")
 
 
+def test_hidden_folders_in_the_content_are_no_input(project: BuildOptions, tmp_path: Path) -> None:
+    """A build run from inside the content folder keeps its cache there (.reportsite-cache): the next build
+    finds nothing changed all the same. An editor's or a version control's folder, or an editor's lock file,
+    holds no report."""
+    reports = len(list((project.content_dir / "reports").glob("*.md")))
+    hidden = project.content_dir / "reports" / ".trash"
+    hidden.mkdir()
+    shutil.copy(project.content_dir / REPORT, hidden / "old.md")
+    shutil.copy(project.content_dir / REPORT, project.content_dir / "reports" / ".#130502-2023.md")  # a lock file
+    cache_dir = project.content_dir / ".reportsite-cache"
+    first = build(with_cache(project, BuildCache(cache_dir)))
+    assert first.reports == reports and not first.problems
+    again = BuildCache(cache_dir)
+    build(with_cache(project, again))
+    assert again.stats.parsed == 0 and again.stats.rendered == [] and again.stats.reused == 0  # nothing to do
+
+
 def test_build_with_unchanged_inputs_does_nothing(project: BuildOptions, tmp_path: Path) -> None:
     cache_dir = tmp_path / "cache"
     first = build(with_cache(project, BuildCache(cache_dir)))

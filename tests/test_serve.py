@@ -305,20 +305,32 @@ def raw_get(url: str, path: str) -> tuple[int, bytes]:
 
 def test_the_preview_learns_of_saves_from_the_file_system_not_of_reads(tmp_path: Path) -> None:
     """The server walks its inputs when the file system says one was written (inotify), not every 0.1 s:
-    reading a file, as every build does, says nothing; writing, adding or deleting one does."""
+    reading a file, as every build does, says nothing, nor does writing a hidden file or in a hidden folder
+    (an editor's swap file, the build cache's); writing, adding, renaming onto or deleting an input does."""
     report = tmp_path / "content" / "reports" / "a.md"
     report.parent.mkdir(parents=True)
     report.write_text("---\n", encoding="utf-8")
     told = threading.Event()
     stop = watch_inputs([tmp_path / "content", tmp_path / "no-such-folder"], told.set)
     assert stop is not None
+
+    def settled() -> None:  # the last change's events all in
+        while told.wait(0.3):
+            told.clear()
+
     try:
         report.read_text(encoding="utf-8")
+        cache = tmp_path / "content" / ".reportsite-cache"  # the build cache, run in the content folder
+        cache.mkdir()
+        (cache / "x.pickle").write_bytes(b"x")
+        swap = report.parent / ".a.md.swp"  # an editor that saves by renaming a hidden file onto the report
+        swap.write_text("---\ntitle: y\n", encoding="utf-8")
         assert not told.wait(0.5)
         for change in (lambda: report.write_text("---\ntitle: x\n", encoding="utf-8"),
                        lambda: (report.parent / "b.md").write_text("", encoding="utf-8"),
+                       lambda: swap.replace(report),
                        lambda: report.unlink()):
-            told.clear()
+            settled()
             change()
             assert told.wait(5)
     finally:
