@@ -226,8 +226,8 @@ def derive(content: Content, topic_rules: TopicRules, config: SiteConfig, cache:
 
 
 def theme_files(theme_dir: Path) -> Iterator[OutputFile]:
-    for path in sorted(theme_dir.rglob("*")):
-        if path.is_file() and not path.name.startswith("."):
+    for path in sorted(theme_dir.rglob("*")):  # not hidden files, nor those in hidden folders: no input
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(theme_dir).parts):
             yield OutputFile("assets/" + path.relative_to(theme_dir).as_posix(), path.read_bytes())
 
 
