@@ -1466,8 +1466,8 @@ def _plan_index(source: SearchInput, settings: SearchSettings, memo: IndexMemo |
     facet_groups: list[dict[str, str]] = [{} for _ in range(shared)]
     for key, numbers in sorted(source.facets.items()):
         facet_groups[fnv1a(key) % shared][key] = _facet_numbers(numbers)
-    term_files = [(f"{INDEX_DIR}t/b{k}.json", members, {}) for k, members in enumerate(own_groups)]
-    term_files += [(f"{INDEX_DIR}t/{k}.json", members, facet_groups[k]) for k, members in enumerate(groups)]
+    term_files = [(_term_path(k, own=True), members, {}) for k, members in enumerate(own_groups)]
+    term_files += [(_term_path(k), members, facet_groups[k]) for k, members in enumerate(groups)]
     return_freed_memory()  # of encoding and planning
     return IndexPlan(source, settings, vocab, stop, charset, postings, encoded, own_index, shared, doc_sections,
                      term_files)
@@ -1569,7 +1569,7 @@ def _write_index(plan: IndexPlan, finish: Callable[[OutputFile], T], memo: Index
                                                           report_rows, sections, texts, n))
 
     def doc_file(first: int) -> T:
-        path = f"{INDEX_DIR}d/{first // doc_sections}.json"
+        path = _doc_path(first // doc_sections)
         kept = kept_as_it_was(path)
         if kept is not None:
             return kept
@@ -1594,16 +1594,26 @@ def _write_index(plan: IndexPlan, finish: Callable[[OutputFile], T], memo: Index
     return [finish(OutputFile(INDEX_DIR + "manifest.json", _json(manifest))), *files]
 
 
+def _term_path(number: int, own: bool = False) -> str:
+    """The path of a term file: one of a term of its own (plan.own_index), or one that terms share by hash."""
+    return f"{INDEX_DIR}t/{'b' if own else ''}{number}.json"
+
+
+def _doc_path(number: int) -> str:
+    """The path of the number-th text file (sections number * docSections onwards)."""
+    return f"{INDEX_DIR}d/{number}.json"
+
+
 def _unchanged_files(plan: IndexPlan, change: IndexChange | None, salt: bytes) -> set[str]:
     """The paths of the files that `change` leaves as they were (none unless the plan is the last one's): the
     term files that hold none of its terms, the text files that hold none of its sections."""
     if change is None or change.plan != plan_digest(plan, salt):
         return set()
-    changed = {f"{INDEX_DIR}t/b{plan.own_index[term]}.json" if term in plan.own_index
-               else f"{INDEX_DIR}t/{fnv1a(term) % plan.shared}.json" for term in change.terms}
-    changed |= {f"{INDEX_DIR}d/{number // plan.doc_sections}.json" for number in change.sections}
+    changed = {_term_path(plan.own_index[term], own=True) if term in plan.own_index
+               else _term_path(fnv1a(term) % plan.shared) for term in change.terms}
+    changed |= {_doc_path(number // plan.doc_sections) for number in change.sections}
     paths = [path for path, _, _ in plan.term_files]
-    paths += [f"{INDEX_DIR}d/{k}.json" for k in range(-(-len(plan.source.sections) // plan.doc_sections))]
+    paths += [_doc_path(k) for k in range(-(-len(plan.source.sections) // plan.doc_sections))]
     return {path for path in paths if path not in changed}
 
 
@@ -1794,7 +1804,7 @@ def _doc_file(report_rows: list[list[object]], sections: list[IndexedSection], t
             at[s.report] = len(reports)
             reports.append(report_rows[s.report])
         rows.append([at[s.report], s.anchor, s.path, s.title, texts.body(s.number)])
-    return OutputFile(f"{INDEX_DIR}d/{first // per_file}.json", _json({"r": reports, "s": rows}))
+    return OutputFile(_doc_path(first // per_file), _json({"r": reports, "s": rows}))
 
 
 def _doc_file_key(salt: bytes, report_rows: list[list[object]], sections: list[IndexedSection], texts: _Texts,
