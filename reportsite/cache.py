@@ -746,18 +746,20 @@ class BuildCache:
 
     # -- content -----------------------------------------------------------------------------------
 
-    def load_content(self, content_dir: Path, work: Sequence[ReportWork] = ()) -> Content:
+    def load_content(self, content_dir: Path, work: Sequence[ReportWork] = (),
+                     only: Sequence[Path] | None = None) -> Content:
         """model.load_content, reading and parsing only files that changed since the last call; many
         files to parse (a cold build) are parsed by a pool of processes, which also do the per-report
         `work`. Its results are stored with the report, and given in Content.derived, registered as pages
-        will digest them (_register_work)."""
+        will digest them (_register_work). With `only`, those content files alone (a quick rebuild,
+        pipeline.quick_build): the cache still knows the others as the last build found them."""
         table = dv.load_divisions()
         work_digest = self.fingerprint.of(*work) if work else b""
         # the rules' objects that the stored results point to: stored as references, one object each
         shared = SharedObjects([args for _, args in work])
         entries: dict[str, LoadedFile | tuple[tuple[int, int, int], bytes, bytes]] = {}
         known = known_file_digests(self.disk, self.version, content_dir)
-        for path in content_files(content_dir):
+        for path in content_files(content_dir) if only is None else only:
             entries[str(path)] = self._load_file(path, shared, known)
         todo = [(p, e[2]) for p, e in entries.items() if not isinstance(e, LoadedFile)]
         self.stats.parsed += len(todo)
@@ -769,13 +771,14 @@ class BuildCache:
             return LoadedFile(stamp, digest, fresh.report, fresh.problems, work_digest, fresh.derived,
                               fresh.derived_digests, fresh.face_digest)
 
-        known = self.fingerprint.scratch()  # the rules only: the reports registered below make it big
+        rules_known = self.fingerprint.scratch()  # the rules only: the reports registered below make it big
 
         def digested(path: str, fresh: Parsed) -> Parsed:  # in the parse worker: the parent has enough to do
             if not fresh.derived:
                 return fresh
-            fresh = dataclasses.replace(fresh, derived_digests=result_digests(known, fresh.derived),
-                                        face_digest=known.content_digest(fresh.report.face) if fresh.report else b"")
+            fresh = dataclasses.replace(fresh, derived_digests=result_digests(rules_known, fresh.derived),
+                                        face_digest=rules_known.content_digest(fresh.report.face)
+                                        if fresh.report else b"")
             if disk is not None:
                 entry = loaded(path, fresh)
                 disk.put("report", entry.digest, entry, shared=shared)
@@ -787,7 +790,7 @@ class BuildCache:
         # the rules changed, not the file: the work is done again (in a pool when there are many)
         stale = [path for path, entry in entries.items() if path not in parsed and isinstance(entry, LoadedFile)
                  and entry.report is not None and entry.work != work_digest]
-        redone = dict(zip(stale, _work_redone([entries[p] for p in stale], work, known, shared,  # type: ignore[misc]
+        redone = dict(zip(stale, _work_redone([entries[p] for p in stale], work, rules_known, shared,  # type: ignore[misc]
                                               disk, work_digest), strict=True))
         reports: list[Report] = []
         problems: list[Problem] = []
@@ -805,8 +808,13 @@ class BuildCache:
                 self.fingerprint.register_report(entry.report, entry.digest, entry.face_digest)
                 self._register_work(entry, work_digest)
                 derived[path] = entry.derived
-        self.files = entries  # type: ignore[assignment]  # all LoadedFile now; deleted files forgotten
-        digests = {path: (entry.stamp, entry.digest) for path, entry in self.files.items()}
+        loaded_now = {path: (entry.stamp, entry.digest) for path, entry in entries.items()}  # type: ignore[union-attr]
+        if only is None:
+            self.files = entries  # type: ignore[assignment]  # all LoadedFile now; deleted files forgotten
+            digests = loaded_now
+        else:
+            self.files.update(entries)  # type: ignore[arg-type]
+            digests = {**known, **loaded_now}
         if self.disk and digests != known:
             self.disk.put(STAMPS, _content_key(content_dir), (self.version, digests))
         return Content(*_drop_duplicates(reports, problems), derived=derived)
@@ -1215,11 +1223,21 @@ def input_stamps(roots: Iterable[Path]) -> dict[str, tuple[int, int]]:
     return file_stamps(roots, hidden=False)
 
 
-def inputs_digest(version: bytes, settings: tuple[Any, ...], roots: list[Path]) -> bytes:
+def inputs_digest(version: bytes, settings: tuple[Any, ...], stamps: dict[str, tuple[int, int]]) -> bytes:
     """Everything a build reads: its settings, the code, and every file under content/, templates/ and
-    theme/ (by timestamp and size). Today's date too: validation accepts years up to next year."""
-    stamps = sorted(input_stamps(roots).items())
-    return _blake(version, date.today().isoformat().encode(), repr(settings).encode(), repr(stamps).encode())
+    theme/ (`stamps`: input_stamps, by timestamp and size). Today's date too: validation accepts years up
+    to next year."""
+    return _blake(settings_digest(version, settings), repr(sorted(stamps.items())).encode())
+
+
+def settings_digest(version: bytes, settings: tuple[Any, ...]) -> bytes:
+    """The code, a build's settings and today's date: what a build reads besides its input files."""
+    return _blake(version, date.today().isoformat().encode(), repr(settings).encode())
+
+
+def site_key(out: Path) -> bytes:
+    """The key of what the cache keeps of one site folder."""
+    return _blake(str(out.resolve()).encode())
 
 
 def _out_digest(out: Path, pages: dict[str, PageEntry] | None = None) -> bytes:
@@ -1242,7 +1260,7 @@ def previous_build(cache: BuildCache, inputs: bytes, out: Path) -> Any | None:
     """What the last build into `out` returned, if its inputs were these and `out` is untouched since."""
     if cache.disk is None or not out.is_dir():
         return None
-    found = cache.disk.get("build", _blake(str(out.resolve()).encode()))
+    found = cache.disk.get("build", site_key(out))
     if found is None or found[0] != inputs or found[1] != _out_digest(out):
         return None
     return found[2]
@@ -1268,6 +1286,6 @@ def site_as_left(cache: BuildCache, out: Path) -> bool:
 def remember_build(cache: BuildCache, inputs: bytes, out: Path, summary: Any) -> None:
     """After end_build: what this build into `out` returned, for previous_build."""
     if cache.disk is not None:
-        cache.disk.put("build", _blake(str(out.resolve()).encode()), (inputs, _out_digest(out, cache.pages), summary))
+        cache.disk.put("build", site_key(out), (inputs, _out_digest(out, cache.pages), summary))
 
 

@@ -26,12 +26,15 @@ from .cache import (
     PreviousSite,
     Progress,
     file_digest,
+    input_stamps,
     inputs_digest,
     known_file_digests,
     previous_build,
     remember_build,
     remove_leftovers,
+    settings_digest,
     site_as_left,
+    site_key,
 )
 from .compliance import load_part_rules
 from .config import SiteConfig, load_config
@@ -358,17 +361,18 @@ def search_apart(data: SiteData, options: BuildOptions, staging: Path, spare: Ch
                       else ChildJob(write_search_files, source, *job))
 
 
-def spare_child(options: BuildOptions) -> ChildJob | None:
+def spare_child(options: BuildOptions, edited: Sequence[str] | None = None) -> ChildJob | None:
     """A child process forked before the site is loaded, for the search index of a big site (search_apart):
     its input is then sent to it. A child forked later would share the parent's pages of 10,000 loaded
     reports only until the parent touched them, then hold its own copy: 0.7 GB more at a rebuild's peak.
-    With a build cache, the child reads the last build's index input meanwhile (speculate_index)."""
+    With a build cache, the child reads the last build's index input meanwhile (speculate_index; `edited`:
+    the content files edited since the last build, when the parent knows them)."""
     big = sum(1 for _ in islice(found_content_files(options.content_dir), PARALLEL_MIN)) == PARALLEL_MIN
     if not big or not child_job_possible():
         return None
     disk = options.cache.disk if options.cache else None
     return ChildJob.spare(functools.partial(speculate_index, disk, _input_store_key(options.out_dir),
-                                            options.content_dir, options.cache.version) if disk else None)
+                                            options.content_dir, options.cache.version, edited) if disk else None)
 
 
 def write_search_files(source: SearchInput, settings: SearchSettings, staging: Path, previous: Previous,
@@ -457,22 +461,26 @@ def topic_rules_digest(rules: TopicRules) -> bytes:
     return Fingerprinter().of(assign_topics, rules)
 
 
-def speculate_index(disk: DiskStore, store: bytes, content_dir: Path, version: bytes) -> Speculated:
+def speculate_index(disk: DiskStore, store: bytes, content_dir: Path, version: bytes,
+                    edited: Sequence[str] | None = None) -> Speculated:
     """In the spare child, while the parent loads the site: the last build's input (last_index_input), and
     when the content files are those it was made of but a few edited within their sections (as the parent
     will find them: the same keys and shapes, see index_input), this build's input and its index planned.
-    The parent's keys decide whether the plan is used (write_search_files_given)."""
+    The parent's keys decide whether the plan is used (write_search_files_given). `edited`: the content
+    files the parent found edited since the last build (quick_candidates), the others taken to be as the
+    last input has them, without walking the content folder (10,000 files: 0.3 s); a wrong guess costs only
+    the plan."""
     last = last_index_input(disk, store, version)
-    files = content_files(content_dir)
     at = {path: i for i, path in enumerate(last.keys.paths)} if last else {}
-    if last is None or len(files) != len(at) or not all(str(path) in at for path in files):
+    files = content_files(content_dir) if edited is None else [Path(path) for path in edited]
+    if last is None or (edited is None and len(files) != len(at)) or not all(str(path) in at for path in files):
         return Speculated(last)
     try:
         rules = load_topics(content_dir)
         settings = load_search_settings(content_dir)
         rules_digest = topic_rules_digest(rules)
         keys, changed = list(last.keys.keys), []
-        known = known_file_digests(disk, version, content_dir)
+        known = known_file_digests(disk, version, content_dir) if edited is None else {}
         for path in files:
             i, digest = at[str(path)], _untouched_digest(path, known)
             data = path.read_bytes() if digest is None else None
@@ -646,21 +654,24 @@ def prepare(options: BuildOptions) -> tuple[Content, SiteData]:
     return content, analyse(data)
 
 
-def load_derived(options: BuildOptions) -> tuple[Content, SiteData, Callable[[SiteData], SiteData]]:
+def load_derived(options: BuildOptions, only: Sequence[Path] | None = None
+                 ) -> tuple[Content, SiteData, Callable[[SiteData], SiteData]]:
     """The content and its views but the key figures and structure checks, and the function that adds
-    those (a build starts the search index, which needs none of them, before it)."""
+    those (a build starts the search index, which needs none of them, before it). With `only` (and a
+    cache): of those content files alone (quick_build)."""
     cache = options.cache
     config = load_config(options.content_dir, options.base_url)
     if cache:
         cache.new_build()
     topic_rules = load_topics(options.content_dir)
     rules, part_rules = load_indicators(options.content_dir), load_part_rules(options.content_dir)
-    # done as reports are parsed
+    # done as reports are parsed (SHOWN_ELSEWHERE: the results that pages other than a report's own show)
     work = ((assign_topics, (topic_rules,)), (analyse_report, (rules, part_rules)), (topic_views, (Earlier(0),)))
     # 10,000 reports unpickled (from the workers or the cache) and their derived values registered: without
     # this, 3.5 s of garbage collections that find nothing
     with collections_paused():
-        content = cache.load_content(options.content_dir, work) if cache else load_content(options.content_dir, work)
+        content = (cache.load_content(options.content_dir, work, only) if cache
+                   else load_content(options.content_dir, work))
         if options.strict and content.problems:
             raise ReportsiteError(list(content.problems))
         call = memo_of(content, work, cache)
@@ -730,6 +741,231 @@ def render_edited_reports(last: SiteData, options: BuildOptions, paths: list[Pat
             if isinstance(page, PendingPage)]
 
 
+# -- a quick rebuild, after a few reports' texts were edited ----------------------------------------------
+# A full rebuild after an edit of one report's text at 10,000 reports loads and keys every report (3 s) to
+# find that only the report's own page and the search index changed. Pages other than a report's own show
+# of it only its face, its topic views (what the topic pages list of it) and its analysis (key figures,
+# structure check): their cache keys are made of those values' digests. So when the edited reports' values
+# are as the last build found them, and nothing else changed (no file added, removed or renamed, no
+# template, theme file, rule or setting), a rebuild loads only the edited reports and the other reports of
+# their jurisdictions (which their pages list), renders their pages (the same keys as a full build's), has
+# the spare child patch the search index, and patches the site. Anything else is a full build.
+LAST_INPUTS = "site-inputs"  # DiskStore kind: LastInputs, per site folder
+QUICK_MAX = 20  # reports edited, at most, for a quick rebuild
+SHOWN_ELSEWHERE = (1, 2)  # the per-report work's results shown by other pages (load_derived: analysis, views)
+
+
+@dataclass(frozen=True)
+class LastInputs:
+    """What the last build into a site folder read and found, for a quick rebuild (quick_build)."""
+
+    settings: bytes  # the code, the build's settings and the day (cache.settings_digest)
+    stamps: dict[str, tuple[int, int]]  # every input file (cache.input_stamps)
+    jurisdictions: dict[str, str]  # report file -> its jurisdiction's key, in the site's order of reports
+    shown: dict[str, tuple[bytes, ...]]  # report file -> digests of what other pages show of it (shown_digests)
+    problems: dict[str, tuple[Problem, ...]]  # content file -> what its parse found, in content order
+    across: tuple[Problem, ...]  # what was found across files (a jurisdiction's year reported twice)
+    reports: int
+
+
+def build_settings(options: BuildOptions) -> tuple[Any, ...]:
+    return (str(options.content_dir.resolve()), str(options.templates_dir.resolve()),
+            str(options.theme_dir.resolve()), options.base_url, options.strict)
+
+
+def shown_digests(entry: Any) -> tuple[bytes, ...] | None:
+    """Digests of what pages other than a report's own show of it (of a cache.LoadedFile): its face and the
+    per-report results SHOWN_ELSEWHERE, by their content. None: not known."""
+    if entry.report is None or not entry.face_digest or len(entry.derived) <= max(SHOWN_ELSEWHERE):
+        return None
+    found = [entry.face_digest]
+    for index in SHOWN_ELSEWHERE:
+        digests = entry.derived_digests[index] if len(entry.derived_digests) > index else None
+        # a result without parts (the topic views: counts and digests) by its plain value
+        found.append(digests.whole if digests is not None else
+                     hashlib.blake2b(repr(entry.derived[index]).encode(), digest_size=16).digest())
+    return tuple(found)
+
+
+def remember_inputs(options: BuildOptions, cache: BuildCache, stamps: dict[str, tuple[int, int]],
+                    content: Content) -> None:
+    """After a full build: what a quick rebuild compares its inputs with (LastInputs)."""
+    assert cache.disk is not None
+    key = site_key(options.out_dir)
+    files = cache.files
+    if sum(1 for entry in files.values() if entry.report is not None) != len(content.reports):
+        cache.disk.remove(LAST_INPUTS, key)  # a slug used twice: which report is dropped depends on them all
+        return
+    problems = {path: entry.problems for path, entry in files.items() if entry.problems}
+    found = sum(map(len, problems.values()))
+    shown = {r.path: shown_digests(files[r.path]) for r in content.reports}
+    cache.disk.put(LAST_INPUTS, key, LastInputs(
+        settings_digest(cache.version, build_settings(options)), stamps,
+        {r.path: r.jurisdiction.key for r in content.reports}, {p: d for p, d in shown.items() if d is not None},
+        problems, content.problems[found:], len(content.reports)))
+
+
+def edited_reports(last: LastInputs, stamps: dict[str, tuple[int, int]]) -> list[str] | None:
+    """The report files edited since the last build, when that is all that changed among the input files
+    and there are a few; else None."""
+    if stamps.keys() != last.stamps.keys():
+        return None
+    edited = sorted(path for path, stamp in stamps.items() if last.stamps[path] != stamp)
+    if not edited or len(edited) > QUICK_MAX or any(path not in last.shown for path in edited):
+        return None
+    return edited
+
+
+class QuickFailed(Exception):
+    """A quick rebuild found it cannot be done after all: the full build follows."""
+
+
+def quick_candidates(options: BuildOptions, cache: BuildCache, stamps: dict[str, tuple[int, int]]
+                     ) -> tuple[LastInputs, list[str]] | None:
+    """What the last build read, and the report files edited since, when a quick rebuild may follow."""
+    if cache.disk is None or options.strict:  # strict: every problem is an error, found by a full build
+        return None
+    last = cache.disk.get(LAST_INPUTS, site_key(options.out_dir))
+    if not isinstance(last, LastInputs) or last.settings != settings_digest(cache.version, build_settings(options)):
+        return None
+    edited = edited_reports(last, stamps)
+    return (last, edited) if edited is not None else None
+
+
+def quick_build(options: BuildOptions, cache: BuildCache, spare: ChildJob | None,
+                candidates: tuple[LastInputs, list[str]], stamps: dict[str, tuple[int, int]], inputs: bytes,
+                started: float) -> BuildResult | None:
+    """The rebuild after a few reports' texts were edited (quick_candidates), as described above; None
+    when it cannot be done so (nothing was changed then, and the spare child is still free)."""
+    disk = cache.disk
+    last, edited = candidates
+    if disk is None or spare is None or cache.checked_by != cache.version or not site_as_left(cache, options.out_dir):
+        return None
+    store = _input_store_key(options.out_dir)
+    head = _input_head(disk.get_head(INPUT, store), cache.version)
+    if head is None or head.paths != list(last.jurisdictions):
+        return None
+    steps = Steps()
+    known = known_file_digests(disk, cache.version, options.content_dir)  # before the edited files are loaded
+    wanted = {last.jurisdictions[path] for path in edited}
+    content, data, analyse = load_derived(options, sorted((Path(path) for path, key in last.jurisdictions.items()
+                                                           if key in wanted), key=str))
+    reports = {r.path for r in content.reports}
+    if any(path not in reports or shown_digests(cache.files[path]) != last.shown[path] for path in edited):
+        return None
+    problems = _problems_after_edit(last, {path: cache.files[path].problems for path in edited})
+    given = _edited_index_input(data, cache, head, edited, known)
+    if given is None:
+        return None
+    data = analyse(data)
+    steps.done("load + derive (edited reports)")
+    made = _quick_site(options, cache, spare, data, given, head, store, edited, steps)
+    try:
+        cache.groups_made = dict(cache.groups)  # none was made again: all are kept
+        cache.end_build(made.files, options.out_dir.resolve())
+        remember_build(cache, inputs, options.out_dir, (last.reports, len(made.files), tuple(problems)))
+        for path in edited:  # the parse of the text before the edit, which no build will read
+            if path in known and known[path][1] != cache.files[path].digest:
+                disk.remove("report", known[path][1])
+        found = {**last.problems, **{path: cache.files[path].problems for path in edited}}
+        disk.put(LAST_INPUTS, site_key(options.out_dir),
+                 replace(last, stamps=stamps, problems={path: found[path] for path in sorted(found, key=Path)
+                                                        if found[path]}))
+        steps.done("save cache")
+    finally:
+        if made.job:
+            made.job.finish()
+    return BuildResult(last.reports, len(made.files), tuple(problems), time.perf_counter() - started, made.written,
+                       tuple(steps.seconds))
+
+
+def _problems_after_edit(last: LastInputs, edited: dict[str, tuple[Problem, ...]]) -> list[Problem]:
+    """What a full build would report after the edits: each content file's problems in content order (the
+    edited ones' as found now), then those found across files (as before: the faces are unchanged)."""
+    found = {**last.problems, **edited}
+    return [p for path in sorted(found, key=Path) for p in found[path]] + list(last.across)
+
+
+def _edited_index_input(data: SiteData, cache: BuildCache, head: IndexInputKeys, edited: list[str],
+                        known: dict[str, tuple[tuple[int, int, int], bytes]]) -> IndexInput | None:
+    """index_input of a quick rebuild: the edited reports' pieces, when the kept input is of the other
+    reports as they are (their keys) and the edited pieces kept their shapes; else None."""
+    rules = topic_rules_digest(data.topic_rules)
+    changed_paths = set(edited)
+    for path, key in zip(head.paths, head.keys, strict=True):
+        if path not in changed_paths and (path not in known or report_key(known[path][1], rules) != key):
+            return None
+    at = {path: i for i, path in enumerate(head.paths)}
+    keys = list(head.keys)
+    changed: dict[int, SearchPiece] = {}
+    for report in data.reports:
+        if report.path not in changed_paths:
+            continue
+        i = at[report.path]
+        keys[i] = report_key(cache.files[report.path].digest, rules)
+        if keys[i] == head.keys[i]:
+            continue
+        changed[i] = search_piece(report, data.topics.get(report.slug, {}))
+        if piece_shape(changed[i]) != head.shapes[i]:
+            return None
+    return IndexInput(keys, list(head.paths), last=input_id(head.keys), changed=changed)
+
+
+@dataclass
+class QuickMade(Made):
+    job: IndexChild | None = None  # the search index's child, saving the input for the next build
+
+
+def _quick_site(options: BuildOptions, cache: BuildCache, spare: ChildJob, data: SiteData, given: IndexInput,
+                head: IndexInputKeys, store: bytes, edited: list[str], steps: Steps) -> QuickMade:
+    """The edited reports' pages rendered and the search index patched (by the spare child) into a patch
+    of the site, the site's other files kept; links checked, the patch put in place. When no report's
+    piece of the index changed (a file touched, say) and the site holds the index of the kept input, its
+    files are kept as they are."""
+    assert cache.disk is not None
+    renderer = MemoRenderer(make_environment(options.templates_dir), data, cache)
+    slugs = {r.slug for r in data.reports if r.path in set(edited)}
+    items = list(render_reports(renderer, data, only=slugs))
+    previous = cache.previous_site(INDEX_DIR)
+    index_kept = not given.changed and head.files == index_files_digest(
+        (path, entry.digest) for path, entry in previous.pages.items())
+    staging = start_patch(options.out_dir)
+    job = None
+    try:
+        if index_kept:
+            spare.stop()
+        else:
+            memo = IndexMemo(cache.disk, cache.version, functools.partial(kept_search_file, staging=staging,
+                                                                          previous=previous),
+                             {path: (entry.key, entry.digest) for path, entry in previous.pages.items()})
+            job = IndexChild(spare.start(write_search_files_given, given, load_search_settings(options.content_dir),
+                                         staging, previous.unchanged_file, cache.disk, None, memo, store,
+                                         cache.version))
+        made = produce(items, renderer, cache, staging, job)
+        searched = job.result() if job else []
+        if searched is None:  # the child could not read the kept input
+            raise QuickFailed
+        steps.done("render + write | search index")
+        new = {f.path: f for f in [*made.files, *searched]}
+        removed = [path for path in previous.pages if path not in new] if job else []
+        gone = set(removed)
+        files = [new.pop(path) if path in new else RenderedPage(path, entry.digest, entry.links, entry.data,
+                                                                 written=False, key=entry.key)
+                 for path, entry in cache.pages.items() if path not in gone]
+        files += new.values()  # index files the last site had not
+        whole = QuickMade(files, made.written + sum(f.written for f in searched), job)
+        cache.stats.reused += len(files) - len(items)
+        check_made(whole, cache)
+        finish_patch(staging, options.out_dir, removed)
+        steps.done("link check + patch")
+    except BaseException:
+        if job:
+            job.stop()
+        discard_staging(staging)
+        raise
+    return whole
+
+
 def build(options: BuildOptions) -> BuildResult:
     # The parent makes millions of objects in no cycles (reports, pages, links, the cache's index); its
     # garbage collections found nothing and cost seconds at 10,000 reports. Workers collect as usual.
@@ -741,22 +977,29 @@ def _build(options: BuildOptions) -> BuildResult:
     started = time.perf_counter()
     check_output_dir(options.out_dir, [options.templates_dir, options.theme_dir, Path.cwd()], options.content_dir)
     cache = options.cache
+    candidates = None  # of a quick rebuild (quick_build)
     if cache:  # nothing changed since the last build into out_dir: nothing to do
-        settings = (str(options.content_dir.resolve()), str(options.templates_dir.resolve()),
-                    str(options.theme_dir.resolve()), options.base_url, options.strict)
-        inputs = inputs_digest(cache.version, settings, [options.content_dir, options.templates_dir, options.theme_dir])
+        stamps = input_stamps([options.content_dir, options.templates_dir, options.theme_dir])
+        inputs = inputs_digest(cache.version, build_settings(options), stamps)
         done = previous_build(cache, inputs, options.out_dir)
         if done is not None:
             remove_leftovers(options.out_dir)  # of a killed build
             cache.new_build()
             return BuildResult(*done, seconds=time.perf_counter() - started, written=0)
+        candidates = quick_candidates(options, cache, stamps)
     steps = Steps()
-    spare = spare_child(options)
+    spare = spare_child(options, candidates[1] if candidates else None)
     job = None
     staging = None
     try:
         if cache:  # after the spare child is forked: it needs none of the last site's 13,000 page entries
             cache.open_site(options.out_dir)
+            try:
+                quick = candidates and quick_build(options, cache, spare, candidates, stamps, inputs, started)
+            except QuickFailed:
+                quick, spare = None, None  # the spare child was given the index, and failed: forked anew
+            if quick is not None:
+                return quick
         content, data, analyse = load_derived(options)
         staging = start_patch(options.out_dir) if cache and site_as_left(cache, options.out_dir) else (
             start_staging(options.out_dir))
@@ -795,6 +1038,8 @@ def _build(options: BuildOptions) -> BuildResult:
         if cache:
             cache.end_build(made.files, options.out_dir.resolve())
             remember_build(cache, inputs, options.out_dir, (len(content.reports), len(made.files), content.problems))
+            if cache.disk:
+                remember_inputs(options, cache, stamps, content)
             cache.prune()
             steps.done("save cache")
     finally:

@@ -4,13 +4,21 @@ parent (speculate_index). The builds through it are tested whole in test_renderp
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from reportsite import pipeline, search
 from reportsite.cache import DiskStore, file_digest
 from reportsite.config import load_config
 from reportsite.model import content_files, load_content
 from reportsite.topics import load_topics
+from reportsite.workers import PARALLEL_MIN
+
+from .conftest import ROOT
 
 VERSION = b"code version 1"
 
@@ -71,3 +79,98 @@ def test_the_spare_child_plans_the_index_of_an_edit_the_parent_will_send(content
     report.write_text(text, encoding="utf-8")
     (report.parent / "new-report.md").write_text(text.replace("slug:", "slug: new-", 1), encoding="utf-8")
     assert pipeline.speculate_index(disk, store, content_copy, VERSION).plan is None
+
+
+COUNTED_BUILD = """
+import sys
+from reportsite import pipeline
+from reportsite.cli import main
+
+load_derived = pipeline.load_derived
+
+
+def counted(options, only=None):
+    loaded = load_derived(options, only)
+    print(f"loaded {len(loaded[0].reports)} report(s)", flush=True)
+    return loaded
+
+
+pipeline.load_derived = counted
+sys.exit(main(["build", "--timings", *sys.argv[1:]]))
+"""
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def counted_build(content: Path, out: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """`build` in a fresh process (the spare child needs one without threads), the cache in out's folder."""
+    run = subprocess.run([sys.executable, "-c", COUNTED_BUILD, "--content", str(content), "--out", str(out), *options],
+                         cwd=out.parent, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode == 0, run.stderr
+    return run
+
+
+def summary(run: subprocess.CompletedProcess[str]) -> tuple[str, ...]:
+    found = re.search(r"built (\d+) report\(s\), (\d+) files", run.stdout)
+    assert found, run.stdout
+    return found.groups()
+
+
+def warnings_of(run: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in run.stderr.splitlines() if line.startswith("warning")]
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: no child process makes the search index")
+def test_a_rebuild_after_edits_of_texts_loads_only_their_jurisdictions_and_writes_what_a_full_build_writes(
+        content_copy: Path, tmp_path: Path) -> None:
+    """An edit of reports' texts that leaves what other pages show of them as it was: the rebuild loads only
+    the edited reports and the other reports of their jurisdictions, and its site, warnings and summary are a
+    full build's. Anything else is a full build."""
+    for source in sorted((content_copy / "reports").glob("*.md")):  # a big site: 42 reports a jurisdiction
+        text = source.read_text(encoding="utf-8")
+        for n in range(PARALLEL_MIN // 5 + 1):
+            copy = text.replace("---\n", f"---\nslug: {source.stem}-c{n:02d}\n", 1)
+            copy = copy.replace("年以来", f"年以来第{n}稿", 1)
+            (source.parent / f"{source.stem}-c{n:02d}.md").write_text(copy, encoding="utf-8")
+    site, cold = tmp_path / "site", tmp_path / "cold"
+    everything = f"loaded {5 * (PARALLEL_MIN // 5 + 2)} report(s)"
+    assert everything in counted_build(content_copy, site).stdout
+
+    def rebuild(loaded: str) -> subprocess.CompletedProcess[str]:
+        warm = counted_build(content_copy, site)
+        full = counted_build(content_copy, cold, "--no-cache")
+        assert loaded in warm.stdout and ("(edited reports)" in warm.stderr) == (loaded != everything), warm.stdout
+        assert tree(site) == tree(cold)
+        assert warnings_of(warm) == warnings_of(full) != []  # the same years twice: a warning each
+        assert summary(warm) == summary(full)
+        return warm
+
+    def edit(name: str, change) -> None:
+        path = content_copy / "reports" / name
+        path.write_text(change(path.read_text(encoding="utf-8")), encoding="utf-8")
+
+    def sentence(text: str) -> str:  # in the opening, which no topic lists
+        at = text.index("\n## ")
+        return text[:at] + "\n\n本句为测试的修改。\n" + text[at:]
+
+    edit("610114-2023-c07.md", sentence)
+    warm = rebuild("loaded 42 report(s)")
+    assert "(1 report(s) parsed, 1 page(s) rendered" in warm.stdout, warm.stdout
+    # two reports of two jurisdictions, one with a control character: a warning of its own, in its place
+    edit("130502-2023-c03.md", lambda text: text.replace("年以来", "年\x07以来", 1))
+    edit("371329-2024.md", sentence)
+    rebuild("loaded 84 report(s)")
+    assert "nothing changed" in counted_build(content_copy, site).stdout
+    # a title is shown by the lists: a full build (which a quick rebuild follows again)
+    edit("210700-2020-c11.md", lambda text: text.replace("title: ", "title: 修订 ", 1))
+    rebuild(everything)
+    edit("210700-2020-c12.md", sentence)
+    rebuild("loaded 42 report(s)")
+    # the site was touched since: a full build, which writes it anew
+    (site / "about.txt").write_text("mine", encoding="utf-8")
+    edit("210700-2020-c12.md", sentence)
+    warm = counted_build(content_copy, site)
+    assert everything in warm.stdout and "(edited reports)" not in warm.stderr
