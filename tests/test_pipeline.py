@@ -55,6 +55,36 @@ def test_the_kept_input_is_read_back_by_the_code_version_that_kept_it(content_co
     assert pipeline.last_index_input(disk, store, VERSION) is None
 
 
+def test_an_edit_is_kept_beside_the_whole_input_and_read_back_with_it(content_copy: Path, tmp_path: Path) -> None:
+    """After an edit within a report's sections the child keeps the edited piece, not the whole input again;
+    the next build reads the input with the edit. A whole input kept later drops the edits."""
+    disk, store = DiskStore(tmp_path / "cache"), b"site folder key."
+    kept(content_copy, disk, store)
+    last = pipeline.last_index_input(disk, store, VERSION)
+    assert last is not None and last.edits == {}
+    report = content_copy / "reports" / "610114-2023.md"
+    text = report.read_text(encoding="utf-8")
+    at = text.index("加强", text.index("\n## "))
+    report.write_text(text[:at] + "进一步" + text[at:], encoding="utf-8")
+    data = pipeline.derive(load_content(content_copy), load_topics(content_copy), load_config(content_copy, None))
+    number = next(i for i, r in enumerate(data.reports) if r.path == str(report))
+    piece = search.search_piece(data.reports[number], data.topics.get(data.reports[number].slug, {}))
+    keys = list(last.keys.keys)
+    keys[number] = report_key(report, pipeline.topic_rules_digest(data.topic_rules))
+    head = pipeline.IndexInputKeys(keys, last.keys.shapes, last.keys.paths, b"plan", b"files")
+    pipeline._keep_edits(disk, store, VERSION, pipeline.KeptEdits(last.base, head, {number: piece}))
+    assert pipeline.kept_input_head(disk, store, VERSION) == head
+    edited = pipeline.last_index_input(disk, store, VERSION)
+    assert edited is not None and edited.keys == head and edited.base == last.base
+    assert plain(edited.source) == plain(search.search_input(data)) != plain(last.source)
+    assert pipeline.kept_input_head(disk, store, b"code version 2") is None
+    # the whole input kept again (of the same keys as the first, say: the edit undone) drops the edits
+    pipeline._keep_input(disk, store, VERSION, last.keys, last.source)
+    again = pipeline.last_index_input(disk, store, VERSION)
+    assert again is not None and again.edits == {} and plain(again.source) == plain(last.source)
+    assert pipeline.kept_input_head(disk, store, VERSION) == last.keys
+
+
 def test_the_spare_child_plans_the_index_of_an_edit_the_parent_will_send(content_copy: Path, tmp_path: Path) -> None:
     """An edit within a report's sections: the child finds it, and its input is the one the parent's pieces
     make; no edit, a changed heading (another shape) or a new report leave the plan to the parent."""
