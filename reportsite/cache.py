@@ -627,6 +627,7 @@ class BuildCache:
         self.groups_made: dict[str, tuple[bytes, tuple[str, ...]]] = {}  # ...and this build
         self.site: Path | None = None  # the folder the entries without bytes are in (`build`)
         self.site_checked = False  # every file of `site` found as the entries say (site_as_left)
+        self.site_folders: dict[str, int] = {}  # the folders of `site` and its marker, as the last build left them
         self.checked_by: bytes | None = None  # code version whose link check the pages passed
         self.fingerprint = Fingerprinter()
         self.stats = BuildStats()
@@ -655,6 +656,7 @@ class BuildCache:
         self.memo = {k: v for k, v in self.memo.items() if k in self._used}
         self._parts = {k: v for k, v in self._parts.items() if k in self._used}
         stamps = self._stamps_after(made, site) if site else {}
+        self.site_folders = self._folders_after(made, site) if site else {}
         self.pages = {m.path: PageEntry(m.key, m.digest, m.links, m.data, stamps.get(m.path))
                       for m in made}
         self.groups = {name: group for name, group in self.groups_made.items()
@@ -669,7 +671,7 @@ class BuildCache:
                    if isinstance(e.links, PageLinks) and not last.get(e.digest, False)}
             self.shelf.keep(new, {e.digest for e in self.pages.values()} | set(last))
             rows = {path: (e.key, e.digest, e.links is not None, e.data, e.stamp) for path, e in self.pages.items()}
-            self.disk.put("site", _blake(str(site).encode()), (rows, self.checked_by, self.groups))
+            self.disk.put("site", _blake(str(site).encode()), (rows, self.checked_by, self.groups, self.site_folders))
 
     def _stamps_after(self, made: list[RenderedPage], site: Path) -> dict[str, tuple[int, int, int]]:
         """The stamp of each file the build left in `site`. A site patched in place (site_as_left) kept its
@@ -682,6 +684,19 @@ class BuildCache:
                 if not m.written and entry is not None and entry.stamp is not None and entry.digest == m.digest:
                     kept[m.path] = entry.stamp
         return {**kept, **file_stamps_with_inode(site, [m.path for m in made if m.path not in kept])}
+
+    def _folders_after(self, made: list[RenderedPage], site: Path) -> dict[str, int]:
+        """The modification times of the folders of `site` and of its marker (site_untouched). A site patched
+        in place kept the folders that hold no file written or removed as they were: only the others are
+        stat'ed again (10,000 report folders at 10,000 reports)."""
+        wanted = site_folders(m.path for m in made)
+        kept: dict[str, int] = {}
+        if self.site_checked and self.site == site and self.site_folders:
+            made_paths = {m.path for m in made}
+            touched = site_folders([*(m.path for m in made if m.written),
+                                    *(path for path in self.pages if path not in made_paths)])
+            kept = {f: t for f, t in self.site_folders.items() if f in wanted and f not in touched}
+        return {**kept, **_mtimes(site, [*(wanted - kept.keys()), writer.MARKER])}
 
     def prune(self) -> int:
         """Delete from disk the parses and results the build just ended did not use: old versions of
@@ -700,8 +715,8 @@ class BuildCache:
         self.site_checked = False
         if self.site != site:
             found = self.disk.get("site", _blake(str(site).encode())) if self.disk else None
-            rows, self.checked_by, self.groups = found if isinstance(found, tuple) and len(found) == 3 else (
-                {}, None, {})
+            rows, self.checked_by, self.groups, self.site_folders = (
+                found if isinstance(found, tuple) and len(found) == 4 else ({}, None, {}, {}))
             self.pages = self._entries(rows, site)
             self.site = site
 
@@ -1240,20 +1255,45 @@ def site_key(out: Path) -> bytes:
     return _blake(str(out.resolve()).encode())
 
 
-def _out_digest(out: Path, pages: dict[str, PageEntry] | None = None) -> bytes:
-    """The output folder as the last build left it (any file touched, added or removed changes it). With the
-    entries of the pages a build just wrote there (stamped when it ended), from them: the same digest as a
-    walk of the folder finds, without walking its 13,000 files again (a file added since makes them differ,
-    and the next build only builds)."""
-    if pages is None:
-        stamps = file_stamps([out])
-    else:
-        folder = str(out)
-        stamps = {os.path.join(folder, path): e.stamp[:2] for path, e in pages.items() if e.stamp}
-        marker = os.path.join(folder, writer.MARKER)
-        st = os.stat(marker)
-        stamps[marker] = (st.st_mtime_ns, st.st_size)
-    return _blake(repr(sorted(stamps.items())).encode())
+def site_folders(paths: Iterable[str]) -> set[str]:
+    """The folders of these site paths and all above them ("": the site's own)."""
+    folders = {""}
+    for path in paths:
+        folder = path.rpartition("/")[0]
+        while folder not in folders:
+            folders.add(folder)
+            folder = folder.rpartition("/")[0]
+    return folders
+
+
+def _mtimes(site: Path, paths: Iterable[str]) -> dict[str, int]:
+    found = {}
+    root = str(site)
+    for path in paths:
+        with contextlib.suppress(OSError):
+            found[path] = os.stat(os.path.join(root, path)).st_mtime_ns
+    return found
+
+
+def site_untouched(site: Path, files: Iterable[tuple[str, tuple[int, ...] | None]], folders: dict[str, int]) -> bool:
+    """Whether `site` is as a build left it: each of its `files` (path, stamp) and each of its `folders`
+    (and its marker) as stamped then. A file added, removed or renamed anywhere changes its folder's time.
+    (Instead of a walk of the site, which reads 10,000 report folders: 0.3 s at 10,000 reports, against
+    0.1 s for the stats.)"""
+    root = str(site)
+    if writer.MARKER not in folders:
+        return False
+    try:
+        for folder, mtime in folders.items():
+            if os.stat(os.path.join(root, folder)).st_mtime_ns != mtime:
+                return False
+        for path, stamp in files:
+            st = os.stat(os.path.join(root, path))
+            if stamp is None or st.st_mtime_ns != stamp[0] or st.st_size != stamp[1]:
+                return False
+    except OSError:
+        return False
+    return True
 
 
 def previous_build(cache: BuildCache, inputs: bytes, out: Path) -> Any | None:
@@ -1261,9 +1301,13 @@ def previous_build(cache: BuildCache, inputs: bytes, out: Path) -> Any | None:
     if cache.disk is None or not out.is_dir():
         return None
     found = cache.disk.get("build", site_key(out))
-    if found is None or found[0] != inputs or found[1] != _out_digest(out):
+    if not (isinstance(found, tuple) and len(found) == 2) or found[0] != inputs:
         return None
-    return found[2]
+    site = cache.disk.get("site", site_key(out))  # as open_site reads it, without making its entries
+    if not (isinstance(site, tuple) and len(site) == 4 and isinstance(site[0], dict)):
+        return None
+    files = ((path, row[4]) for path, row in site[0].items())
+    return found[1] if site_untouched(out.resolve(), files, site[3]) else None
 
 
 def remove_leftovers(out: Path) -> None:
@@ -1276,16 +1320,14 @@ def site_as_left(cache: BuildCache, out: Path) -> bool:
     file untouched and none added: a rebuild may then change it in place (writer.start_patch)."""
     if cache.site != out.resolve() or not cache.pages:
         return False
-    try:
-        cache.site_checked = _out_digest(out) == _out_digest(out, cache.pages)
-    except OSError:  # no marker: not a site a build left
-        return False
+    cache.site_checked = site_untouched(cache.site, ((path, e.stamp) for path, e in cache.pages.items()),
+                                        cache.site_folders)
     return cache.site_checked
 
 
 def remember_build(cache: BuildCache, inputs: bytes, out: Path, summary: Any) -> None:
     """After end_build: what this build into `out` returned, for previous_build."""
     if cache.disk is not None:
-        cache.disk.put("build", site_key(out), (inputs, _out_digest(out, cache.pages), summary))
+        cache.disk.put("build", site_key(out), (inputs, summary))
 
 
