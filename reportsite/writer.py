@@ -188,8 +188,10 @@ def write_site(out: Path, files: Iterable[tuple[str, bytes]]) -> int:
 
 
 def _remove_leftovers(out: Path) -> None:
-    """Staging folders of a build that was killed (SIGKILL cannot clean up after itself). Their names are
-    ours alone; two builds into the same --out at the same time are not supported."""
+    """Staging folders of a build that was killed (SIGKILL cannot clean up after itself), and a previous site
+    still being deleted (remove_in_background), deleted in the background: a rebuild just after a build at
+    10,000 reports waited 30 s for the last site's folders. Their names are ours alone; two builds into the
+    same --out at the same time are not supported."""
     for pattern in (f".{out.name}.new-*", f".{out.name}.old-*", f".{out.name}{PATCH}*"):
         for leftover in out.parent.glob(pattern):
             if not leftover.is_dir():
@@ -197,7 +199,7 @@ def _remove_leftovers(out: Path) -> None:
             if (leftover / PATCH_DONE).exists() and out.is_dir():  # complete: it was being put in place
                 _finish_patch(leftover, out)
             else:
-                shutil.rmtree(leftover, ignore_errors=True)
+                remove_in_background(leftover)
 
 
 def _swap(staging: Path, out: Path) -> None:
