@@ -994,7 +994,8 @@ def _quick_site(options: BuildOptions, cache: BuildCache, spare: ChildJob, data:
                                          cache.version))
         made = produce(items, renderer, cache, staging, job)
         searched = job.result() if job else []
-        if searched is None:  # the child could not read the kept input
+        if searched is None:  # the child could not read the kept input: the full build sends it whole
+            cache.disk.remove(INPUT, store)
             raise QuickFailed
         steps.done("render + write | search index")
         new = {f.path: f for f in [*made.files, *searched]}
@@ -1047,8 +1048,8 @@ def _build(options: BuildOptions) -> BuildResult:
             cache.open_site(options.out_dir)
             try:
                 quick = candidates and quick_build(options, cache, spare, candidates, stamps, inputs, started)
-            except QuickFailed:
-                quick, spare = None, None  # the spare child was given the index, and failed: forked anew
+            except QuickFailed:  # the spare child was given the index, and failed: another is forked
+                quick, spare = None, spare_child(options)
             if quick is not None:
                 return quick
         content, data, analyse = load_derived(options)
