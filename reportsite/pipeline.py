@@ -37,7 +37,7 @@ from .compliance import load_part_rules
 from .config import SiteConfig, load_config
 from .errors import Problem, ReportsiteError
 from .figures import analyse_report, load_indicators
-from .indexpatch import IndexState, index_state, patched_plan
+from .indexpatch import IndexState, index_state, patched_plan, read_state, write_state
 from .links import check_parsed, pages_to_check
 from .model import (
     Content,
@@ -524,11 +524,13 @@ def planned(disk: DiskStore, store: bytes, last: LastIndexInput | None, source: 
 
 def kept_state(disk: DiskStore, store: bytes, last: LastIndexInput) -> IndexState | None:
     """The state kept with the plan of the last input, when it was kept with that input."""
-    found = disk.get(STATE, store)
-    if isinstance(found, tuple) and len(found) == 2 and found[0] == input_id(last.keys.keys) and \
-            isinstance(found[1], IndexState):
-        return found[1]
-    return None
+    found = read_state(_state_path(disk, store))
+    return found[1] if found is not None and found[0] == input_id(last.keys.keys) else None
+
+
+def _state_path(disk: DiskStore, store: bytes) -> Path:
+    """Where the state of a site folder's index is kept (write_state), beside its kept input."""
+    return disk.directory / STATE / f"{store.hex()}.state"
 
 
 def _untouched_digest(path: Path, known: dict[str, tuple[tuple[int, int, int], bytes]]) -> bytes | None:
@@ -623,10 +625,10 @@ def _keep_input(disk: DiskStore, store: bytes, version: bytes, keys: IndexInputK
     try:
         disk.put_headed(INPUT, store, (version, keys), *input_columns(source))
         if state is not None:
-            disk.put(STATE, store, (input_id(keys.keys), state()))
+            write_state(_state_path(disk, store), input_id(keys.keys), state())
     except OSError:  # the next build sends the whole input
         disk.remove(INPUT, store)
-        disk.remove(STATE, store)
+        _state_path(disk, store).unlink(missing_ok=True)
 
 
 def index_change(plan: IndexPlan, last: LastIndexInput, changed: tuple[int, ...]) -> IndexChange:
