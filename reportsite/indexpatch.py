@@ -201,6 +201,12 @@ def patched_plan(state: IndexState, old: SearchInput, source: SearchInput, setti
     segmenter = Segmenter(settings.probes)
     before = _sections(_Job(old.texts, segmenter, settings), changed)
     after = _sections(_Job(source.texts, segmenter, settings), changed)
+    lengths = state.lengths.copy()
+    for k, section in zip(changed, after, strict=True):
+        lengths[k] = int(section.words[3][0])
+    avgdl = float(f"{int(lengths.sum()) / max(1, n):.3g}") or 1.0
+    if avgdl != state.avgdl:  # every impact changes
+        return None
     words = _patched_words(state, before, after, settings)
     if words is None:
         return None
@@ -208,12 +214,6 @@ def patched_plan(state: IndexState, old: SearchInput, source: SearchInput, setti
     evidence = _Evidence(source, state, set(changed), WordFinder(segmenter), store)
     phrases = _patched_phrases(state, before, after, settings, vocab_words, evidence)
     if phrases is None:
-        return None
-    lengths = state.lengths.copy()
-    for k, section in zip(changed, after, strict=True):
-        lengths[k] = int(section.words[3][0])
-    avgdl = float(f"{int(lengths.sum()) / max(1, n):.3g}") or 1.0
-    if avgdl != state.avgdl:  # every impact changes
         return None
     vocab = frozenset(state.counted_vocab)
     old_terms = [_terms_of(section, vocab, settings) for section in before]
