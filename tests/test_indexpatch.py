@@ -184,3 +184,47 @@ def test_the_state_is_kept_with_the_input_and_read_back_for_the_next_edit(conten
     path = next((tmp_path / "cache" / pipeline.STATE).glob("*.state"))
     os.truncate(path, path.stat().st_size - 10)  # its arrays cut short: not taken
     assert pipeline.kept_state(disk, store, last) is None
+
+
+MAKE_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "bench" / "make_corpus.py"
+
+
+@pytest.mark.skipif(not MAKE_CORPUS.exists(), reason="../shared/bench/make_corpus.py is not there")
+def test_edits_of_a_synthetic_corpus_patch_the_plan_into_plan_index_s(tmp_path: Path, monkeypatch) -> None:
+    """300 reports recombined from the samples (many phrases, each beside many words): edits of every kind -
+    a sentence twice, a word replaced, a new sentence, a rare figure, half a section cut - are mostly patched,
+    each into plan_index's plan; the phrases' sides kept are those counted afresh."""
+    import random
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import CONTENT_DIR, RAW_DIR
+
+    content = tmp_path / "content"
+    shutil.copytree(CONTENT_DIR, content)
+    shutil.rmtree(content / "reports")
+    subprocess.run([sys.executable, str(MAKE_CORPUS), "--seeds", str(RAW_DIR), "--out", str(content / "reports"),
+                    "--n", "300", "--format", "md"], check=True, capture_output=True)
+    monkeypatch.setattr(search, "RANGE_SECTIONS", 64)  # ranges enough to tell phrases' sides (as at 10,000 reports)
+    site = Site(pieces_of(content), search.load_search_settings(content))
+    rnd = random.Random(3)
+
+    def edited(kind: str):
+        def change(text: str) -> str:
+            first = text.split("。")[0] + "。"
+            return {"twice": first + text, "word": text.replace("加强", "强化", 1),
+                    "sentence": text + "新增加一句话：城事通平台网办率达到百分之九十九点九。",
+                    "figure": text + f"稀有词{rnd.randrange(10 ** 6)}号", "cut": text[: len(text) // 2]}[kind]
+        return change
+
+    patched = 0
+    for kind in ["twice", "word", "sentence", "figure", "cut"] * 2:
+        r = rnd.randrange(len(site.pieces))
+        k = max(range(len(site.pieces[r].sections)), key=lambda k: len(site.pieces[r].sections[k][3]))
+        patched += site.edit(r, k, edited(kind))
+    assert patched >= 7
+    fresh = indexpatch.index_state(*search.planned_index(site.source, site.settings), SALT)
+    for phrase, counted in fresh.phrases.items():
+        if phrase in site.state.phrases and phrase not in site.state.unsure:
+            assert site.state.phrases[phrase] == counted, phrase
