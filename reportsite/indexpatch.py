@@ -22,7 +22,6 @@ import bisect
 import math
 import os
 import pickle
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -32,7 +31,6 @@ import numpy as np
 
 from .search import (
     CHAIN_MARK,
-    MAX_GAP,
     SHARED_ROWS_MIN_SECTIONS,
     WORDS,
     EncodedPostings,
@@ -64,7 +62,8 @@ from .search import (
 
 PATCH_MAX_SECTIONS = 64  # sections an edit changes, at most, for the plan to be patched (each is counted twice)
 HEAD_MARGIN = 2000  # words kept in rank order after the vocabulary's: how far an edit's words may climb
-EVIDENCE_SECTIONS = 12  # sections read, at most, to show that a phrase's side stays None (_mixed)
+EVIDENCE_SECTIONS = 12  # sections cut, at most, to show that a phrase's side stays None (_Evidence._in_texts)...
+EVIDENCE_PLACES = 20000  # ...and places of the phrase looked at
 
 
 @dataclass(frozen=True)
@@ -395,18 +394,21 @@ class _Evidence:
 
     def _in_texts(self, phrase: str, side: int, against: str) -> bool:
         """mixed, looked for where the text beside the phrase is not `against` (法治政府 is before 建设 in
-        thousands of sections, before another word in a few); what is found is then cut to tell."""
+        thousands of sections, before another word in a few); what is found is then cut to tell. Only where the
+        phrase stands as written: a pattern that allows punctuation between its characters took 25 ms a search
+        at 10,000 reports."""
         texts = self.source.texts
         joined, bounds = texts.joined, texts.bounds
-        # also across a little punctuation (“八五”普法): a phrase across a gap of a chain of runs is one too
-        pattern = f"[_\\W]{{0,{MAX_GAP}}}".join(map(re.escape, phrase))
-        if against:
-            pattern = f"{pattern}(?!{re.escape(against)})" if side else f"(?<!{re.escape(against)}){pattern}"
-        compiled = re.compile(pattern)
-        looked = 0
-        found = compiled.search(joined)
-        while found is not None and looked < EVIDENCE_SECTIONS:
-            k = (bisect.bisect_right(bounds, found.start()) - 1) // 2
+        width = len(against)
+        looked = read = 0
+        at = joined.find(phrase)
+        while at >= 0 and looked < EVIDENCE_SECTIONS and read < EVIDENCE_PLACES:
+            read += 1
+            beside = joined[at + len(phrase):at + len(phrase) + width] if side else joined[max(0, at - width):at]
+            if against and beside == against:
+                at = joined.find(phrase, at + 1)
+                continue
+            k = (bisect.bisect_right(bounds, at) - 1) // 2
             if k not in self.skip:
                 looked += 1
                 for sides in self._sides_in(k, phrase):
@@ -414,7 +416,7 @@ class _Evidence:
                         return True
                     if not against:  # one word found there: another is looked for
                         return self._in_texts(phrase, side, sides[side])
-            found = compiled.search(joined, bounds[2 * k + 2])
+            at = joined.find(phrase, bounds[2 * k + 2])
         return False
 
     def _sides_in(self, k: int, phrase: str) -> list[Sides]:
