@@ -210,8 +210,10 @@ def patched_plan(state: IndexState, old: SearchInput, source: SearchInput, setti
     if words is None:
         return None
     vocab_words = set(words[1][:settings.vocab_max])
-    evidence = _Evidence(source, state, set(changed), WordFinder(segmenter), store)
-    phrases = _patched_phrases(state, before, after, settings, vocab_words, evidence)
+    finder = WordFinder(segmenter)
+    evidence = _Evidence(source, state, set(changed), finder, store)
+    phrases = _patched_phrases(state, before, after, settings, vocab_words, _moved_phrases(before, after, finder),
+                               evidence)
     if phrases is None:
         return None
     vocab = frozenset(state.counted_vocab)
@@ -280,11 +282,25 @@ def _patched_words(state: IndexState, before: list[_Section], after: list[_Secti
     return df, new_head, count
 
 
+def _moved_phrases(before: list[_Section], after: list[_Section], finder: WordFinder) -> set[str]:
+    """The phrases of the runs and chains of runs that a changed section holds before the edit or after it, not
+    both: the others are in the same runs before and after, with the same sides (a sentence added to a section
+    changes none of the phrases of its other sentences)."""
+    moved: set[str] = set()
+    for old, new in zip(before, after, strict=True):
+        for run in old.counter.run_ids.keys() ^ new.counter.run_ids.keys():
+            moved.update(finder.phrases_of_run(run))
+        for join in old.counter.join_codes.keys() ^ new.counter.join_codes.keys():
+            if CHAIN_MARK in join:
+                moved.update(finder.phrases_of_joins((join,)))
+    return moved
+
+
 def _patched_phrases(state: IndexState, before: list[_Section], after: list[_Section], settings: SearchSettings,
-                     vocab_words: set[str], evidence: _Evidence
+                     vocab_words: set[str], moved: set[str], evidence: _Evidence
                      ) -> tuple[dict[str, tuple[int, Sides]], int, set[str]] | None:
     """(phrases of `floor` or more sections, the floor, those of unknown sides) after the edit, when the
-    phrases chosen are the state's; else None."""
+    phrases chosen are the state's; else None. Only the `moved` phrases can have changed."""
     least = phrase_least(settings, state.sections)
     gone: Counter[str] = Counter()
     came: Counter[str] = Counter()
@@ -296,7 +312,7 @@ def _patched_phrases(state: IndexState, before: list[_Section], after: list[_Sec
         add_sides(their_sides, section.words[2])
     phrases, unsure, floor, rise = state.phrases, set(state.unsure), state.floor, 0
     stop_words = set(settings.stop_words)
-    for phrase in gone.keys() | came.keys():
+    for phrase in (gone.keys() | came.keys()) & moved:
         delta = came[phrase] - gone[phrase]
         entry = phrases.get(phrase)
         if entry is None:  # in fewer than `floor` sections
