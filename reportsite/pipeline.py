@@ -40,6 +40,7 @@ from .compliance import load_part_rules
 from .config import SiteConfig, load_config
 from .errors import Problem, ReportsiteError
 from .figures import analyse_report, load_indicators
+from .indexpatch import IndexState, index_state, patched_plan, read_state, write_state
 from .links import check_parsed, pages_to_check
 from .model import (
     Content,
@@ -91,6 +92,7 @@ from .search import (
     piece_shape,
     plan_digest,
     plan_index,
+    planned_index,
     search_input,
     search_input_of,
     search_piece,
@@ -444,6 +446,7 @@ class Speculated:
     settings: SearchSettings | None = None
     plan: IndexPlan | None = None
     changed: tuple[int, ...] = ()  # the reports whose texts `source` replaced
+    state: Callable[[], IndexState] | None = None  # makes what the next build patches the plan from
 
 
 SPECULATE_MAX = 20  # reports changed, at most, for the child to make the index before the parent says so
@@ -520,8 +523,41 @@ def speculate_index(disk: DiskStore, store: bytes, content_dir: Path, version: b
     except (OSError, ReportsiteError):
         return Speculated(last)  # the parent finds it and says so
     source = patched_input(last.source, pieces)
-    return Speculated(last, keys, source, settings, plan_index(source, settings, IndexMemo(disk, version)),
-                      tuple(pieces))
+    plan, state = planned(disk, store, last, source, settings, IndexMemo(disk, version), tuple(pieces))
+    return Speculated(last, keys, source, settings, plan, tuple(pieces), state)
+
+
+# -- the index's plan, kept for the next build: a plan patched after an edit within sections (indexpatch) ------
+STATE = "index-state"
+
+
+def planned(disk: DiskStore, store: bytes, last: LastIndexInput | None, source: SearchInput,
+            settings: SearchSettings, memo: IndexMemo,
+            changed: tuple[int, ...]) -> tuple[IndexPlan, Callable[[], IndexState]]:
+    """The index planned, and a function that makes its state for the next build: the plan of the last input
+    (`last`) patched, when `source` is it with the texts of the `changed` reports replaced and the state kept
+    with it can tell the plan (indexpatch.patched_plan); else planned afresh (plan_index)."""
+    salt = memo.salt(settings)
+    state = kept_state(disk, store, last) if last is not None and changed else None
+    if state is not None:
+        assert last is not None
+        patched = patched_plan(state, last.source, source, settings, salt, changed, memo.store)
+        if patched is not None:
+            return patched
+    del state  # read for one patch, and changed by it
+    plan, basis = planned_index(source, settings, memo)
+    return plan, functools.partial(index_state, plan, basis, salt)
+
+
+def kept_state(disk: DiskStore, store: bytes, last: LastIndexInput) -> IndexState | None:
+    """The state kept with the plan of the last input, when it was kept with that input."""
+    found = read_state(_state_path(disk, store))
+    return found[1] if found is not None and found[0] == input_id(last.keys.keys) else None
+
+
+def _state_path(disk: DiskStore, store: bytes) -> Path:
+    """Where the state of a site folder's index is kept (write_state), beside its kept input."""
+    return disk.directory / STATE / f"{store.hex()}.state"
 
 
 def _untouched_digest(path: Path, known: dict[str, tuple[tuple[int, int, int], bytes]]) -> bytes | None:
@@ -599,9 +635,10 @@ def write_search_files_given(take: Callable[[], Speculated | None], given: Index
     last = done.last
     base, edits = (last.base, last.edits) if last else (b"", {})
     changed: tuple[int, ...] | None = None  # the reports whose texts were replaced in the last input
+    state: Callable[[], IndexState] | None = None
     if done.plan is not None and done.keys == given.keys and done.settings == settings:
         assert done.source is not None and last is not None
-        plan, source, shapes, changed = done.plan, done.source, last.keys.shapes, done.changed
+        plan, source, shapes, changed, state = done.plan, done.source, last.keys.shapes, done.changed, done.state
     elif given.source is not None and given.shapes is not None:
         plan, source, shapes = None, given.source, given.shapes
     elif last is None or input_id(last.keys.keys) != given.last:
@@ -610,10 +647,11 @@ def write_search_files_given(take: Callable[[], Speculated | None], given: Index
         plan, source, shapes = None, patched_input(last.source, given.changed), last.keys.shapes
         changed = tuple(given.changed)
     del done
+    if plan is None:
+        plan, state = planned(disk, store, last, source, settings, memo or IndexMemo(disk, version), changed or ())
     if changed is None or memo is None or last is None or (
             last.keys.files != index_files_digest((path, entry[1]) for path, entry in memo.last.items())):
         last = None  # the site holds another index than the last input's: its texts are of no use (130 MB)
-    plan = plan or plan_index(source, settings, memo)
     digest = plan_digest(plan, memo.salt(settings) if memo else b"")
     # a new plan (the vocabulary changed, say) may move any term: then nothing is known to be as it was
     change = index_change(plan, last, changed) if last is not None and changed and last.keys.plan == digest else None
@@ -629,23 +667,32 @@ def write_search_files_given(take: Callable[[], Speculated | None], given: Index
     keys = IndexInputKeys(given.keys, shapes, given.paths, digest, files)
     edits = {**edits, **given.changed}
     if given.source is None and base and len(edits) <= EDITS_MAX:
-        return Afterwards(made, functools.partial(_keep_edits, disk, store, version, KeptEdits(base, keys, edits)))
-    return Afterwards(made, functools.partial(_keep_input, disk, store, version, keys, source))
+        return Afterwards(made, functools.partial(_keep_edits, disk, store, version, KeptEdits(base, keys, edits),
+                                                  state))
+    return Afterwards(made, functools.partial(_keep_input, disk, store, version, keys, source, state))
 
 
-def _keep_input(disk: DiskStore, store: bytes, version: bytes, keys: IndexInputKeys, source: SearchInput) -> None:
+def _keep_input(disk: DiskStore, store: bytes, version: bytes, keys: IndexInputKeys, source: SearchInput,
+                state: Callable[[], IndexState] | None = None) -> None:
     disk.remove(INPUT_EDITS, store)  # first: edits of an earlier input of the same keys would apply to this one
     try:
         disk.put_headed(INPUT, store, (version, keys), *input_columns(source))
+        if state is not None:
+            write_state(_state_path(disk, store), input_id(keys.keys), state())
     except OSError:  # the next build sends the whole input
         disk.remove(INPUT, store)
+        _state_path(disk, store).unlink(missing_ok=True)
 
 
-def _keep_edits(disk: DiskStore, store: bytes, version: bytes, edits: KeptEdits) -> None:
+def _keep_edits(disk: DiskStore, store: bytes, version: bytes, edits: KeptEdits,
+                state: Callable[[], IndexState] | None = None) -> None:
     try:
         disk.put(INPUT_EDITS, store, (version, edits))
+        if state is not None:
+            write_state(_state_path(disk, store), input_id(edits.head.keys), state())
     except OSError:  # the next build's child reads the whole input without them, the parent sends them again
         disk.remove(INPUT_EDITS, store)
+        _state_path(disk, store).unlink(missing_ok=True)
 
 
 def index_change(plan: IndexPlan, last: LastIndexInput, changed: tuple[int, ...]) -> IndexChange:

@@ -449,8 +449,7 @@ def choose_vocabulary(df: Counter[str], settings: SearchSettings, phrase_df: Cou
     `phrase_max` phrases found in most sections (at least `phrase_min_share` of them) that stand as a unit:
     not always after the same word, nor always before the same word (重大行政决策 is a phrase, 双随机一 is not:
     公开 always follows). A query typed as a phrase then needs one word list, not one per character pair."""
-    ranked = sorted((w for w in df if w not in settings.stop_words), key=lambda w: (-df[w], w))
-    vocab = set(ranked[: settings.vocab_max])
+    vocab = set(ranked_words(df, settings)[: settings.vocab_max])
     if phrase_df and sides is not None:
         least = phrase_least(settings, sections)
         phrases = sorted((p for p, count in phrase_df.items() if count >= least and p not in vocab
@@ -458,6 +457,11 @@ def choose_vocabulary(df: Counter[str], settings: SearchSettings, phrase_df: Cou
                          key=lambda p: (-phrase_df[p], p))
         vocab.update(phrases[: settings.phrase_max])
     return vocab
+
+
+def ranked_words(df: Counter[str] | dict[str, int], settings: SearchSettings) -> list[str]:
+    """The words that may be in the vocabulary, those found in most sections first (ties by the word)."""
+    return sorted((w for w in df if w not in settings.stop_words), key=lambda w: (-df[w], w))
 
 
 def phrase_least(settings: SearchSettings, sections: int) -> float:
@@ -980,20 +984,39 @@ def _pass_two(job: _Job, ranges: list[tuple[int, int]], keys: list[bytes | None]
     return counts  # type: ignore[return-value]
 
 
-def _chosen_vocabulary(words: list[PassOne], settings: SearchSettings, sections: int) -> set[str]:
+@dataclass(frozen=True)
+class WordCounts:
+    """What the vocabulary was chosen from (choose_vocabulary), as a plan made again after an edit needs it
+    (indexpatch): every word's sections, and the phrases found in `floor` or more (of their sections, see
+    _RangeCounter.words) with their sides. A phrase is chosen only from phrase_least sections: the floor is
+    below that, so that an edit that adds a phrase to a few sections is known not to make it chosen."""
+
+    df: Counter[str]
+    phrases: dict[str, tuple[int, Sides]]
+    floor: int
+
+
+def phrase_floor(settings: SearchSettings, sections: int) -> int:
+    """The fewest sections of a phrase that WordCounts keeps: half of phrase_least."""
+    return max(1, int(phrase_least(settings, sections) // 2))
+
+
+def _chosen_vocabulary(words: list[PassOne], settings: SearchSettings, sections: int) -> tuple[set[str], WordCounts]:
     df: Counter[str] = Counter()
     phrase_df: Counter[str] = Counter()
     for part_df, part_phrases, _, _ in words:
         df.update(part_df)
         phrase_df.update(part_phrases)
     # choose_vocabulary reads the sides of the phrases in enough sections only: those alone are merged (all
-    # the ranges' phrases took 0.3 s at 10,000 reports, a few thousand of a million are read)
-    least = phrase_least(settings, sections)
-    frequent = [phrase for phrase, count in phrase_df.items() if count >= least]
+    # the ranges' phrases took 0.3 s at 10,000 reports, a few thousand of a million are read); WordCounts
+    # keeps those in half as many
+    floor = phrase_floor(settings, sections)
+    frequent = [phrase for phrase, count in phrase_df.items() if count >= floor]
     sides: dict[str, Sides] = {}
     for _, _, part_sides, _ in words:
         add_sides(sides, {phrase: found for phrase in frequent if (found := part_sides.get(phrase)) is not None})
-    return choose_vocabulary(df, settings, phrase_df, sides, sections)
+    vocab = choose_vocabulary(df, settings, phrase_df, sides, sections)
+    return vocab, WordCounts(df, {phrase: (phrase_df[phrase], sides[phrase]) for phrase in frequent}, floor)
 
 
 def _impacts(counts: np.ndarray, norms: np.ndarray) -> np.ndarray:
@@ -1021,11 +1044,20 @@ def count_postings(texts: _Texts, segmenter: Segmenter, settings: SearchSettings
                    memo: IndexMemo | None = None) -> tuple[set[str], Postings]:
     """(vocabulary, postings) of the sections' (heading, body) texts, counted by `ranges` of sections (all of
     them in one by default), each in the memo (when given) or counted in workers (a big site) or here."""
+    vocab, postings, *_ = _count_postings(texts, segmenter, settings, ranges, memo)
+    return vocab, postings
+
+
+def _count_postings(texts: _Texts, segmenter: Segmenter, settings: SearchSettings,
+                    ranges: list[tuple[int, int]] | None = None,
+                    memo: IndexMemo | None = None
+                    ) -> tuple[set[str], Postings, WordCounts, np.ndarray, list[bytes | None]]:
+    """count_postings, and what the vocabulary was chosen from, each section's BM25 length and the ranges' keys."""
     ranges = ranges or [(0, len(texts))]
     job = _Job(texts, segmenter, settings)
     keys: list[bytes | None] = list(memo.range_keys(settings, texts, ranges)) if memo else [None] * len(ranges)
     words, cuts = _pass_one(job, ranges, keys, memo)
-    vocab = _chosen_vocabulary(words, settings, len(texts))
+    vocab, word_counts = _chosen_vocabulary(words, settings, len(texts))
     lengths = np.concatenate([found[3] for found in words]) if words else np.zeros(0, np.int64)
     del words
     return_freed_memory()  # pass one's counts: else the workers of pass two inherit their pages
@@ -1046,7 +1078,7 @@ def count_postings(texts: _Texts, segmenter: Segmenter, settings: SearchSettings
                            at))
     del parts
     starts, sections, impacts = _gathered(blocks, len(terms))
-    return vocab, Postings(terms, starts, sections, impacts, avgdl)
+    return vocab, Postings(terms, starts, sections, impacts, avgdl), word_counts, lengths, keys
 
 
 def _without(postings: Postings, dropped: set[str]) -> Postings:
@@ -1436,29 +1468,52 @@ class IndexPlan:
     term_files: list[tuple[str, list[int], dict[str, str]]]  # (path, its terms, its facet ranges)
 
 
+@dataclass(frozen=True)
+class PlanBasis:
+    """What plan_index worked out on its way that a plan made again after an edit starts from (indexpatch)."""
+
+    vocab: set[str]  # before the stop terms were taken out: what the terms were counted with
+    words: WordCounts
+    lengths: np.ndarray  # per section, its BM25 length
+    removed: dict[str, int]  # the terms taken out of the postings (stop terms) -> their sections
+    with_rows: int  # see _file_counts
+    doc_bytes: int
+    ranges: list[tuple[int, int]]  # the ranges of sections counted apart...
+    range_keys: list[bytes | None]  # ...and their keys in the memo (IndexMemo.range_keys), if any
+
+
 def plan_index(source: SearchInput, settings: SearchSettings, memo: IndexMemo | None = None) -> IndexPlan:
     """The sections' terms counted (with `memo`, the ranges whose texts did not change taken from it) and
     encoded, and the files they go to planned."""
+    return planned_index(source, settings, memo)[0]
+
+
+def planned_index(source: SearchInput, settings: SearchSettings,
+                  memo: IndexMemo | None = None) -> tuple[IndexPlan, PlanBasis]:
+    """plan_index, and what it was worked out from."""
     with collections_paused():
         return _plan_index(source, settings, memo)
 
 
-def _plan_index(source: SearchInput, settings: SearchSettings, memo: IndexMemo | None) -> IndexPlan:
+def _plan_index(source: SearchInput, settings: SearchSettings, memo: IndexMemo | None) -> tuple[IndexPlan, PlanBasis]:
     sections, texts, report_rows = source.sections, source.texts, source.report_rows
     segmenter = Segmenter(settings.probes)  # fails loudly when jieba is missing or broken
-    vocab, postings = count_postings(texts, segmenter, settings, _content_ranges(sections, report_rows,
-                                                                                 RANGE_SECTIONS), memo)
+    ranges = _content_ranges(sections, report_rows, RANGE_SECTIONS)
+    vocab, postings, word_counts, lengths, keys = _count_postings(texts, segmenter, settings, ranges, memo)
     return_freed_memory()  # the workers' blocks, put in place and freed: else the child keeps their pages
     n = max(len(sections), 1)
     df = postings.df()
     stop = {t for t, count in zip(postings.terms, df.tolist(), strict=True) if count / n > settings.stop_ratio}
     stop |= set(settings.stop_words)
     charset = {ch for term in postings.terms for ch in term if is_han(ch)}
+    removed = {t: count for t, count in zip(postings.terms, df.tolist(), strict=True) if t in stop}
+    counted_vocab = set(vocab)
     postings = _without(postings, stop)
     vocab -= stop
     encoded = encode_postings(postings)
 
-    own, shared, doc_sections = _plan_files(postings, encoded, vocab, sections, texts, settings)
+    with_rows, doc_bytes = _file_counts(postings, vocab, sections, texts)
+    own, shared, doc_sections = _divided(postings, encoded, with_rows, doc_bytes, texts, settings)
     own_index = {term: i for i, term in enumerate(own)}
     groups: list[list[int]] = [[] for _ in range(shared)]
     own_groups: list[list[int]] = [[] for _ in own]
@@ -1473,8 +1528,9 @@ def _plan_index(source: SearchInput, settings: SearchSettings, memo: IndexMemo |
     term_files = [(_term_path(k, own=True), members, {}) for k, members in enumerate(own_groups)]
     term_files += [(_term_path(k), members, facet_groups[k]) for k, members in enumerate(groups)]
     return_freed_memory()  # of encoding and planning
-    return IndexPlan(source, settings, vocab, stop, charset, postings, encoded, own_index, shared, doc_sections,
-                     term_files)
+    return (IndexPlan(source, settings, vocab, stop, charset, postings, encoded, own_index, shared, doc_sections,
+                      term_files),
+            PlanBasis(counted_vocab, word_counts, lengths, removed, with_rows, doc_bytes, ranges, keys))
 
 
 @dataclass(frozen=True)
@@ -1739,34 +1795,45 @@ ROW_BYTES = 450  # about the size of one snippet row (report, heading path, 110 
 # Rarer words do not: their rows would swell every shared file for queries that are rare themselves.
 SHARED_ROWS_MIN_SECTIONS = 100
 OWN_SHARE = 2  # at most 1/OWN_SHARE of the file budget goes to files of one common term
-OWN_STEP = 64  # ...in steps of this many files (_plan_files)
+OWN_STEP = 64  # ...in steps of this many files (_divided)
 TERM_FETCHES = 2  # a typical query reads two word lists that share their file...
 DOC_FETCHES = 1  # ...and about one text file (snippet rows cover most results; texts in heading order)
 
 
-def _plan_files(postings: Postings, encoded: EncodedPostings, vocab: set[str], sections: list[IndexedSection],
-                texts: _Texts, settings: SearchSettings) -> tuple[list[str], int, int]:
+def _file_counts(postings: Postings, vocab: set[str], sections: list[IndexedSection], texts: _Texts) -> tuple[int, int]:
+    """(terms with snippet rows in a shared file or their own, bytes of all text files) for _divided: sums
+    over terms and sections, which a plan patched after an edit changes by what the edit changed."""
+    df = np.diff(postings.starts)
+    with_rows = sum(1 for i, t in enumerate(postings.terms) if t in vocab or df[i] >= SHARED_ROWS_MIN_SECTIONS)
+    return with_rows, sum(doc_bytes_of(s, texts) for s in sections)
+
+
+def doc_bytes_of(s: IndexedSection, texts: _Texts) -> int:
+    """About the bytes of a section in its text file."""
+    return len(texts.body(s.number).encode()) + len(s.path.encode()) + len(s.title.encode()) + 24
+
+
+def _divided(postings: Postings, encoded: EncodedPostings, with_rows: int, doc_bytes: int, texts: _Texts,
+             settings: SearchSettings) -> tuple[list[str], int, int]:
     """Split the file budget (max_files - 1 for the manifest) between term lists and section texts.
 
     A query downloads whole files: its terms' lists (with their snippet rows), then the texts of the
     results no snippet row covers. So a common term (行政复议) gets a file of its own - fetching it brings
     nothing else - rare terms share files chosen by hash, and when the budget binds, shared and text files
     are sized so that a query reads the fewest bytes as served (gzip: texts in heading order shrink about
-    8 times, postings about 2 times; measured on samples). Returns (terms with their own file,
-    number of shared files, sections per text file)."""
+    8 times, postings about 2 times; measured on samples). Of the sums _file_counts makes; returns (terms
+    with their own file, number of shared files, sections per text file)."""
+    sections = range(len(texts))
     budget = settings.max_files - 1
     target, doc_min = settings.posting_shard_kb * 1024, settings.doc_shard_kb * 1024
     sizes = encoded.chars + np.diff(postings.starts)
     own_rows = ROW_BYTES * settings.snippet_rows
-    by_size = np.lexsort((np.arange(len(sizes)), -sizes))  # biggest first, ties by term order
-    big = [int(i) for i in by_size if sizes[i] + own_rows >= target][: budget // OWN_SHARE]
-    own = sorted(postings.terms[i] for i in big)
-    df = np.diff(postings.starts)
-    with_rows = sum(1 for i, t in enumerate(postings.terms) if t in vocab or df[i] >= SHARED_ROWS_MIN_SECTIONS)
+    # the biggest first, ties by term order; of those big enough only (sorting all terms took 0.1 s)
+    fit = np.flatnonzero(sizes + own_rows >= target)
+    big = fit[np.lexsort((fit, -sizes[fit]))][: budget // OWN_SHARE]
+    own = sorted(postings.terms[i] for i in big.tolist())
     shared_rows = ROW_BYTES * FIRST_RESULTS * (with_rows - len(own))
-    rest = int(sizes.sum()) - sum(int(sizes[i]) for i in big) + shared_rows
-    doc_bytes = sum(len(texts.body(s.number).encode()) + len(s.path.encode()) + len(s.title.encode()) + 24
-                    for s in sections)
+    rest = int(sizes.sum()) - int(sizes[big].sum()) + shared_rows
     shared, docs = math.ceil(rest / target) or 1, math.ceil(doc_bytes / doc_min) or 1
     # An edit must rarely change how many files there are: every term would move to another shared file,
     # every section to another text file (1,606 of 2,000 files rewritten after one edit at 1,000 reports).

@@ -47,6 +47,16 @@ def counted_speculation(*args):  # in the spare child
 
 
 pipeline.speculate_index = counted_speculation
+patched_plan = pipeline.patched_plan
+
+
+def counted_patch(*args):  # in the spare child: the last plan patched after an edit within sections
+    found = patched_plan(*args)
+    print("patched the plan" if found else "planned afresh", flush=True)
+    return found
+
+
+pipeline.patched_plan = counted_patch
 unchanged_files = search._unchanged_files
 
 
@@ -147,6 +157,8 @@ def test_parallel_build_writes_the_same_site_as_a_build_in_one_process(content_c
         # it had found the edit itself and planned the index while the parent loaded the site
         assert ("write_search_files_given (changes)" in run.stdout) == (out == "first"), run.stdout
         assert ("planned ahead" in run.stdout) == (out == "first"), run.stdout
+        # ...by patching the last plan (indexpatch), kept with the last input by the first build
+        assert ("patched the plan" in run.stdout) == (out == "first"), run.stdout
         assert ("search_input" in run.stdout) == (out == "cold"), run.stdout
         if out == "first":  # the files that hold none of the edited section's terms: taken over as they were
             same = re.search(r"as they were: (\d+) of (\d+) term files", run.stdout)
