@@ -148,8 +148,10 @@ def test_a_state_of_other_settings_or_too_many_sections_is_not_patched(site: Sit
 
 def test_the_state_is_kept_with_the_input_and_read_back_for_the_next_edit(content_copy: Path, tmp_path: Path,
                                                                             monkeypatch) -> None:
-    """pipeline.planned: without a state kept, plan_index's plan and a state; with the state of the last input
-    (in the cache, as the child keeps it), the plan of an edit patched from it, plan_index's again."""
+    """pipeline.planned: without a state kept, plan_index's plan and a state; with the state of the whole input
+    kept (in the cache, as the child keeps it), the plan of an edit patched from it, plan_index's again; and
+    after that edit was kept as an edit (the state not written again), the plan of the next edit patched from
+    the same state with both edits."""
     monkeypatch.setattr(search, "RANGE_SECTIONS", 8)
     disk, store = DiskStore(tmp_path / "cache"), b"site folder key."
     pieces = pieces_of(content_copy)
@@ -159,7 +161,8 @@ def test_the_state_is_kept_with_the_input_and_read_back_for_the_next_edit(conten
     keys = pipeline.IndexInputKeys([bytes([i]) * 16 for i in range(len(pieces))], shapes,
                                    [f"{i}.md" for i in range(len(pieces))])
     memo = search.IndexMemo(disk, b"version")
-    plan, state = pipeline.planned(disk, store, None, source, settings, memo, ())
+    plan, state, patched = pipeline.planned(disk, store, None, source, settings, memo, ())
+    assert not patched
     pipeline._keep_input(disk, store, b"version", keys, source, state)
     last = pipeline.last_index_input(disk, store, b"version")
     assert last is not None and pipeline.kept_state(disk, store, last) is not None
@@ -176,9 +179,21 @@ def test_the_state_is_kept_with_the_input_and_read_back_for_the_next_edit(conten
         return found
 
     monkeypatch.setattr(pipeline, "patched_plan", counted)
-    patched, _ = pipeline.planned(disk, store, last, edited, settings, memo, (r,))
-    assert called == [True]
-    assert_same_plan(patched, search.plan_index(edited, settings))
+    plan, _, patched = pipeline.planned(disk, store, last, edited, settings, memo, (r,))
+    assert called == [True] and patched
+    assert_same_plan(plan, search.plan_index(edited, settings))
+    # the edit kept as an edit, beside the whole input: the next edit is patched from the same state
+    head = pipeline.IndexInputKeys([b"e" * 16, *keys.keys[1:]], shapes, keys.paths)
+    pipeline._keep_edits(disk, store, b"version", pipeline.KeptEdits(last.base, head, {r: piece}))
+    since = pipeline.last_index_input(disk, store, b"version")
+    assert since is not None and since.edits == {r: piece} and since.original.texts == last.source.texts
+    q, j = next((q, j) for q, other in enumerate(pieces) for j, section in enumerate(other.sections)
+                if q != r and "推进" in section[3])
+    other = with_text(pieces[q], j, pieces[q].sections[j][3].replace("推进", "推动", 1))
+    both = search.patched_input(since.source, {q: other})
+    plan, _, patched = pipeline.planned(disk, store, since, both, settings, memo, (q,))
+    assert called == [True, True] and patched
+    assert_same_plan(plan, search.plan_index(both, settings))
     other_keys = pipeline.IndexInputKeys([b"x" * 16] * len(pieces), shapes, keys.paths)
     assert pipeline.kept_state(disk, store, pipeline.LastIndexInput(other_keys, last.source)) is None
     path = next((tmp_path / "cache" / pipeline.STATE).glob("*.state"))
