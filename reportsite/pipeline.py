@@ -76,6 +76,7 @@ from .renderpool import (
 from .search import (
     INDEX_DIR,
     IndexChange,
+    IndexedSection,
     IndexMemo,
     IndexPlan,
     SearchInput,
@@ -412,16 +413,29 @@ class IndexInputKeys:
 
 @dataclass(frozen=True)
 class LastIndexInput:
-    keys: IndexInputKeys
-    source: SearchInput
-    base: bytes = b""  # input_id of the whole input kept (INPUT)...
-    edits: dict[int, SearchPiece] = field(default_factory=dict)  # ...and the pieces edited since (KeptEdits)
-    whole: SearchInput | None = None  # that whole input, when `source` is it with the edits (else `source`)
+    """The input the last build kept: the whole input (INPUT, of keys `base`) and the pieces edited since
+    (KeptEdits). The input with the edits (`source`) is made only when asked for: a rebuild patches the
+    whole input with the edits and its own changes at once (with_changes), one copy of 86 MB, not two."""
 
-    @property
-    def original(self) -> SearchInput:
-        """The whole input kept, without the edits since: the input of the kept state's plan (planned)."""
-        return self.whole or self.source
+    keys: IndexInputKeys
+    original: SearchInput  # the whole input kept: the input of the kept state's plan (planned)
+    base: bytes = b""  # input_id of its keys
+    edits: dict[int, SearchPiece] = field(default_factory=dict)
+
+    @functools.cached_property
+    def source(self) -> SearchInput:
+        return patched_input(self.original, self.edits) if self.edits else self.original
+
+    def with_changes(self, changed: dict[int, SearchPiece]) -> SearchInput:
+        """The input with the edits and these changes (report number -> its new piece, of the same shape)."""
+        return patched_input(self.original, {**self.edits, **changed})
+
+    def old_body(self, section: IndexedSection) -> str:
+        """A section's text in the last input (`source`), without making it."""
+        piece = self.edits.get(section.report)
+        if piece is None:
+            return self.original.texts.body(section.number)
+        return next(text for anchor, _, _, text in piece.sections if anchor == section.anchor)
 
 
 # After an edit within a few reports' sections, the child keeps the edited pieces (KeptEdits) beside the whole
@@ -529,7 +543,7 @@ def speculate_index(disk: DiskStore, store: bytes, content_dir: Path, version: b
                 return Speculated(last)
     except (OSError, ReportsiteError):
         return Speculated(last)  # the parent finds it and says so
-    source = patched_input(last.source, pieces)
+    source = last.with_changes(pieces)
     plan, state, patched = planned(disk, store, last, source, settings, IndexMemo(disk, version), tuple(pieces))
     return Speculated(last, keys, source, settings, plan, tuple(pieces), state, patched)
 
@@ -591,9 +605,8 @@ def last_index_input(disk: DiskStore, store: bytes, version: bytes) -> LastIndex
         return None
     base = input_id(head.keys)
     edits = _kept_edits(disk, store, version, base)
-    if edits is None:
-        return LastIndexInput(head, source, base)
-    return LastIndexInput(edits.head, patched_input(source, edits.pieces), base, edits.pieces, source)
+    return LastIndexInput(head, source, base) if edits is None else LastIndexInput(edits.head, source, base,
+                                                                                  edits.pieces)
 
 
 def kept_input_head(disk: DiskStore, store: bytes, version: bytes) -> IndexInputKeys | None:
@@ -657,7 +670,7 @@ def write_search_files_given(take: Callable[[], Speculated | None], given: Index
     elif last is None or input_id(last.keys.keys) != given.last:
         return None
     else:
-        plan, source, shapes = None, patched_input(last.source, given.changed), last.keys.shapes
+        plan, source, shapes = None, last.with_changes(given.changed), last.keys.shapes
         changed = tuple(given.changed)
     del done
     if plan is None:
@@ -707,10 +720,10 @@ def _keep_edits(disk: DiskStore, store: bytes, version: bytes, edits: KeptEdits)
 def index_change(plan: IndexPlan, last: LastIndexInput, changed: tuple[int, ...]) -> IndexChange:
     """What the texts of the `changed` reports changed since the index of the last input (search.IndexChange)."""
     reports = set(changed)
-    old, new = last.source.texts, plan.source.texts
-    sections = frozenset(s.number for s in plan.source.sections
-                         if s.report in reports and old.body(s.number) != new.body(s.number))
-    return IndexChange(last.keys.plan, sections, changed_terms(plan, old, sections))
+    new = plan.source.texts
+    old = {s.number: body for s in plan.source.sections
+           if s.report in reports and (body := last.old_body(s)) != new.body(s.number)}
+    return IndexChange(last.keys.plan, frozenset(old), changed_terms(plan, old))
 
 
 def kept_search_file(path: str, key: bytes, staging: Path, previous: PreviousSite) -> RenderedPage | None:

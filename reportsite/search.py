@@ -1552,17 +1552,26 @@ def plan_digest(plan: IndexPlan, salt: bytes) -> bytes:
         sorted(plan.own_index.items()), plan.shared, plan.doc_sections)), digest_size=16).digest()
 
 
-def changed_terms(plan: IndexPlan, old: _Texts, sections: Iterable[int]) -> frozenset[str]:
-    """The index terms of `sections` in their old texts (`old`, of the same sections) and their new ones."""
+def changed_terms(plan: IndexPlan, old: dict[int, str]) -> frozenset[str]:
+    """The index terms of some sections in their old texts (section number -> its old body; the headings are
+    the same) and in their new ones."""
+    numbers = sorted(old)
+    texts = plan.source.texts
+    headings = [texts.joined[texts.bounds[2 * k]:texts.bounds[2 * k + 1]] for k in numbers]
+    before = _Texts.of([(heading, old[k]) for heading, k in zip(headings, numbers, strict=True)])
+    return frozenset(_section_terms(plan, before, range(len(numbers))) | _section_terms(plan, texts, numbers))
+
+
+def _section_terms(plan: IndexPlan, texts: _Texts, numbers: Iterable[int]) -> set[str]:
+    """The index terms of the sections `numbers` of `texts`, as the plan's vocabulary counts them."""
     vocab = frozenset(plan.vocab)
+    job = _Job(texts, Segmenter(plan.settings.probes), plan.settings)
     found: set[str] = set()
-    for texts in (old, plan.source.texts):
-        job = _Job(texts, Segmenter(plan.settings.probes), plan.settings)
-        for number in sections:
-            counter = _RangeCounter(job, (number, number + 1))
-            counter.words()
-            found.update(range_postings(counter.cut(), vocab, plan.settings)[0])
-    return frozenset(found)
+    for number in numbers:
+        counter = _RangeCounter(job, (number, number + 1))
+        counter.words()
+        found.update(range_postings(counter.cut(), vocab, plan.settings)[0])
+    return found
 
 
 def index_files_digest(files: Iterable[tuple[str, bytes]]) -> bytes:
