@@ -25,7 +25,9 @@ import pickle
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from itertools import chain
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -548,6 +550,17 @@ def _patched_postings(state: IndexState, changed: list[int], old_terms: list[dic
 def _spliced(values: np.ndarray, drop: list[int], put_at: list[int], put: np.ndarray) -> np.ndarray:
     """`values` without the items at `drop` (sorted), with put[j] before the item put_at[j] was at (sorted;
     several before one item in their order). Slices copied once: the postings are 30 million."""
+    pieces = _splice_pieces(values, drop, put_at, put)
+    return np.concatenate(pieces) if len(pieces) > 1 else values
+
+
+def _spliced_list(values: list[str], drop: list[int], put_at: list[int], put: list[str]) -> list[str]:
+    """_spliced of a list."""
+    return list(chain.from_iterable(_splice_pieces(values, drop, put_at, put)))
+
+
+def _splice_pieces(values: Any, drop: list[int], put_at: list[int], put: Any) -> list[Any]:
+    """The slices of `values` and `put` that _spliced puts together, in order."""
     pieces = []
     previous = 0
     dropped = set(drop)
@@ -560,24 +573,7 @@ def _spliced(values: np.ndarray, drop: list[int], put_at: list[int], put: np.nda
             pieces.append(put[groups[at][0]:groups[at][-1] + 1])
         previous = at + 1 if at in dropped else at
     pieces.append(values[previous:])
-    return np.concatenate(pieces) if len(pieces) > 1 else values
-
-
-def _spliced_list(values: list[str], drop: list[int], put_at: list[int], put: list[str]) -> list[str]:
-    """_spliced of a list."""
-    out: list[str] = []
-    previous = 0
-    dropped = set(drop)
-    groups: dict[int, list[int]] = {}
-    for j, at in enumerate(put_at):
-        groups.setdefault(at, []).append(j)
-    for at in sorted(dropped | groups.keys()):
-        out += values[previous:at]
-        if at in groups:
-            out += put[groups[at][0]:groups[at][-1] + 1]
-        previous = at + 1 if at in dropped else at
-    out += values[previous:]
-    return out
+    return pieces
 
 
 def _term_files(file_of: np.ndarray, own: list[str], shared: int,

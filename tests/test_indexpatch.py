@@ -186,7 +186,8 @@ def test_the_state_is_kept_with_the_input_and_read_back_for_the_next_edit(conten
     head = pipeline.IndexInputKeys([b"e" * 16, *keys.keys[1:]], shapes, keys.paths)
     pipeline._keep_edits(disk, store, b"version", pipeline.KeptEdits(last.base, head, {r: piece}))
     since = pipeline.last_index_input(disk, store, b"version")
-    assert since is not None and since.edits == {r: piece} and since.original.texts == last.source.texts != since.source.texts
+    assert since is not None and since.edits == {r: piece}
+    assert since.original.texts == last.source.texts != since.source.texts
     q, j = next((q, j) for q, other in enumerate(pieces) for j, section in enumerate(other.sections)
                 if q != r and "推进" in section[3])
     other = with_text(pieces[q], j, pieces[q].sections[j][3].replace("推进", "推动", 1))
