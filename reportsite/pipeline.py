@@ -973,7 +973,8 @@ def quick_build(options: BuildOptions, cache: BuildCache, spare: ChildJob | None
     reports = {r.path for r in content.reports}
     if any(path not in reports or shown_digests(cache.files[path]) != last.shown[path] for path in edited):
         return None
-    problems = _problems_after_edit(last, {path: cache.files[path].problems for path in edited})
+    by_file = _problems_after_edit(last, {path: cache.files[path].problems for path in edited})
+    problems = [p for found in by_file.values() for p in found] + list(last.across)
     given = _edited_index_input(data, cache, head, edited, known)
     if given is None:
         return None
@@ -987,10 +988,7 @@ def quick_build(options: BuildOptions, cache: BuildCache, spare: ChildJob | None
         for path in edited:  # the parse of the text before the edit, which no build will read
             if path in known and known[path][1] != cache.files[path].digest:
                 disk.remove("report", known[path][1])
-        found = {**last.problems, **{path: cache.files[path].problems for path in edited}}
-        disk.put(LAST_INPUTS, site_key(options.out_dir),
-                 replace(last, stamps=stamps, problems={path: found[path] for path in sorted(found, key=Path)
-                                                        if found[path]}))
+        disk.put(LAST_INPUTS, site_key(options.out_dir), replace(last, stamps=stamps, problems=by_file))
         steps.done("save cache")
     finally:
         if made.job:
@@ -999,11 +997,12 @@ def quick_build(options: BuildOptions, cache: BuildCache, spare: ChildJob | None
                        tuple(steps.seconds))
 
 
-def _problems_after_edit(last: LastInputs, edited: dict[str, tuple[Problem, ...]]) -> list[Problem]:
-    """What a full build would report after the edits: each content file's problems in content order (the
-    edited ones' as found now), then those found across files (as before: the faces are unchanged)."""
+def _problems_after_edit(last: LastInputs, edited: dict[str, tuple[Problem, ...]]
+                         ) -> dict[str, tuple[Problem, ...]]:
+    """Each content file's problems after the edits (the edited files' as found now), in content order: what a
+    full build reports, and then those found across files (last.across: the faces are unchanged)."""
     found = {**last.problems, **edited}
-    return [p for path in sorted(found, key=Path) for p in found[path]] + list(last.across)
+    return {path: found[path] for path in sorted(found, key=Path) if found[path]}
 
 
 def _edited_index_input(data: SiteData, cache: BuildCache, head: IndexInputKeys, edited: list[str],
