@@ -1897,7 +1897,3 @@ def _doc_file_key(salt: bytes, report_rows: list[list[object]], sections: list[I
                                              [(s.report, s.anchor, s.path, s.title) for s in chosen])),
                         digest_size=16)
     return _texts_digest(h, texts, first, first + len(chosen)).digest()
-
-
-def search_files(data: SiteData, content_dir: Path) -> list[OutputFile]:
-    return build_search_files(data, load_search_settings(content_dir))
