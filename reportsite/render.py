@@ -225,10 +225,12 @@ def sanitized(html: str) -> str:
 
 def markdown_to_html(md: markdown.Markdown, text: str) -> str:
     html = plain_markdown_html(text)
-    if html is None:
-        md.reset()
-        html = md.convert(text)
-    return sanitized(html)
+    if html is not None:
+        # Plain paragraphs are escaped here and hold no tag of the text's: the sanitizer would give them back
+        # as they are but for the no-break space, which it spells as an entity (a test holds it to that).
+        return html.replace("\xa0", "&nbsp;")
+    md.reset()
+    return sanitized(md.convert(text))
 
 
 def section_tree(report: Report, matches: dict[str, tuple[TopicMatch, ...]],
@@ -254,9 +256,21 @@ def display_heading(title: str) -> str:
 
 
 
+_SPACES = re.compile(r"\s+")
+
+
 def excerpt(text: str, length: int = 120) -> str:
-    text = re.sub(r"\s+", "", text)
-    return text if len(text) <= length else text[:length] + "…"
+    """The text's first `length` characters but spaces, with … when there are more."""
+    # Spaces are taken out of a growing head of the text, not the whole: a topic page shows 160 characters
+    # of sections of several thousand.
+    end = length + 1
+    while True:
+        head = _SPACES.sub("", text[:end])
+        if len(head) > length:
+            return head[:length] + "…"
+        if end >= len(text):
+            return head
+        end *= 2
 
 
 # ------------------------------------------------------------------------------------------------------

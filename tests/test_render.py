@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reportsite.model import load_content
-from reportsite.render import make_markdown, markdown_to_html, plain_markdown_html, relative_url, sanitized
+from reportsite.render import excerpt, make_markdown, markdown_to_html, plain_markdown_html, relative_url, sanitized
 
 from .conftest import CONTENT_DIR
 
@@ -40,7 +40,8 @@ def test_markdown_beyond_plain_paragraphs_goes_to_python_markdown() -> None:
 
 PIECES = ["一是", "加强", "。", "，", "2024", "1", ".", " ", "*", "**", "\\", "\\*", "\\[", "_", "[", "]", "(", ")",
           "<", ">", "&", "&lt;", "&amp;", "&#65;", "#", "-", "+", "!", "`", "{", "}", "|", "\n", "\n\n", "  \n",
-          "\n{: .closing }", "\t", "\r", "\x02", "\x03", "\u3000", "\xa0", "&nbsp;", "　"]
+          "\n{: .closing }", "\t", "\r", "\x02", "\x03", "\u3000", "\xa0", "&nbsp;", "　",
+          "\x7f", "\x85", "\u2028", "\ufeff", "\U0001f600"]  # characters the sanitizer might spell otherwise
 
 
 @settings(max_examples=600)
@@ -48,6 +49,23 @@ PIECES = ["一是", "加强", "。", "，", "2024", "1", ".", " ", "*", "**", "\
 def test_any_text_renders_as_python_markdown_renders_it(pieces: list[str]) -> None:
     text = "".join(pieces)
     assert markdown_to_html(MD, text) == python_markdown_html(text)
+
+
+@settings(max_examples=1000)
+@given(st.text(alphabet=st.sampled_from(["法", "治", "a", " ", "\n", "\t", "\u3000", "\xa0"]), max_size=600),
+       st.integers(0, 200))
+def test_an_excerpt_is_the_texts_head_without_spaces(text: str, length: int) -> None:
+    whole = "".join(text.split())  # the text without spaces of any kind, as \s+ finds them
+    shown = excerpt(text, length)
+    assert shown == (whole if len(whole) <= length else whole[:length] + "…")
+
+
+def test_a_sections_excerpt_on_the_samples() -> None:
+    texts = [s.text for r in load_content(CONTENT_DIR).reports for s in r.sections if len(s.text) > 400]
+    assert texts
+    for text in texts:
+        assert excerpt(text, 160).endswith("…") and len(excerpt(text, 160)) == 161
+        assert excerpt(text, 160)[:-1] == "".join(text.split())[:160]
 
 
 SEGMENTS = st.sampled_from(["reports", "130502-2023", "topics", "index.html", "assets", "site.css", "regions"])
