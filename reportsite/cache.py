@@ -13,10 +13,12 @@ code version too (a hash of the package's source and data files), so a new relea
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import dataclasses
 import hashlib
 import io
+import mmap
 import os
 import pickle
 import re
@@ -504,7 +506,8 @@ class DiskStore:
                 head = pickle.load(f)
                 if not with_value:
                     return head
-                return head, pickle.load(f), f.read().decode(_TEXT_CODEC, "surrogatepass")
+                value = pickle.load(f)
+                return head, value, _decoded_rest(f)
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, KeyError, ValueError):
             return None
 
@@ -523,6 +526,16 @@ class DiskStore:
                 continue
         return removed
 
+
+def _decoded_rest(f: BinaryIO) -> str:
+    """The rest of the file (put_headed's text), decoded from the file's pages as mapped: read first, 86 MB
+    would be copied once more (0.15 s of a rebuild's spare child at 10,000 reports)."""
+    at = f.tell()
+    if at == os.fstat(f.fileno()).st_size:
+        return ""  # an empty file cannot be mapped
+    with (mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as whole,
+          whole[at:] as rest):
+        return codecs.decode(rest, _TEXT_CODEC, "surrogatepass")
 
 class MemoryStore:
     """DiskStore's get, put and prune for a cache without a folder (a live preview's): the values are kept

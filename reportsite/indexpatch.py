@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import mmap
 import os
 import pickle
 from collections import Counter
@@ -60,6 +61,7 @@ from .search import (
     phrase_least,
     range_postings,
     ranked_words,
+    sections_of_reports,
 )
 
 PATCH_MAX_SECTIONS = 64  # sections an edit changes, at most, for the plan to be patched (each is counted twice)
@@ -123,18 +125,22 @@ def write_state(path: Path, head: object, state: IndexState) -> None:
 
 
 def read_state(path: Path) -> tuple[object, IndexState] | None:
-    """(head, state) of write_state; None when there is none or it is unreadable. The arrays are read-only."""
+    """(head, state) of write_state; None when there is none or it is unreadable. The arrays are read-only,
+    on the file's pages as mapped: not copied out of them first (0.1 s at 10,000 reports). The file is only
+    ever replaced, never changed in place, so the pages stay as they were while the arrays last."""
     try:
         with path.open("rb") as f:
             head, rest, layout = pickle.load(f)
-            arrays = {}
-            for name, (dtype, shape) in zip(_ARRAYS, layout, strict=True):
-                kind = np.dtype(dtype)
-                size = kind.itemsize * math.prod(shape)
-                data = f.read(size)
-                if len(data) != size:
-                    return None
-                arrays[name] = np.frombuffer(data, kind).reshape(shape)
+            at, size = f.tell(), os.fstat(f.fileno()).st_size
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size > at else b""
+        arrays = {}
+        for name, (dtype, shape) in zip(_ARRAYS, layout, strict=True):
+            kind = np.dtype(dtype)
+            count = math.prod(shape)
+            if at + kind.itemsize * count > size:
+                return None
+            arrays[name] = (np.frombuffer(mapped, kind, count, at) if count else np.empty(0, kind)).reshape(shape)
+            at += kind.itemsize * count
         return (head, replace(rest, **arrays)) if isinstance(rest, IndexState) else None
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
         return None
@@ -195,8 +201,7 @@ def patched_plan(state: IndexState, old: SearchInput, source: SearchInput, setti
     if state.salt != salt or state.sections != n or len(old.sections) != n:
         return None
     wanted = set(reports)
-    changed = [s.number for s in source.sections
-               if s.report in wanted and old.texts.body(s.number) != source.texts.body(s.number)]
+    changed = [k for k in sections_of_reports(source.sections, wanted) if old.texts.body(k) != source.texts.body(k)]
     if len(changed) > PATCH_MAX_SECTIONS:
         return None
     segmenter = Segmenter(settings.probes)

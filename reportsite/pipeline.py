@@ -6,6 +6,7 @@ import functools
 import hashlib
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -84,6 +85,7 @@ from .search import (
     SearchSettings,
     build_search_files,
     changed_terms,
+    fast_cutter,
     index_files_digest,
     input_columns,
     input_of_columns,
@@ -97,6 +99,7 @@ from .search import (
     search_input,
     search_input_of,
     search_piece,
+    sections_of_reports,
     write_index,
 )
 from .topics import TopicRules, assign_topics, load_topics
@@ -513,7 +516,14 @@ def speculate_index(disk: DiskStore, store: bytes, content_dir: Path, version: b
     files the parent found edited since the last build (quick_candidates), the others taken to be as the
     last input has them, without walking the content folder (10,000 files: 0.3 s); a wrong guess costs only
     the plan."""
-    last = last_index_input(disk, store, version)
+    # rjieba, which the plan needs, is imported meanwhile (0.14 s): reading the kept input waits on the disk
+    # without holding the interpreter
+    importing = threading.Thread(target=fast_cutter)
+    importing.start()
+    try:
+        last = last_index_input(disk, store, version)
+    finally:
+        importing.join()  # before the child forks workers, which a thread would stop (workers.pool_size)
     at = {path: i for i, path in enumerate(last.keys.paths)} if last else {}
     files = content_files(content_dir) if edited is None else [Path(path) for path in edited]
     if last is None or (edited is None and len(files) != len(at)) or not all(str(path) in at for path in files):
@@ -721,8 +731,9 @@ def index_change(plan: IndexPlan, last: LastIndexInput, changed: tuple[int, ...]
     """What the texts of the `changed` reports changed since the index of the last input (search.IndexChange)."""
     reports = set(changed)
     new = plan.source.texts
-    old = {s.number: body for s in plan.source.sections
-           if s.report in reports and (body := last.old_body(s)) != new.body(s.number)}
+    sections = plan.source.sections
+    old = {k: body for k in sections_of_reports(sections, reports)
+           if (body := last.old_body(sections[k])) != new.body(k)}
     return IndexChange(last.keys.plan, frozenset(old), changed_terms(plan, old))
 
 

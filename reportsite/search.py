@@ -69,7 +69,7 @@ import unicodedata
 import zlib
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 from multiprocessing.connection import wait
@@ -194,7 +194,7 @@ def fnv1a(term: str) -> int:
     return h
 
 
-def _fast_cutter():
+def fast_cutter():
     """rjieba (jieba's algorithm and dictionary in Rust, ~20x faster) when installed, else None.
     tests/test_search.py and bench/search_bench.py check that it cuts exactly as jieba does."""
     try:
@@ -231,7 +231,7 @@ class Segmenter:
     rjieba cuts instead when it cuts the probes as jieba does (remembered: agreement_mark)."""
 
     def __init__(self, probes: dict[str, tuple[str, ...]], fast: bool = True):
-        fast_cut = _fast_cutter() if fast else None
+        fast_cut = fast_cutter() if fast else None
         mark = agreement_mark(probes) if fast_cut else None
         self._cache: dict[str, list[str]] = {}
         self.fast = fast_cut is not None and mark is not None and mark.exists()
@@ -1108,6 +1108,43 @@ class IndexedSection(NamedTuple):
     path: str  # heading path, " › "-joined
 
 
+class SectionColumns(Sequence[IndexedSection]):
+    """The sections of a kept input as its columns (input_of_columns), each IndexedSection made only when
+    asked for: a rebuild after an edit looks at a few hundred of 140,000 (making them all took the spare
+    child 0.3 s at 10,000 reports)."""
+
+    __slots__ = ("reports", "anchors", "titles", "paths")
+
+    def __init__(self, reports: list[int], anchors: list[str], titles: list[str], paths: list[str]) -> None:
+        self.reports, self.anchors, self.titles, self.paths = reports, anchors, titles, paths
+
+    def __len__(self) -> int:
+        return len(self.reports)
+
+    def __getitem__(self, k):  # type: ignore[override]  # int -> a section; slice -> a list of them
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        if k < 0:
+            k += len(self)
+        return IndexedSection(k, self.reports[k], self.anchors[k], self.titles[k], self.paths[k])
+
+    def __iter__(self) -> Iterator[IndexedSection]:
+        return map(IndexedSection, range(len(self)), self.reports, self.anchors, self.titles, self.paths)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and len(other) == len(self) and all(map(tuple.__eq__, self, other))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return SectionColumns, (self.reports, self.anchors, self.titles, self.paths)
+
+
+def sections_of_reports(sections: Sequence[IndexedSection], reports: Collection[int]) -> list[int]:
+    """The numbers of the sections of these reports, in order; of sections kept as columns, without making any."""
+    if isinstance(sections, SectionColumns):
+        return [k for k, report in enumerate(sections.reports) if report in reports]
+    return [s.number for s in sections if s.report in reports]
+
+
 # "一、", "（二）", "3." before a heading: left out when sections are ordered by their heading
 _NUMERAL = "[一二三四五六七八九十百零〇0-9]+"
 _NUMBERING = re.compile(rf"^\s*(?:[(（]{_NUMERAL}[)）]|{_NUMERAL}[、.．])\s*")
@@ -1200,7 +1237,8 @@ def patched_input(source: SearchInput, changed: dict[int, SearchPiece]) -> Searc
     """`source` with the texts of some reports replaced (report number -> its new piece, of the shape it had
     in `source`, see piece_shape): the input search_input_of makes of the new pieces, without the others'."""
     bodies = {report: {anchor: text for anchor, _, _, text in piece.sections} for report, piece in changed.items()}
-    replaced = {s.number: bodies[s.report][s.anchor] for s in source.sections if s.report in bodies}
+    sections = source.sections
+    replaced = {k: bodies[sections[k].report][sections[k].anchor] for k in sections_of_reports(sections, bodies)}
     return SearchInput(source.sections, source.texts.with_bodies(replaced), source.report_rows, source.facets)
 
 
@@ -1208,8 +1246,11 @@ def input_columns(source: SearchInput) -> tuple[tuple[Any, ...], str]:
     """`source` as a few lists, 3-4 times faster to pickle and unpickle than its 140,000 sections (10,000
     reports), and its texts joined, to be kept apart; input_of_columns makes it again."""
     sections = source.sections
-    return ([s.report for s in sections], [s.anchor for s in sections], [s.title for s in sections],
-            [s.path for s in sections], source.texts.bounds, source.report_rows, source.facets), source.texts.joined
+    columns = ((sections.reports, sections.anchors, sections.titles, sections.paths)
+               if isinstance(sections, SectionColumns)
+               else ([s.report for s in sections], [s.anchor for s in sections], [s.title for s in sections],
+                     [s.path for s in sections]))
+    return (*columns, source.texts.bounds, source.report_rows, source.facets), source.texts.joined
 
 
 def input_of_columns(columns: tuple[Any, ...], joined: str) -> SearchInput:
@@ -1218,8 +1259,7 @@ def input_of_columns(columns: tuple[Any, ...], joined: str) -> SearchInput:
         raise ValueError("the kept texts do not match their sections")
     if not len(reports) == len(anchors) == len(titles) == len(paths):
         raise ValueError("the kept sections' columns differ in length")
-    return SearchInput(list(map(IndexedSection, range(len(reports)), reports, anchors, titles, paths)),
-                       _Texts(joined, bounds), report_rows, facets)
+    return SearchInput(SectionColumns(reports, anchors, titles, paths), _Texts(joined, bounds), report_rows, facets)
 
 
 def _facet_numbers(numbers: list[int]) -> str:
@@ -1433,7 +1473,7 @@ class SearchInput:
     """What the index is made of, as plain data (cheap to send to another process): every section in index
     order and its text (search_input_of), and each report's row and search facets."""
 
-    sections: list[IndexedSection]
+    sections: Sequence[IndexedSection]  # a list, or the columns of a kept input
     texts: _Texts
     report_rows: list[list[object]]
     facets: dict[str, list[int]]
@@ -1589,6 +1629,11 @@ def write_index(plan: IndexPlan, finish: Callable[[OutputFile], T], memo: IndexM
         return _write_index(plan, finish, memo, change)
 
 
+# Files an edit changes, at least, for the files to be made in workers: an edit of a report's opening changes
+# the impact of each of its terms, and so 150 term files (0.8 s of one process at 10,000 reports).
+PARALLEL_MIN_CHANGED_FILES = 40
+
+
 def _write_index(plan: IndexPlan, finish: Callable[[OutputFile], T], memo: IndexMemo | None,
                  change: IndexChange | None) -> list[T]:
     settings, postings, encoded, vocab, own_index = (plan.settings, plan.postings, plan.encoded, plan.vocab,
@@ -1610,7 +1655,7 @@ def _write_index(plan: IndexPlan, finish: Callable[[OutputFile], T], memo: Index
     salt = memo.salt(settings) if memo and memo.keep else None
     row_digests: dict[int, bytes] = {}  # of the sections in snippet rows, which many files share
     same = _unchanged_files(plan, change, salt) if memo and salt else set()
-    if same:
+    if same and len(term_files) + len(doc_firsts) - len(same) < PARALLEL_MIN_CHANGED_FILES:
         workers = 1  # a few files to make: not worth forking
 
     def kept_as_it_was(path: str) -> T | None:

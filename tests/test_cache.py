@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from reportsite.cache import BuildCache, Fingerprinter, MemoRenderer, Progress, Unfingerprintable, package_version
+from reportsite.cache import (
+    BuildCache,
+    DiskStore,
+    Fingerprinter,
+    MemoRenderer,
+    Progress,
+    Unfingerprintable,
+    package_version,
+)
 from reportsite.config import load_config
 from reportsite.errors import Problem, ReportsiteError
 from reportsite.pipeline import BuildOptions, build, derive, prepare, produce, render_site
@@ -470,6 +478,19 @@ def test_disk_cache_keeps_only_what_the_last_build_used(project: BuildOptions, t
     again = BuildCache(cache_dir)
     build(with_cache(project, again))
     assert again.stats.parsed == 0  # what was kept is what the next build needs
+
+
+def test_a_headed_value_and_its_long_text_come_back_as_kept_and_a_cut_file_as_none(tmp_path: Path) -> None:
+    disk = DiskStore(tmp_path)
+    key = bytes(16)
+    texts = ["", "依法行政\ud800。" * 50_000, "报告" * (1 << 20) + "完"]  # none; a lone surrogate; over a piece
+    for text in texts:
+        disk.put_headed("input", key, ("head", 1), [1, "二"], text)
+        assert disk.get_head("input", key) == ("head", 1)
+        assert disk.get_headed("input", key) == (("head", 1), [1, "二"], text)
+    kept = next(tmp_path.glob("input/*/*.pickle"))
+    kept.write_bytes(kept.read_bytes()[:-1])  # half a character
+    assert disk.get_headed("input", key) is None
 
 
 def test_progress_bar_starts_no_thread_so_builds_on_a_terminal_still_fork_their_pools() -> None:
