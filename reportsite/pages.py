@@ -17,6 +17,7 @@ from .render import (
     PageRenderer,
     SiteData,
     city_code,
+    excerpt,
     jurisdiction_label,
     province_code,
     region_id,
@@ -177,6 +178,15 @@ def section_excerpt_text(report: Report, section: Section) -> str:
     return child.text if child else ""
 
 
+TOPIC_EXCERPT_CHARS = 160
+
+
+def topic_excerpt(report: Report, section: Section) -> str:
+    """What a topic page shows of a listed section's text (topic_views digests this, not the whole text: an
+    edit further on leaves the topic's pages as they were)."""
+    return excerpt(section_excerpt_text(report, section), TOPIC_EXCERPT_CHARS)
+
+
 class TopicView(NamedTuple):
     """What the pages of one topic show of one report: how many of its sections they list, and a digest of
     all they show of it (its face; each listed section, its headings above and its excerpt, and its match)."""
@@ -185,23 +195,22 @@ class TopicView(NamedTuple):
     digest: bytes
 
 
-# A section's fields that pages show, its Markdown apart: not its line (where a heading is in the file: an
-# edit above it moves it)
+# A section's fields that topic pages may show: not its line (where a heading is in the file: an edit above it
+# moves it), nor its text, of which they show an excerpt (topic_excerpt)
 _SHOWN_FIELDS = tuple(f.name for f in fields(Section) if f.name not in ("line", "body_md"))
 
 
 def topic_views(report: Report, matches: Matches) -> dict[str, TopicView]:
     """topic slug -> what its pages show of `report` (done with the topic matches, as reports are parsed):
     an edit keeps the pages of the topics whose views of the edited report it leaves as they were."""
-    # Each section is digested once, though several topics may list it or its headings: its texts fed as
-    # UTF-8, not through repr, which scans each character (a tenth of a second per 1,000 reports).
+    # Each section is digested once, though several topics may list it or its headings
     section_digests: dict[str, bytes] = {}
 
     def shown(section: Section) -> bytes:
         digest = section_digests.get(section.id)
         if digest is None:
             digest = section_digests[section.id] = framed_digest(
-                repr(tuple(getattr(section, name) for name in _SHOWN_FIELDS)).encode(), section.body_md.encode())
+                repr(tuple(getattr(section, name) for name in _SHOWN_FIELDS)).encode())
         return digest
 
     paths = report.heading_paths()
@@ -211,7 +220,7 @@ def topic_views(report: Report, matches: Matches) -> dict[str, TopicView]:
         parts = [face]
         for section, match in listed:
             parts += [shown(section), b"".join(shown(s) for s in paths[section.id]),
-                      section_excerpt_text(report, section).encode(), repr(match).encode()]
+                      topic_excerpt(report, section).encode(), repr(match).encode()]
         views[topic] = TopicView(len(listed), framed_digest(*parts))
     return views
 
@@ -251,7 +260,7 @@ def topic_pages_of(renderer: PageRenderer, data: SiteData, topic: Topic, listed:
         matches = [[data.topics[report.slug] for report in group] for group in page.groups]
         yield renderer.render("topic.html", page.path, topic=topic, total=total, page=page, pages=index,
                               groups=Deferred(topic_entries, (topic.slug, page.groups, matches)),
-                              excerpt_of=section_excerpt_text)
+                              excerpt_of=topic_excerpt)
 
 
 def list_pages(renderer: PageRenderer, data: SiteData, reports: tuple[ReportFace, ...],

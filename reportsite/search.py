@@ -1376,7 +1376,8 @@ class EncodedPostings:
     def of(self, terms: list[int]) -> list[tuple[str, str]]:
         """(varint deltas, impacts) of each of these terms."""
         ids = np.array(terms, np.int64)
-        lo, counts = self.postings.starts[ids], np.diff(self.postings.starts)[ids]
+        starts = self.postings.starts
+        lo, counts = starts[ids], starts[ids + 1] - starts[ids]  # not a diff of all terms' starts: per file
         ends = np.cumsum(counts)
         at = np.repeat(lo - (ends - counts), counts) + np.arange(int(ends[-1]) if len(ends) else 0)
         firsts = (ends - counts)[counts > 0]
@@ -1824,7 +1825,7 @@ def _term_file_key(salt: bytes, path: str, postings: Postings, members: list[int
     """A digest of all that _term_file makes the file of; row_digest(section): of all a snippet row shows."""
     h = hashlib.blake2b(salt + path.encode(), digest_size=16)
     ids = np.array(members, np.int64)
-    lo, counts = postings.starts[ids], np.diff(postings.starts)[ids]
+    lo, counts = postings.starts[ids], postings.starts[ids + 1] - postings.starts[ids]
     ends = np.cumsum(counts)
     at = np.repeat(lo - (ends - counts), counts) + np.arange(int(ends[-1]) if len(ends) else 0)
     rows = [number for numbers in rows_of for number in numbers]
