@@ -316,7 +316,16 @@ def test_an_edit_within_sections_changes_the_index_input_by_replacing_texts(cont
     pieces = pieces_of(content_copy)
     before = search.search_input_of(pieces)
     columns, joined = search.input_columns(before)
-    assert as_plain(search.input_of_columns(pickle.loads(pickle.dumps(columns)), joined)) == as_plain(before)
+    kept = search.input_of_columns(pickle.loads(pickle.dumps(columns)), joined)
+    assert as_plain(kept) == as_plain(before)
+    # kept as columns, its sections are made when asked for, and stand for the list they were
+    listed = list(before.sections)
+    assert isinstance(kept.sections, search.SectionColumns) and list(kept.sections) == listed
+    assert kept.sections[-1] == listed[-1] and kept.sections[5:9] == listed[5:9] and kept.sections[::7] == listed[::7]
+    assert pickle.loads(pickle.dumps(kept.sections)) == listed and kept.sections != listed[1:]
+    ends = {listed[0].report, listed[-1].report}
+    assert search.sections_of_reports(kept.sections, ends) == search.sections_of_reports(listed, ends) != []
+    assert search.input_columns(kept) == (columns, joined)
 
     report = sorted((content_copy / "reports").glob("*.md"))[2]
     text = report.read_text(encoding="utf-8")
@@ -330,6 +339,7 @@ def test_an_edit_within_sections_changes_the_index_input_by_replacing_texts(cont
     patched = search.patched_input(before, changed)
     assert as_plain(patched) == as_plain(search.search_input_of(edited)) != as_plain(before)
     assert patched.sections is before.sections  # the same sections, only texts replaced
+    assert as_plain(search.patched_input(kept, changed)) == as_plain(patched)
 
     heading = text.index("\n## ") + 4
     report.write_text(text[:heading] + "新" + text[heading:], encoding="utf-8")
