@@ -42,7 +42,7 @@ from .config import SiteConfig, load_config
 from .errors import Problem, ReportsiteError
 from .figures import analyse_report, load_indicators
 from .indexpatch import IndexState, index_state, patched_plan, read_state, write_state
-from .links import check_parsed, pages_to_check
+from .links import check_pages, pages_to_check
 from .model import (
     Content,
     Earlier,
@@ -771,7 +771,7 @@ def check_made(made: Made, cache: BuildCache | None) -> None:
             only = pages_to_check(parsed, digests, checked)
         except LinksLost:  # what the last build found on a changed page is lost: every page is checked
             only = None
-        broken = check_parsed(parsed, set(digests), only)
+        broken = check_pages(parsed, set(digests), only)
     except LinksLost as lost:
         raise ReportsiteError(Problem(str(lost), 0, "the build cache lost this page's links and the page is gone",
                                       "build again with --no-cache")) from None

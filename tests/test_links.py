@@ -14,9 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reportsite import links as links_module
 from reportsite.cache import BuildCache
 from reportsite.errors import ReportsiteError
-from reportsite.links import PageLinks, check_parsed, pages_to_check, parse_page, resolve
+from reportsite.links import PageLinks, check_pages, check_parsed, pages_to_check, parse_page, resolve
 from reportsite.pipeline import BuildOptions, build
 
 from .conftest import ROOT
@@ -149,6 +150,30 @@ def test_the_check_finds_what_checking_each_link_on_its_own_finds(built_site: Pa
     some = [report, topic]
     assert [(p.path, p.line) for p in check_parsed(faulty, existing, some)] == [
         (page, line) for page, line, _ in expected if page in some]
+
+
+def test_two_processes_find_what_one_finds_in_its_order(built_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """check_pages splits many pages between this process and a forked one: the same problems, in the order
+    of the pages and of their links, as check_parsed finds alone."""
+    parsed, digests = site_pages(built_site)
+    faulty = dict(parsed)
+    for k, page in enumerate(sorted(parsed)[::3]):  # a broken link on every third page, two on some
+        extra = ("../nowhere/",) if k % 2 else ("#gone", "missing.html")
+        found = faulty[page]
+        faulty[page] = PageLinks(found.ids, array("I", [*found.lines, *range(700, 700 + len(extra))]),
+                                 (*found.hrefs, *extra))
+    existing = set(digests)
+    expected = check_parsed(faulty, existing)
+    assert len(expected) > len(parsed) // 3
+    forks: list[int] = []
+    forked_processes = links_module.forked_processes
+    monkeypatch.setattr(links_module, "forked_processes", lambda *args: forks.append(1) or forked_processes(*args))
+    monkeypatch.setattr(links_module, "CHECK_SPLIT_MIN", 2)
+    assert check_pages(faulty, existing) == expected and forks == [1]
+    some = sorted(parsed)[5:40]
+    assert check_pages(faulty, existing, some) == check_parsed(faulty, existing, some) != []
+    monkeypatch.setattr(links_module, "CHECK_SPLIT_MIN", 10 ** 6)
+    assert check_pages(faulty, existing) == expected and forks == [1, 1]
 
 
 def test_only_changed_pages_are_checked_while_the_files_and_ids_stay(built_site: Path) -> None:
