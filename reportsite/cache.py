@@ -537,6 +537,7 @@ def _decoded_rest(f: BinaryIO) -> str:
           whole[at:] as rest):
         return codecs.decode(rest, _TEXT_CODEC, "surrogatepass")
 
+
 class MemoryStore:
     """DiskStore's get, put and prune for a cache without a folder (a live preview's): the values are kept
     as they are, unpickled (their users never change them)."""
@@ -1149,7 +1150,7 @@ class MemoRenderer(PageRenderer):
             self._templates = framed_digest(*map(self.template_digest, templates))
         try:
             key = framed_digest(self.cache.version, name.encode(), self._templates, self._site_digest(),
-                         self.cache.fingerprint.of(*inputs))
+                                self.cache.fingerprint.of(*inputs))
         except Unfingerprintable:
             return make()
         last = self.cache.groups.get(name)
@@ -1202,8 +1203,8 @@ class MemoRenderer(PageRenderer):
             inputs = self.cache.fingerprint.of(*(pending.context[name] for name in names))
         except Unfingerprintable:
             return None
-        return framed_digest(self.cache.version, self.template_digest(pending.template), pending.site_path.encode(),
-                      self._site_digest(), named, inputs)
+        return framed_digest(self.cache.version, self.template_digest(pending.template),
+                             pending.site_path.encode(), self._site_digest(), named, inputs)
 
     def _site_digest(self) -> bytes:
         """The site's settings and menu, which every page shows: digested once (10,000 report pages)."""

@@ -143,6 +143,7 @@ def _check_part(parsed: Mapping[str, Links], existing: set[str], pages: list[str
     with reporting_to(connection) as send:
         send(check_parsed(parsed, existing, pages))
 
+
 def _level(href: str, depth: int) -> int | None:
     """How many of its page's folders a link's target depends on (a link that climbs k folders, depth - k);
     None: on the page itself, or climbing out of the site."""

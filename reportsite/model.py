@@ -51,7 +51,6 @@ class Jurisdiction:
         return f"{self.adcode or ''}:{self.name}:{self.level}"
 
 
-
 def framed_digest(*parts: bytes) -> bytes:
     """A digest of the parts in order, each framed by its length (so that no two lists of parts share one)."""
     digest = hashlib.blake2b(digest_size=16)

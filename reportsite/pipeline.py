@@ -6,7 +6,6 @@ import functools
 import hashlib
 import os
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -85,7 +84,6 @@ from .search import (
     SearchSettings,
     build_search_files,
     changed_terms,
-    fast_cutter,
     index_files_digest,
     input_columns,
     input_of_columns,
@@ -516,14 +514,7 @@ def speculate_index(disk: DiskStore, store: bytes, content_dir: Path, version: b
     files the parent found edited since the last build (quick_candidates), the others taken to be as the
     last input has them, without walking the content folder (10,000 files: 0.3 s); a wrong guess costs only
     the plan."""
-    # rjieba, which the plan needs, is imported meanwhile (0.14 s): reading the kept input waits on the disk
-    # without holding the interpreter
-    importing = threading.Thread(target=fast_cutter)
-    importing.start()
-    try:
-        last = last_index_input(disk, store, version)
-    finally:
-        importing.join()  # before the child forks workers, which a thread would stop (workers.pool_size)
+    last = last_index_input(disk, store, version)
     at = {path: i for i, path in enumerate(last.keys.paths)} if last else {}
     files = content_files(content_dir) if edited is None else [Path(path) for path in edited]
     if last is None or (edited is None and len(files) != len(at)) or not all(str(path) in at for path in files):

@@ -194,7 +194,7 @@ def fnv1a(term: str) -> int:
     return h
 
 
-def fast_cutter():
+def _fast_cutter():
     """rjieba (jieba's algorithm and dictionary in Rust, ~20x faster) when installed, else None.
     tests/test_search.py and bench/search_bench.py check that it cuts exactly as jieba does."""
     try:
@@ -231,7 +231,7 @@ class Segmenter:
     rjieba cuts instead when it cuts the probes as jieba does (remembered: agreement_mark)."""
 
     def __init__(self, probes: dict[str, tuple[str, ...]], fast: bool = True):
-        fast_cut = fast_cutter() if fast else None
+        fast_cut = _fast_cutter() if fast else None
         mark = agreement_mark(probes) if fast_cut else None
         self._cache: dict[str, list[str]] = {}
         self.fast = fast_cut is not None and mark is not None and mark.exists()

@@ -498,7 +498,7 @@ def test_build_fails_loudly_when_the_segmenter_finds_nothing(content_copy: Path,
     probes = search.load_search_settings(content_copy).probes
     if agreed_before:  # rjieba cuts alone, jieba is not loaded: rjieba is the one that breaks
         assert search.Segmenter(probes).fast
-        monkeypatch.setattr(search, "fast_cutter", lambda: lambda text: iter(()))
+        monkeypatch.setattr(search, "_fast_cutter", lambda: lambda text: iter(()))
     else:
         monkeypatch.setattr(jieba, "cut_for_search", lambda text, HMM=True: iter(()))
     with pytest.raises(ReportsiteError) as caught:
