@@ -203,15 +203,8 @@ _SHOWN_FIELDS = tuple(f.name for f in fields(Section) if f.name not in ("line", 
 def topic_views(report: Report, matches: Matches) -> dict[str, TopicView]:
     """topic slug -> what its pages show of `report` (done with the topic matches, as reports are parsed):
     an edit keeps the pages of the topics whose views of the edited report it leaves as they were."""
-    # Each section is digested once, though several topics may list it or its headings
-    section_digests: dict[str, bytes] = {}
-
     def shown(section: Section) -> bytes:
-        digest = section_digests.get(section.id)
-        if digest is None:
-            digest = section_digests[section.id] = framed_digest(
-                repr(tuple(getattr(section, name) for name in _SHOWN_FIELDS)).encode())
-        return digest
+        return repr(tuple(getattr(section, name) for name in _SHOWN_FIELDS)).encode()
 
     paths = report.heading_paths()
     face = repr(report.face).encode()
