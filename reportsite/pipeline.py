@@ -347,6 +347,7 @@ def search_apart(data: SiteData, options: BuildOptions, staging: Path, spare: Ch
             return kept
     previous = cache.previous_site(INDEX_DIR) if cache else None
     memo = IndexMemo(cache.disk, cache.version, functools.partial(kept_search_file, staging=staging, previous=previous),
+                     functools.partial(kept_search_bytes, previous=previous),
                      {path: (entry.key, entry.digest) for path, entry in previous.pages.items()}
                      ) if cache and cache.disk and previous else None
     job = (settings, staging, previous.unchanged_file if previous else no_previous, cache.disk if cache else None,
@@ -1058,6 +1059,7 @@ def _quick_site(options: BuildOptions, cache: BuildCache, spare: ChildJob, data:
         else:
             memo = IndexMemo(cache.disk, cache.version, functools.partial(kept_search_file, staging=staging,
                                                                           previous=previous),
+                             functools.partial(kept_search_bytes, previous=previous),
                              {path: (entry.key, entry.digest) for path, entry in previous.pages.items()})
             job = IndexChild(spare.start(write_search_files_given, given, load_search_settings(options.content_dir),
                                          staging, previous.unchanged_file, cache.disk, None, memo, store,

@@ -124,6 +124,20 @@ def test_search_mode_words_and_facets_are_in_the_index(built_site: Path):
     assert manifest["t2s"] and len(manifest["t2s"]) % 2 == 0
 
 
+def test_a_term_across_punctuation_is_found_where_its_pattern_finds_it() -> None:
+    """gapped_spans, which places a snippet's window for a term that stands only across punctuation (“八五”普法),
+    finds the places the term's pattern (_gapped) matches: on random texts of a few characters, punctuation,
+    spaces, letters and _."""
+    rnd = random.Random(5)
+    alphabet = "法治政府建设_ ，。、“”（）-…a1\u3000!\n"
+    for _ in range(5000):
+        text = "".join(rnd.choice(alphabet) for _ in range(rnd.randrange(0, 30)))
+        term = "".join(rnd.choice("法治政府建设") for _ in range(rnd.randrange(2, 5)))
+        expected = [(m.start(1), m.end(1)) for m in search._gapped(term).finditer(text)]
+        assert search.gapped_spans(text, term) == expected, (text, term)
+    assert search.gapped_spans("“八五”普法", "五普") == [(2, 5)]
+
+
 def test_snippet_rows_are_a_terms_best_sections_with_a_window_of_their_text(built_site: Path):
     """A term file carries, for its common terms, the sections a one-word query shows first, each with
     a window of the section's own text where the term stands (so the worker needs no text file for them)."""
@@ -388,6 +402,63 @@ def test_an_edit_makes_again_only_the_index_files_it_changed(content_copy: Path)
     assert index(b"version 1") == index_of(content_copy)
     kept.clear()
     assert index(b"version 2") == index_of(content_copy) and kept == []
+
+
+def test_an_edit_s_known_change_keeps_files_and_entries_the_last_build_made(content_copy: Path, monkeypatch):
+    """With the change an edit made since the site's index (IndexChange), a file holding none of its terms
+    and texts is kept as it is, and a file holding some is made with the other terms' entries taken from the
+    file as the last build made it (memo.read): the index is the bytes of one made afresh, with fewer snippet
+    windows worked out."""
+    from reportsite.config import load_config
+    from reportsite.pipeline import derive
+    from reportsite.topics import load_topics
+
+    settings = search.load_search_settings(content_copy)
+
+    def planned() -> search.IndexPlan:
+        data = derive(load_content(content_copy), load_topics(content_copy), load_config(content_copy, None))
+        return search.plan_index(search.search_input(data), settings)
+
+    salt = search.IndexMemo(DictStore(), b"v").salt(settings)
+    before = planned()
+    made_keys = search.IndexMemo(DictStore(), b"v", lambda path, key: None)  # keys worked out, nothing kept
+    last = {f.path: f for f in search.write_index(before, lambda f: f, made_keys)}
+    report = sorted((content_copy / "reports").glob("*.md"))[2]
+    text = report.read_text(encoding="utf-8")
+    at = text.index("加强", text.index("\n## "))
+    report.write_text(text[:at] + "强化" + text[at + 2:], encoding="utf-8")  # the same length: BM25s stay
+    after = planned()
+    assert search.plan_digest(after, salt) == search.plan_digest(before, salt)  # the vocabulary stayed
+    old = {k: before.source.texts.body(k) for k in range(len(before.source.sections))
+           if before.source.texts.body(k) != after.source.texts.body(k)}
+    change = search.IndexChange(search.plan_digest(before, salt), frozenset(old), search.changed_terms(after, old))
+    afresh = [(f.path, f.data) for f in search.write_index(after, lambda f: f)]
+    kept: list[str] = []
+
+    def keep(path: str, key: bytes) -> OutputFile | None:
+        found = last[path] if last[path].key == key else None
+        if found:
+            kept.append(path)
+        return found
+
+    def read(path: str, key: bytes) -> OutputFile | None:
+        return last[path] if last[path].key == key else None
+
+    windows: list[str] = []
+    window = search.snippet_window
+    monkeypatch.setattr(search, "snippet_window", lambda text, term: windows.append(term) or window(text, term))
+    memo = search.IndexMemo(DictStore(), b"v", keep, read, {p: (f.key, b"") for p, f in last.items()})
+    assert [(f.path, f.data) for f in search.write_index(after, lambda f: f, memo, change)] == afresh
+    remade = [path for path, _ in afresh if path.startswith(search.INDEX_DIR + "t/") and path not in kept]
+    assert kept and remade  # some files kept as they were, some made again
+    rows = sum(len(entry) for path, data in afresh if path in remade for entry in json.loads(data)["s"].values())
+    assert 0 < len(windows) < rows / 2  # most of the remade files' snippet rows were taken as they were
+    # without the last build's files to read, the files the change changed are made whole
+    windows.clear()
+    memo = search.IndexMemo(DictStore(), b"v", keep, lambda path, key: None,
+                            {p: (f.key, b"") for p, f in last.items()})
+    assert [(f.path, f.data) for f in search.write_index(after, lambda f: f, memo, change)] == afresh
+    assert len(windows) == rows
 
 
 def test_index_is_the_same_bytes_counted_in_small_chunks(monkeypatch):
