@@ -25,7 +25,7 @@ import os
 import pickle
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -104,6 +104,7 @@ class IndexState:
     ranges: list[tuple[int, int]]  # the ranges of sections of the plan made afresh...
     range_keys: list[bytes | None]  # ...their keys in the memo, whose words tell their phrases' sides...
     dirty: set[int]  # ...but those of ranges holding a section changed since
+    gzip_ratios: dict[bytes, float] = field(default_factory=dict)  # search._gzip_ratio's, by their samples
 
 
 _ARRAYS = ("lengths", "starts", "numbers", "impacts", "chars", "file_of")  # kept as their bytes (write_state)
@@ -162,7 +163,8 @@ def index_state(plan: IndexPlan, basis: PlanBasis, salt: bytes) -> IndexState:
         dict(basis.words.phrases), basis.words.floor, set(), basis.lengths, "\n".join(postings.terms),
         postings.starts, postings.sections, postings.impacts, plan.encoded.chars, letters, basis.with_rows,
         basis.doc_bytes, own, plan.shared, plan.doc_sections, file_of,
-        [facets for _, _, facets in plan.term_files[len(own):]], basis.ranges, basis.range_keys, set())
+        [facets for _, _, facets in plan.term_files[len(own):]], basis.ranges, basis.range_keys, set(),
+        dict(basis.gzip_ratios))
 
 
 @dataclass(frozen=True)
@@ -174,9 +176,12 @@ class _Section:
 
 
 def _sections(job: _Job, numbers: list[int]) -> list[_Section]:
+    """Each of these sections counted as a range of its own; of their texts alone, not of all the texts
+    joined again when some were replaced (search._PatchedTexts)."""
+    alone = _Job(job.texts.of_sections(numbers), job.segmenter, job.settings)
     found = []
-    for k in numbers:
-        counter = _RangeCounter(job, (k, k + 1))
+    for k in range(len(numbers)):
+        counter = _RangeCounter(alone, (k, k + 1))
         found.append(_Section(counter, counter.words()))
     return found
 
@@ -233,7 +238,7 @@ def patched_plan(state: IndexState, old: SearchInput, source: SearchInput, setti
     doc_bytes = state.doc_bytes + sum(doc_bytes_of(source.sections[k], source.texts)
                                       - doc_bytes_of(old.sections[k], old.texts) for k in changed)
     own, shared, doc_sections = _divided(spliced.postings, spliced, term_state.with_rows, doc_bytes, source.texts,
-                                         settings)
+                                         settings, dict(state.gzip_ratios))
     if own != state.own or shared != state.shared or doc_sections != state.doc_sections:
         return None  # terms move to other files
     plan = IndexPlan(source, settings, set(state.vocab), set(state.stop),
@@ -377,7 +382,9 @@ class _Evidence:
 
     def __init__(self, source: SearchInput, state: IndexState, skip: set[int], finder: WordFinder,
                  store: MemoStore | None):
-        self.source, self.skip, self.finder, self.store = source, skip, finder, store
+        # the texts as they were but for the sections replaced since, which are not read (skipped)
+        self.texts, self.skip = source.texts.unpatched, skip | source.texts.differing()
+        self.finder, self.store = finder, store
         self._cut: dict[int, tuple[set[str], set[str]]] = {}
         firsts = [a for a, _ in state.ranges]
         touched = {bisect.bisect_right(firsts, k) - 1 for k in state.dirty | skip}
@@ -420,8 +427,7 @@ class _Evidence:
         thousands of sections, before another word in a few); what is found is then cut to tell. Only where the
         phrase stands as written: a pattern that allows punctuation between its characters took 25 ms a search
         at 10,000 reports."""
-        texts = self.source.texts
-        joined, bounds = texts.joined, texts.bounds
+        joined, bounds = self.texts.joined, self.texts.bounds
         width = len(against)
         looked = read = 0
         at = joined.find(phrase)
@@ -446,9 +452,8 @@ class _Evidence:
         """The phrase's sides in each distinct run and chain of runs of section k that holds it."""
         cut = self._cut.get(k)
         if cut is None:
-            texts = self.source.texts
             cut = self._cut[k] = (set(), set())
-            for text in (texts.joined[texts.bounds[2 * k]:texts.bounds[2 * k + 1]], texts.body(k)):
+            for text in (self.texts.heading(k), self.texts.body(k)):
                 runs, joins, _ = cut_text(text)
                 cut[0].update(runs)
                 cut[1].update(join for join in joins if CHAIN_MARK in join)

@@ -354,6 +354,18 @@ def test_an_edit_within_sections_changes_the_index_input_by_replacing_texts(cont
     assert as_plain(patched) == as_plain(search.search_input_of(edited)) != as_plain(before)
     assert patched.sections is before.sections  # the same sections, only texts replaced
     assert as_plain(search.patched_input(kept, changed)) == as_plain(patched)
+    # the texts are the last ones with some bodies replaced, read one by one without joining all again
+    texts, fresh = search.patched_input(before, changed).texts, search.search_input_of(edited).texts
+    numbers = range(len(fresh))
+    assert [texts.body(k) for k in numbers] == [fresh.body(k) for k in numbers]
+    assert [texts.heading(k) for k in numbers] == [fresh.heading(k) for k in numbers]
+    assert "_whole" not in vars(texts)  # nothing joined
+    differing = texts.differing()
+    assert differing == {k for k in numbers if fresh.body(k) != before.texts.body(k)} and len(differing) == 1
+    assert texts.unpatched is before.texts and texts.of_sections(sorted(differing)) == fresh.of_sections(differing)
+    again = texts.with_bodies({0: "另一段正文。"})  # replaced over the same base, not over the replaced
+    assert again.unpatched is before.texts and again.differing() == differing | {0}
+    assert again == search._Texts.of([(fresh.heading(k), "另一段正文。" if k == 0 else fresh.body(k)) for k in numbers])
 
     heading = text.index("\n## ") + 4
     report.write_text(text[:heading] + "新" + text[heading:], encoding="utf-8")
@@ -364,6 +376,18 @@ def test_an_edit_within_sections_changes_the_index_input_by_replacing_texts(cont
     assert search.piece_shape(longer) == search.piece_shape(pieces[i])
     assert as_plain(search.patched_input(before, {i: longer})) == \
         as_plain(search.search_input_of([*pieces[:i], longer, *pieces[i + 1:]]))
+
+
+def test_gzip_ratios_are_worked_out_once_per_sample() -> None:
+    """The ratios that divide the file budget (_divided) are kept by a digest of their samples (PlanBasis,
+    IndexState): the same samples give the ratio kept, other samples are compressed."""
+    ratios: dict[bytes, float] = {}
+    samples = [("行政复议案件" * 400).encode(), bytes(range(256)) * 40]
+    ratio = search._gzip_ratio(samples, ratios)
+    assert ratio > 1 and list(ratios.values()) == [ratio]
+    ratios[next(iter(ratios))] = 99.0
+    assert search._gzip_ratio(samples, ratios) == 99.0 and search._gzip_ratio(samples, {}) == ratio
+    assert search._gzip_ratio(samples[:1], ratios) != 99.0 and len(ratios) == 2
 
 
 def test_an_edit_makes_again_only_the_index_files_it_changed(content_copy: Path):
