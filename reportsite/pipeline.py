@@ -696,7 +696,8 @@ def write_search_files_given(take: Callable[[], Speculated | None], given: Index
     keys = IndexInputKeys(given.keys, shapes, given.paths, digest, files)
     edits = {**edits, **given.changed}
     if given.source is None and base and patched and len(edits) <= EDITS_MAX:
-        return Afterwards(made, functools.partial(_keep_edits, disk, store, version, KeptEdits(base, keys, edits)))
+        return Afterwards(made, functools.partial(_keep_edits, disk, store, version, KeptEdits(base, keys, edits)),
+                          held=(source, state))
     return Afterwards(made, functools.partial(_keep_input, disk, store, version, keys, source, state))
 
 

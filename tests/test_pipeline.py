@@ -42,7 +42,8 @@ def report_key(path: Path, rules: bytes) -> bytes:
 
 
 def plain(source: search.SearchInput) -> tuple:
-    return source.sections, source.texts.joined, source.texts.bounds.tolist(), source.report_rows, source.facets
+    return (list(source.sections), source.texts.joined, source.texts.bounds.tolist(), list(source.report_rows),
+            {key: list(numbers) for key, numbers in source.facets.items()})
 
 
 def test_the_kept_input_is_read_back_by_the_code_version_that_kept_it(content_copy: Path, tmp_path: Path) -> None:

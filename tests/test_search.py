@@ -320,7 +320,8 @@ def pieces_of(content: Path) -> list[search.SearchPiece]:
 
 
 def as_plain(source: search.SearchInput) -> tuple:
-    return (source.sections, source.texts.joined, source.texts.bounds.tolist(), source.report_rows, source.facets)
+    return (list(source.sections), source.texts.joined, source.texts.bounds.tolist(), list(source.report_rows),
+            {key: list(numbers) for key, numbers in source.facets.items()})
 
 
 def test_an_edit_within_sections_changes_the_index_input_by_replacing_texts(content_copy: Path):
@@ -340,6 +341,11 @@ def test_an_edit_within_sections_changes_the_index_input_by_replacing_texts(cont
     ends = {listed[0].report, listed[-1].report}
     assert search.sections_of_reports(kept.sections, ends) == search.sections_of_reports(listed, ends) != []
     assert search.input_columns(kept) == (columns, joined)
+    # and so are the reports' rows
+    rows = list(before.report_rows)
+    assert isinstance(kept.report_rows, search.RowColumns) and kept.report_rows == rows and len(rows) > 3
+    assert kept.report_rows[3] == rows[3] and kept.report_rows[1:3] == rows[1:3]
+    assert pickle.loads(pickle.dumps(kept.report_rows)) == rows
 
     report = sorted((content_copy / "reports").glob("*.md"))[2]
     text = report.read_text(encoding="utf-8")
