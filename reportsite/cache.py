@@ -500,6 +500,16 @@ class DiskStore:
         """(head, value, text) of put_headed."""
         return self._headed(kind, key, with_value=True)
 
+    def get_headed_text(self, kind: str, key: bytes) -> tuple[Any, Any, StoredText] | None:
+        """get_headed, its text as stored (decoded a piece at a time)."""
+        try:
+            with self._path(kind, key).open("rb") as f:
+                head = pickle.load(f)
+                value = pickle.load(f)
+                return head, value, _stored_rest(f)
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, KeyError, ValueError):
+            return None
+
     def _headed(self, kind: str, key: bytes, with_value: bool) -> Any | None:
         try:
             with self._path(kind, key).open("rb") as f:
@@ -525,6 +535,31 @@ class DiskStore:
             except (ValueError, OSError):
                 continue
         return removed
+
+
+class StoredText:
+    """put_headed's text as its file holds it (UTF-16 code units, on the file's pages as mapped), decoded a
+    piece at a time: a rebuild after an edit reads a few thousand of 140,000 sections' texts (10,000
+    reports), and decoding all 86 MB took 0.1 s of it. The file is only ever replaced, never changed in
+    place, so the pages stay as they were while this lasts."""
+
+    def __init__(self, data: memoryview | bytes) -> None:
+        self.data = data
+        self.units = len(data) // 2
+
+    def slice(self, start: int, stop: int) -> str:
+        """Code units start..stop (characters, in a text of the Basic Multilingual Plane only)."""
+        return codecs.decode(self.data[2 * start:2 * stop], _TEXT_CODEC, "surrogatepass")
+
+    def whole(self) -> str:
+        return codecs.decode(self.data, _TEXT_CODEC, "surrogatepass")
+
+
+def _stored_rest(f: BinaryIO) -> StoredText:
+    at = f.tell()
+    if at == os.fstat(f.fileno()).st_size:
+        return StoredText(b"")  # an empty file cannot be mapped
+    return StoredText(memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))[at:])
 
 
 def _decoded_rest(f: BinaryIO) -> str:

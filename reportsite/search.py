@@ -597,7 +597,48 @@ class _Texts:
             yield at[k], at[k + 1], at[k + 2]
 
 
-class _PatchedTexts(_Texts):
+class _LazyTexts(_Texts):
+    """_Texts whose texts as one (joined, bounds) are made only when first asked for; equal to any _Texts of
+    the same texts."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Texts) and (self.joined, self.bounds) == (other.joined, other.bounds)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _Texts, (self.joined, self.bounds)
+
+
+class TextStore(Protocol):
+    """Texts as stored (cache.StoredText): code units decoded a piece at a time, or all at once."""
+
+    units: int
+
+    def slice(self, start: int, stop: int) -> str: ...
+
+    def whole(self) -> str: ...
+
+
+class _StoredTexts(_LazyTexts):
+    """The texts of a kept input read from where they are stored, a section at a time (input_of_columns)."""
+
+    def __init__(self, stored: TextStore, bounds: array) -> None:
+        object.__setattr__(self, "stored", stored)
+        object.__setattr__(self, "bounds", bounds)
+
+    def body(self, k: int) -> str:
+        return self.stored.slice(self.bounds[2 * k + 1], self.bounds[2 * k + 2])
+
+    def heading(self, k: int) -> str:
+        return self.stored.slice(self.bounds[2 * k], self.bounds[2 * k + 1])
+
+    @functools.cached_property
+    def joined(self) -> str:  # type: ignore[override]
+        return self.stored.whole()
+
+
+class _PatchedTexts(_LazyTexts):
     """_Texts with the bodies of some sections replaced, without joining all the texts again (86 MB at 10,000
     reports: 0.13 s of a rebuild after an edit). A body is the replaced one or the base's; the texts as one
     (joined, bounds: what counting ranges of sections, their digests and keeping the input read) are made
@@ -649,11 +690,6 @@ class _PatchedTexts(_Texts):
     @property  # type: ignore[override]
     def bounds(self) -> array:
         return self._whole[1]
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Texts) and (self.joined, self.bounds) == (other.joined, other.bounds)
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -1350,14 +1386,21 @@ def input_columns(source: SearchInput) -> tuple[tuple[Any, ...], str]:
     return (*columns, source.texts.bounds, rows, facets), source.texts.joined
 
 
-def input_of_columns(columns: tuple[Any, ...], joined: str) -> SearchInput:
+def input_of_columns(columns: tuple[Any, ...], joined: str | TextStore) -> SearchInput:
+    """The input of input_columns; its texts joined, or as stored (read a section at a time, when the
+    stored code units are the characters: no character beyond the Basic Multilingual Plane)."""
     reports, anchors, titles, paths, bounds, report_rows, facets = columns
-    if len(bounds) != 2 * len(reports) + 1 or bounds[-1] != len(joined):
+    if len(bounds) != 2 * len(reports) + 1:
         raise ValueError("the kept texts do not match their sections")
+    if not isinstance(joined, str) and joined.units == bounds[-1]:
+        texts: _Texts = _StoredTexts(joined, bounds)
+    else:
+        texts = _Texts(joined if isinstance(joined, str) else joined.whole(), bounds)
+        if bounds[-1] != len(texts.joined):
+            raise ValueError("the kept texts do not match their sections")
     if not len(reports) == len(anchors) == len(titles) == len(paths):
         raise ValueError("the kept sections' columns differ in length")
-    return SearchInput(SectionColumns(reports, anchors, titles, paths), _Texts(joined, bounds), RowColumns(report_rows),
-                       facets)
+    return SearchInput(SectionColumns(reports, anchors, titles, paths), texts, RowColumns(report_rows), facets)
 
 
 def _facet_numbers(numbers: list[int]) -> str:

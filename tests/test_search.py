@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from reportsite import search
+from reportsite.cache import StoredText
 from reportsite.errors import ReportsiteError
 from reportsite.model import load_content
 from reportsite.pipeline import BuildOptions, build
@@ -341,6 +342,20 @@ def test_an_edit_within_sections_changes_the_index_input_by_replacing_texts(cont
     ends = {listed[0].report, listed[-1].report}
     assert search.sections_of_reports(kept.sections, ends) == search.sections_of_reports(listed, ends) != []
     assert search.input_columns(kept) == (columns, joined)
+    # kept as stored, its texts are decoded a section at a time; cut short, or with a character beyond the
+    # Basic Multilingual Plane (two code units), they are decoded whole (and checked)
+    stored = search.input_of_columns(columns, StoredText(joined.encode("utf-16-le", "surrogatepass")))
+    assert isinstance(stored.texts, search._StoredTexts) and as_plain(stored) == as_plain(before)
+    assert [stored.texts.body(k) for k in range(9)] == [before.texts.body(k) for k in range(9)]
+    assert search.input_columns(stored) == (columns, joined)
+    with pytest.raises(ValueError):
+        search.input_of_columns(columns, StoredText(joined.encode("utf-16-le")[:-2]))
+    wide = [search.SearchPiece([(*pieces[0].sections[0][:3], pieces[0].sections[0][3] + "😀"),
+                                *pieces[0].sections[1:]], pieces[0].row, pieces[0].facets, pieces[0].topics),
+            *pieces[1:]]
+    wide_columns, wide_joined = search.input_columns(search.search_input_of(wide))
+    wide_stored = search.input_of_columns(wide_columns, StoredText(wide_joined.encode("utf-16-le")))
+    assert not isinstance(wide_stored.texts, search._StoredTexts) and wide_stored.texts.joined == wide_joined
     # and so are the reports' rows
     rows = list(before.report_rows)
     assert isinstance(kept.report_rows, search.RowColumns) and kept.report_rows == rows and len(rows) > 3
