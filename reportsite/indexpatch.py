@@ -46,6 +46,7 @@ from .search import (
     SearchSettings,
     Segmenter,
     Sides,
+    SplicedArray,
     WordFinder,
     _divided,
     _impacts,
@@ -526,8 +527,8 @@ def _patched_postings(state: IndexState, changed: list[int], old_terms: list[dic
     drop.sort()
     put_at = [p[0] for p in put]
     impacts = _impacts(np.array([p[3] for p in put], np.int64), np.array([p[4] for p in put], np.float64))
-    new_numbers = _spliced(numbers, drop, put_at, np.array([p[2] for p in put], numbers.dtype))
-    new_impacts = _spliced(state.impacts, drop, put_at, impacts.astype(state.impacts.dtype))
+    new_numbers = SplicedArray(numbers, drop, put_at, np.array([p[2] for p in put], numbers.dtype))
+    new_impacts = SplicedArray(state.impacts, drop, put_at, impacts)
     # the terms: the moved ones taken out, those still found put back
     term_drop = [i for i, there in zip(ids, exists, strict=True) if there]
     back = [k for k, d in enumerate(new_df) if d > 0]

@@ -240,6 +240,35 @@ print("same" if [(f.path, f.data) for f in parallel] == [(f.path, f.data) for f 
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: the index is always built in one process")
+def test_a_spliced_array_reads_as_the_array_spliced() -> None:
+    """SplicedArray (the postings after an edit) is the array with items dropped and others put in: whole,
+    sliced and gathered by runs (a file's terms' postings), on random splices of a small array."""
+    import numpy as np
+
+    rnd = random.Random(7)
+    for _ in range(2000):
+        n = rnd.randrange(0, 30)
+        values = np.arange(n, dtype=np.int32) * 10
+        drop = sorted(rnd.sample(range(n), rnd.randrange(0, n + 1)))
+        put_at = sorted(rnd.randrange(0, n + 1) for _ in range(rnd.randrange(0, 6)))
+        put = np.arange(len(put_at)) + 1000
+        spliced = []  # by hand: each put before the item it was put at, then that item unless dropped
+        for i in range(n + 1):
+            spliced += [int(put[j]) for j, at in enumerate(put_at) if at == i]
+            if i < n and i not in drop:
+                spliced.append(int(values[i]))
+        array = search.SplicedArray(values, drop, put_at, put)
+        assert len(array) == len(spliced) and np.asarray(array).tolist() == spliced
+        assert np.asarray(array).dtype == values.dtype
+        lo, hi = sorted(rnd.randrange(0, len(spliced) + 1) for _ in range(2))
+        assert array[lo:hi].tolist() == spliced[lo:hi]
+        cuts = sorted(rnd.randrange(0, len(spliced) + 1) for _ in range(2 * rnd.randrange(0, 5)))
+        starts, counts = np.array(cuts[0::2], np.int64), np.diff(cuts)[0::2].astype(np.int64)
+        expected = [v for a, c in zip(starts.tolist(), counts.tolist(), strict=True) for v in spliced[a:a + c]]
+        assert search.gathered(array, starts, counts).tolist() == expected
+        assert search.gathered(np.array(spliced, np.int32), starts, counts).tolist() == expected
+
+
 def test_index_is_the_same_bytes_built_in_worker_processes():
     """Forked workers count the terms of big sites, range by range; the files must not depend on how the work
     was split. Run in a fresh process: this one may have other threads, and then never forks."""
