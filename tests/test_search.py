@@ -207,6 +207,22 @@ def test_cut_text_agrees_with_the_patterns_that_define_it():
     assert chains > 1000 and len(compared) - chains > 1000  # many pairs and chains were compared
 
 
+def test_index_files_are_compact_json_as_json_dumps_writes_it(built_site: Path) -> None:
+    """_json (orjson) writes the bytes json.dumps(ensure_ascii=False, compact) does: the samples' index files
+    read back and written again, and strings of every kind of character."""
+    def dumped(value: object) -> bytes:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    files = sorted((built_site / "search" / "idx").rglob("*.json"))
+    assert len(files) > 20
+    for path in files:
+        data = path.read_bytes()
+        assert search._json(json.loads(data)) == dumped(json.loads(data)) == data, path
+    odd = {"t": ["\x00\x1f\x7f\u0085\u2028\u2029", '"\\/\t\n\r\b\f', "😀“八五”普法", "", -1, 2 ** 40],
+           "7": {"行政复议": [0, [1, "x"]]}, "n": None, "b": [True, False]}
+    assert search._json(odd) == dumped(odd)
+
+
 def test_varints_round_trip():
     import numpy as np
 
