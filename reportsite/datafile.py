@@ -9,11 +9,13 @@ import yaml
 
 from .errors import fail
 
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~4x faster, same result
+
 
 def read_yaml(path: Path) -> Any:
     """`yaml.safe_load` of a data file; bad YAML is one `path:line: …; fix` error, never a traceback."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise fail(str(path), mark.line + 1 if mark else 1, f"not valid YAML ({getattr(exc, 'problem', exc)})",

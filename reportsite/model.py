@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from . import divisions as dv
+from .datafile import YAML_LOADER
 from .errors import Problem
 from .ingest import LEVELS
 from .markup import cn_int, match_heading, strip_markup
@@ -170,19 +171,18 @@ def split_front_matter(text: str) -> tuple[str, str, int]:
     return front, body, front.count("\n") + 3
 
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~4x faster, same result
 
 
 def parse_front_matter(front: str) -> tuple[dict[str, Any], dict[str, int]]:
     """Safe-load YAML front matter; return (data, key -> line). Aliases are refused (alias bombs)."""
     try:
-        events = yaml.parse(front, Loader=_LOADER) if "*" in front else ()  # no `*`, no alias: skip the scan
+        events = yaml.parse(front, Loader=YAML_LOADER) if "*" in front else ()  # no `*`, no alias: skip the scan
         for event in events:
             if isinstance(event, yaml.AliasEvent):
                 line = event.start_mark.line + 2 if event.start_mark else 1
                 raise _FrontMatterError(line, "YAML aliases (*name) are not allowed in front matter",
                                         "write the value out instead of referring to an anchor")
-        node = yaml.compose(front, Loader=_LOADER)
+        node = yaml.compose(front, Loader=YAML_LOADER)
         data = _construct(node)
     except UnicodeEncodeError as exc:  # a lone surrogate: libyaml takes only valid Unicode
         line = front[: exc.start].count("\n") + 2
