@@ -13,7 +13,8 @@ YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when pres
 
 
 def read_yaml(path: Path) -> Any:
-    """`yaml.safe_load` of a data file; bad YAML is one `path:line: …; fix` error, never a traceback."""
+    """A data file, safe-loaded (by libyaml where present); bad YAML is one `path:line: …; fix` error, never a
+    traceback."""
     try:
         return yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:

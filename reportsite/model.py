@@ -171,8 +171,6 @@ def split_front_matter(text: str) -> tuple[str, str, int]:
     return front, body, front.count("\n") + 3
 
 
-
-
 def parse_front_matter(front: str) -> tuple[dict[str, Any], dict[str, int]]:
     """Safe-load YAML front matter; return (data, key -> line). Aliases are refused (alias bombs)."""
     try:

@@ -1680,7 +1680,7 @@ def snippet_window(text: str, term: str) -> tuple[int, str]:
 
 def gapped_spans(text: str, term: str) -> list[tuple[int, int]]:
     """(start, end) of every place, overlapping ones too, where `term` stands in `text` with up to MAX_GAP
-    characters that are not word characters (nor letters or digits; _ too) between two of its characters:
+    characters that are not word characters (neither letters nor digits, or _) between two of its characters:
     the matches of _gapped(term), without compiling a pattern per term (0.2 ms each, a tenth of the time an
     edit's index files took to make; each rebuild's workers are new, so no cache lasts)."""
     if not all(ch.isalnum() for ch in term):
