@@ -63,6 +63,7 @@ from .search import (
     range_postings,
     ranked_words,
     sections_of_reports,
+    splice_pieces,
 )
 
 PATCH_MAX_SECTIONS = 64  # sections an edit changes, at most, for the plan to be patched (each is counted twice)
@@ -560,9 +561,8 @@ def _patched_postings(state: IndexState, changed: list[int], old_terms: list[dic
 
 def _spliced(values: np.ndarray, drop: list[int], put_at: list[int], put: np.ndarray) -> np.ndarray:
     """`values` without the items at `drop` (sorted), with put[j] before the item put_at[j] was at (sorted;
-    several before one item in their order). Slices copied once: the postings are 30 million."""
-    pieces = _splice_pieces(values, drop, put_at, put)
-    return np.concatenate(pieces) if len(pieces) > 1 else values
+    several before one item in their order). Slices copied once."""
+    return np.concatenate(_splice_pieces(values, drop, put_at, put)) if drop or put_at else values
 
 
 def _spliced_list(values: list[str], drop: list[int], put_at: list[int], put: list[str]) -> list[str]:
@@ -571,20 +571,9 @@ def _spliced_list(values: list[str], drop: list[int], put_at: list[int], put: li
 
 
 def _splice_pieces(values: Any, drop: list[int], put_at: list[int], put: Any) -> list[Any]:
-    """The slices of `values` and `put` that _spliced puts together, in order."""
-    pieces = []
-    previous = 0
-    dropped = set(drop)
-    groups: dict[int, list[int]] = {}
-    for j, at in enumerate(put_at):
-        groups.setdefault(at, []).append(j)
-    for at in sorted(dropped | groups.keys()):
-        pieces.append(values[previous:at])
-        if at in groups:
-            pieces.append(put[groups[at][0]:groups[at][-1] + 1])
-        previous = at + 1 if at in dropped else at
-    pieces.append(values[previous:])
-    return pieces
+    """The slices of `values` and `put` that _spliced puts together, in order (search.splice_pieces)."""
+    return [(put if from_put else values)[at:at + size] for from_put, at, size in
+            splice_pieces(len(values), drop, put_at)] or [values[:0]]
 
 
 def _term_files(file_of: np.ndarray, own: list[str], shared: int,

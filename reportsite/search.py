@@ -1149,32 +1149,12 @@ class SplicedArray:
 
     def __init__(self, values: np.ndarray, drop: list[int], put_at: list[int], put: np.ndarray) -> None:
         self.values, self.put, self.dtype = values, put.astype(values.dtype), values.dtype
-        # the pieces in order, each a run of `values` or of `put`: where each starts here, where in its source
-        starts: list[int] = []
-        sources: list[int] = []
-        from_put: list[bool] = []
-        at = taken = 0
-        dropped = set(drop)
-        groups: dict[int, list[int]] = {}
-        for j, where in enumerate(put_at):
-            groups.setdefault(where, []).append(j)
-        for where in sorted(dropped | groups.keys() | {len(values)}):
-            if where > taken:
-                starts.append(at)
-                sources.append(taken)
-                from_put.append(False)
-                at += where - taken
-            if where in groups:
-                starts.append(at)
-                sources.append(groups[where][0])
-                from_put.append(True)
-                at += len(groups[where])
-            taken = where + 1 if where in dropped else where
-        self.length = at
-        self.starts = np.array(starts, np.int64)
-        self.ends = np.append(self.starts[1:], at).astype(np.int64)
-        self.sources = np.array(sources, np.int64)
-        self.from_put = np.array(from_put, bool)
+        pieces = splice_pieces(len(values), drop, put_at)
+        self.length = sum(size for _, _, size in pieces)
+        self.from_put = np.array([from_put for from_put, _, _ in pieces], bool)
+        self.sources = np.array([source for _, source, _ in pieces], np.int64)
+        self.ends = np.cumsum([size for _, _, size in pieces], dtype=np.int64)
+        self.starts = self.ends - [size for _, _, size in pieces]
         self._whole: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -1222,6 +1202,25 @@ class SplicedArray:
         out[~from_put] = self.values[where[~from_put]]
         out[from_put] = self.put[where[from_put]]
         return out
+
+
+def splice_pieces(count: int, drop: list[int], put_at: list[int]) -> list[tuple[bool, int, int]]:
+    """How `count` items without those at `drop` (sorted) and with put[j] before the item put_at[j] was at
+    (sorted; several before one item in their order) are made: the pieces in order, each (of put or of the
+    items, where in it the piece starts, its size), none empty."""
+    pieces: list[tuple[bool, int, int]] = []
+    taken = 0
+    dropped = set(drop)
+    groups: dict[int, list[int]] = {}
+    for j, where in enumerate(put_at):
+        groups.setdefault(where, []).append(j)
+    for where in sorted(dropped | groups.keys() | {count}):
+        if where > taken:
+            pieces.append((False, taken, where - taken))
+        if where in groups:
+            pieces.append((True, groups[where][0], len(groups[where])))
+        taken = where + 1 if where in dropped else where
+    return pieces
 
 
 def gathered(values: np.ndarray | SplicedArray, lo: np.ndarray, counts: np.ndarray) -> np.ndarray:
