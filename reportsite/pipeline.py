@@ -597,7 +597,7 @@ def _untouched_digest(path: Path, known: dict[str, tuple[tuple[int, int, int], b
 def last_index_input(disk: DiskStore, store: bytes, version: bytes) -> LastIndexInput | None:
     """The index input the last build (of this code version) into a site folder kept (None: none, or
     unreadable); read by the spare child while the parent loads the site."""
-    found = disk.get_headed_text(INPUT, store)
+    found = disk.get_headed(INPUT, store)
     head = _input_head(found[0] if found else None, version)
     if found is None or head is None:
         return None
