@@ -49,7 +49,6 @@ from .search import (
     SplicedArray,
     WordFinder,
     _divided,
-    _impacts,
     _Job,
     _RangeCounter,
     _term_path,
@@ -59,11 +58,12 @@ from .search import (
     doc_bytes_of,
     fnv1a,
     is_han,
+    length_classes,
     phrase_least,
-    range_postings,
     ranked_words,
     sections_of_reports,
     splice_pieces,
+    unit_counts,
 )
 
 PATCH_MAX_SECTIONS = 64  # sections an edit changes, at most, for the plan to be patched (each is counted twice)
@@ -93,7 +93,7 @@ class IndexState:
     terms: str  # the postings' terms, one a line
     starts: np.ndarray
     numbers: np.ndarray  # the postings' section numbers...
-    impacts: np.ndarray  # ...and impacts
+    counts: np.ndarray  # ...and counts
     chars: np.ndarray  # per term, characters of its varint deltas
     letters: Counter[str]  # characters of all terms, the removed too -> how often
     with_rows: int  # see search._file_counts
@@ -109,7 +109,7 @@ class IndexState:
     gzip_ratios: dict[bytes, float] = field(default_factory=dict)  # search._gzip_ratio's, by their samples
 
 
-_ARRAYS = ("lengths", "starts", "numbers", "impacts", "chars", "file_of")  # kept as their bytes (write_state)
+_ARRAYS = ("lengths", "starts", "numbers", "counts", "chars", "file_of")  # kept as their bytes (write_state)
 
 
 def write_state(path: Path, head: object, state: IndexState) -> None:
@@ -163,7 +163,7 @@ def index_state(plan: IndexPlan, basis: PlanBasis, salt: bytes) -> IndexState:
         salt, len(plan.source.sections), postings.avgdl, set(basis.vocab), set(plan.vocab), set(plan.stop),
         dict(basis.removed), dict(basis.words.df), ranked[:settings.vocab_max + HEAD_MARGIN], len(ranked),
         dict(basis.words.phrases), basis.words.floor, set(), basis.lengths, "\n".join(postings.terms),
-        postings.starts, postings.sections, postings.impacts, plan.encoded.chars, letters, basis.with_rows,
+        postings.starts, postings.sections, postings.counts, plan.encoded.chars, letters, basis.with_rows,
         basis.doc_bytes, own, plan.shared, plan.doc_sections, file_of,
         [facets for _, _, facets in plan.term_files[len(own):]], basis.ranges, basis.range_keys, set(),
         dict(basis.gzip_ratios))
@@ -188,15 +188,6 @@ def _sections(job: _Job, numbers: list[int]) -> list[_Section]:
     return found
 
 
-def _terms_of(section: _Section, vocab: frozenset[str], settings: SearchSettings) -> dict[str, int]:
-    """The section's terms -> how often (its heading heading_weight times)."""
-    names, blocks = range_postings(section.counter.cut(), vocab, settings)
-    counts: dict[str, int] = {}
-    for ids, _, _, block_counts, _ in blocks:  # one section: one posting per term
-        counts.update(zip((names[i] for i in ids.tolist()), block_counts.tolist(), strict=True))
-    return counts
-
-
 def patched_plan(state: IndexState, old: SearchInput, source: SearchInput, settings: SearchSettings, salt: bytes,
                  reports: Iterable[int], store: MemoStore | None = None
                  ) -> tuple[IndexPlan, Callable[[], IndexState]] | None:
@@ -218,7 +209,7 @@ def patched_plan(state: IndexState, old: SearchInput, source: SearchInput, setti
     for k, section in zip(changed, after, strict=True):
         lengths[k] = int(section.words[3][0])
     avgdl = float(f"{int(lengths.sum()) / max(1, n):.3g}") or 1.0
-    if avgdl != state.avgdl:  # every impact changes
+    if avgdl != state.avgdl:  # every length class changes
         return None
     words = _patched_words(state, before, after, settings)
     if words is None:
@@ -231,8 +222,8 @@ def patched_plan(state: IndexState, old: SearchInput, source: SearchInput, setti
     if phrases is None:
         return None
     vocab = frozenset(state.counted_vocab)
-    old_terms = [_terms_of(section, vocab, settings) for section in before]
-    new_terms = [_terms_of(section, vocab, settings) for section in after]
+    old_terms = [unit_counts(section.counter, vocab, settings) for section in before]
+    new_terms = [unit_counts(section.counter, vocab, settings) for section in after]
     postings = _patched_postings(state, changed, old_terms, new_terms, lengths, settings, n)
     if postings is None:
         return None
@@ -254,7 +245,7 @@ def patched_plan(state: IndexState, old: SearchInput, source: SearchInput, setti
         return replace(state, word_df=word_df, head=head, word_count=word_count, phrases=phrase_counts,
                        floor=floor, unsure=unsure, lengths=lengths, terms="\n".join(spliced.postings.terms),
                        starts=spliced.postings.starts, numbers=spliced.postings.sections,
-                       impacts=spliced.postings.impacts, chars=spliced.chars, letters=term_state.letters,
+                       counts=spliced.postings.counts, chars=spliced.chars, letters=term_state.letters,
                        removed=term_state.removed, with_rows=term_state.with_rows, doc_bytes=doc_bytes,
                        file_of=term_state.file_of, dirty=state.dirty | set(changed))
 
@@ -511,10 +502,9 @@ def _patched_postings(state: IndexState, changed: list[int], old_terms: list[dic
     new_df = [d + presence[t] for t, d in zip(moved, old_df, strict=True)]
     if any(d / share > settings.stop_ratio for d in new_df):
         return None  # a new stop term
-    norms = settings.k1 * (1 - settings.b + settings.b * lengths[np.array(changed, np.int64)] / state.avgdl)
     # the postings: those of the changed sections taken out, their new ones put in their places
     drop: list[int] = []
-    put: list[tuple[int, str, int, int, float]] = []  # (where, term, section, count, norm)
+    put: list[tuple[int, str, int, int]] = []  # (where, term, section, count)
     for t, i, there in zip(moved, ids, exists, strict=True):
         lo = int(starts[i])
         segment = numbers[lo:int(starts[i + 1])] if there else numbers[:0]
@@ -523,13 +513,12 @@ def _patched_postings(state: IndexState, changed: list[int], old_terms: list[dic
             if t in old_terms[j]:
                 drop.append(at)
             if t in new_terms[j]:
-                put.append((at, t, k, new_terms[j][t], float(norms[j])))
+                put.append((at, t, k, new_terms[j][t]))
     put.sort()
     drop.sort()
     put_at = [p[0] for p in put]
-    impacts = _impacts(np.array([p[3] for p in put], np.int64), np.array([p[4] for p in put], np.float64))
     new_numbers = SplicedArray(numbers, drop, put_at, np.array([p[2] for p in put], numbers.dtype))
-    new_impacts = SplicedArray(state.impacts, drop, put_at, impacts)
+    new_counts = SplicedArray(state.counts, drop, put_at, np.array([p[3] for p in put], state.counts.dtype))
     # the terms: the moved ones taken out, those still found put back
     term_drop = [i for i, there in zip(ids, exists, strict=True) if there]
     back = [k for k, d in enumerate(new_df) if d > 0]
@@ -554,7 +543,8 @@ def _patched_postings(state: IndexState, changed: list[int], old_terms: list[dic
     chars = np.array([int(_varint_sizes(np.diff(new_numbers[new_starts[i]:new_starts[i + 1]], prepend=0)).sum())
                       for i in new_ids], np.int64)
     new_chars = _spliced(state.chars, term_drop, back_at, chars)
-    postings = Postings(new_names, new_starts, new_numbers, new_impacts, state.avgdl)
+    postings = Postings(new_names, new_starts, new_numbers, new_counts, length_classes(lengths, state.avgdl),
+                        state.avgdl)
     assert len(new_numbers) == new_starts[-1] and len(new_chars) == len(new_names) == len(file_of)
     return EncodedPostings(postings, new_chars), _TermState(removed, +letters, with_rows, file_of)
 

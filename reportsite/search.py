@@ -17,28 +17,33 @@ How a query finds a section, and why the browser agrees with the build:
   term the build wrote (tests/test_search.py runs the worker's code to check). It also asks for the pair
   where two pieces meet (明白人|法律 -> 人法), so a word is found as written, not scattered. A quoted phrase
   is cut as one run ("行政复议 案件" -> the phrase 行政复议案件).
-- Ranking is BM25 with the heading counted `heading_weight` times; the per-section part of BM25 is
-  precomputed and stored as a small integer next to each posting, so the browser needs no lengths.
+- Ranking is BM25 with the heading counted `heading_weight` times. The per-section part of BM25 (an
+  impact, 1..IMPACT_SCALE) is looked up in a table by the term's count in the section and the section's
+  length class (its length relative to the average, in steps of 9 %): the term files carry the counts,
+  lengths.json the classes and the table. So an edit that changes a section's length changes only the
+  files of the terms whose counts changed, not those of all the section's terms.
   Nearness of the query words (words typed together, quoted phrases) is checked on the text of the
   sections shown, which also decides which quoted-phrase candidates are real.
 
-Files (format 3):
+Files (format 4):
 - search/idx/manifest.json: what a query needs before it knows its terms - vocabulary, stop terms, the
   Traditional->Simplified character map and where terms and sections live. Nothing else.
+- search/idx/lengths.json: each section's length class (one character of DIGITS), and the impact table
+  (per count 1..TF_MAX, the impact - 1 of each class): read with the manifest.
 - search/idx/t/bN.json (one common term) and t/N.json (rarer terms, by FNV-1a hash of the term): per
-  term [idf x 1000, section numbers as varint deltas, impacts], both as text in 64 characters (JSON,
-  so that a static host gzips them; gzipped they are as small as binary); facet keys (@y:2023 ...) ->
-  section numbers; and "snippet rows": for a term with a file of its own its `snippet_rows` best sections
-  (a vocabulary word or a term of SHARED_ROWS_MIN_SECTIONS+ sections sharing a file: its FIRST_RESULTS
-  best), each with report, heading path and a window of text around the term, in the order a one-word
-  query ranks them. A query's first results are usually among its words' rows, so it shows them with
-  snippets from the files it read to rank, without another request.
+  term [idf x 1000, section numbers as varint deltas, counts (a character each, count - 1)], as text in
+  64 characters (JSON, so that a static host gzips them; gzipped they are as small as binary); facet
+  keys (@y:2023 ...) -> section numbers; and "snippet rows": for a term with a file of its own its
+  `snippet_rows` best sections (a vocabulary word or a term of SHARED_ROWS_MIN_SECTIONS+ sections sharing a
+  file: its FIRST_RESULTS best), each with report, heading path and a window of text around the term, in
+  the order a one-word query ranks them. A query's first results are usually among its words' rows, so it
+  shows them with snippets from the files it read to rank, without another request.
 - search/idx/d/N.json: `docSections` sections per file, in order (report row, and per section its id,
   heading path, title and whole text): read for results that no snippet row covers, further pages of
   results and quoted phrases a window cannot confirm. Sections are numbered in the order of their
   headings (search_input_of), so a query's first results - mostly sections under one heading in many
   reports - share a text file or two; this order also makes the files gzip much smaller.
-  Facet keys map to section numbers as varint deltas (the same text as postings, without impacts).
+  Facet keys map to section numbers as varint deltas (the same text as postings, without counts).
 At most `max_files` files whatever the corpus size.
 
 Speed: texts are cut and counted in forked worker processes (jieba initialised once, in the parent), by
@@ -85,9 +90,15 @@ from .render import OutputFile, SiteData, jurisdiction_label, report_path
 from .workers import collections_paused, forked_processes, pool_size, received, reporting_to, return_freed_memory
 
 INDEX_DIR = "search/idx/"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 FIRST_RESULTS = 5  # results the search page shows first (PAGE in theme/search-worker.js)
-IMPACT_SCALE = 32  # stored per-posting BM25 part is an integer 1..IMPACT_SCALE (5 bits is plenty)
+IMPACT_SCALE = 32  # BM25's per-posting part is an integer 1..IMPACT_SCALE (5 bits is plenty)
+TF_MAX = 64  # a term's count in a section is taken up to this (one character of DIGITS in a term file)
+# A section's length is taken as its class: the average length times 2 ** ((class - LENGTH_MIDDLE) / LENGTH_STEPS),
+# the nearest, within 1/16 to 16 times the average (steps of 9 %; BM25's impacts, in 32 steps, barely notice).
+LENGTH_CLASSES = 64
+LENGTH_MIDDLE = 32
+LENGTH_STEPS = 8
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff"
 _RUN = re.compile(f"[{_HAN}]+|[0-9a-z]+")
 _HAN_RUN = re.compile(f"^[{_HAN}]+$")
@@ -704,8 +715,8 @@ class _Job:
 # section counts of jieba's 3+ character words and of phrases; the phrases' neighbours; each section's BM25 length
 PassOne = tuple[Counter[str], Counter[str], dict[str, Sides], np.ndarray]
 # the postings of at most _CHUNK_SECTIONS consecutive sections in term order: their terms' ids (int32), postings
-# per term (int32), section numbers counted from the block's first section (uint16), term counts (uint16, or
-# uint32 where one is bigger), and that first section's number (counted from the range's first section). Small
+# per term (int32), section numbers counted from the block's first section (uint16), term counts (uint8, up to
+# TF_MAX), and that first section's number (counted from the range's first section). Small
 # types: a worker holds its blocks until it sends them all. Counts, not BM25 impacts: an impact depends on the
 # average length of all sections, which an edit anywhere changes; a range's counts change only with its texts.
 Block = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
@@ -878,8 +889,8 @@ def range_postings(cut: _Units, vocab: frozenset[str], s: SearchSettings) -> Pas
             unique, tf = _counted(keys)
             term, section = np.divmod(unique, last - first)
             ids, per_term = _counted(term)
-            counts = tf.astype(np.uint16 if tf.max() <= np.iinfo(np.uint16).max else np.uint32)
-            blocks.append((ids.astype(np.int32), per_term.astype(np.int32), section.astype(np.uint16), counts, first))
+            blocks.append((ids.astype(np.int32), per_term.astype(np.int32), section.astype(np.uint16),
+                           np.minimum(tf, TF_MAX).astype(np.uint8), first))
         first = last
     return [names[i] for i in order], blocks
 
@@ -891,7 +902,7 @@ def _counted(ordered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _gathered(blocks: list[Block], terms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(first posting of each term, section numbers, impacts) of blocks of consecutive sections, in term order
+    """(first posting of each term, section numbers, counts) of blocks of consecutive sections, in term order
     then section order: each posting is put straight in its place (no sort). The blocks are used up."""
     totals = np.zeros(terms, np.int64)
     for ids, per_term, *_ in blocks:
@@ -899,10 +910,10 @@ def _gathered(blocks: list[Block], terms: int) -> tuple[np.ndarray, np.ndarray, 
     starts = np.concatenate([[0], np.cumsum(totals)])
     filled = starts[:-1].copy()  # per term: where its next posting goes
     sections = np.empty(int(starts[-1]), np.int32)
-    impacts = np.empty(int(starts[-1]), np.uint8)
+    counts = np.empty(int(starts[-1]), np.uint8)
     blocks.reverse()
     while blocks:
-        ids, per_term, block_sections, block_impacts, block_first = blocks.pop()
+        ids, per_term, block_sections, block_counts, block_first = blocks.pop()
         ends = np.cumsum(per_term)
         # a few million postings at a time: the positions of all of a block's at once took 400 MB
         cuts = [0, *np.searchsorted(ends, np.arange(_GATHER_POSTINGS, int(ends[-1]) if len(ends) else 0,
@@ -914,9 +925,9 @@ def _gathered(blocks: list[Block], terms: int) -> tuple[np.ndarray, np.ndarray, 
             at = np.repeat(filled[ids[lo:hi]] - (ends[lo:hi] - per_term[lo:hi] - first), per_term[lo:hi])
             at += np.arange(last - first)
             sections[at] = block_sections[first:last].astype(np.int32) + block_first
-            impacts[at] = block_impacts[first:last]
+            counts[at] = block_counts[first:last]
         filled[ids] += per_term
-    return starts, sections, impacts
+    return starts, sections, counts
 
 
 _GATHER_POSTINGS = 2_000_000
@@ -1118,12 +1129,6 @@ def _chosen_vocabulary(words: list[PassOne], settings: SearchSettings, sections:
     return vocab, WordCounts(df, {phrase: (phrase_df[phrase], sides[phrase]) for phrase in frequent}, floor)
 
 
-def _impacts(counts: np.ndarray, norms: np.ndarray) -> np.ndarray:
-    """BM25's tf part of each posting, divided by (k1 + 1): in (0, 1), as an integer 1..IMPACT_SCALE."""
-    part = counts / (counts + norms)
-    return np.maximum(1, np.round(part * IMPACT_SCALE)).astype(np.uint8)
-
-
 @dataclass(frozen=True)
 class Postings:
     """Every posting, in term order then section order."""
@@ -1131,17 +1136,41 @@ class Postings:
     terms: list[str]  # sorted
     starts: np.ndarray  # first posting of each term; len(terms) + 1 entries
     sections: np.ndarray  # int32 (after an edit, a SplicedArray)
-    impacts: np.ndarray  # uint8 (after an edit, a SplicedArray)
-    avgdl: float = 1.0  # BM25's average length, which every impact depends on
+    counts: np.ndarray  # uint8: the term's count in the section, up to TF_MAX (after an edit, a SplicedArray)
+    classes: np.ndarray  # uint8, per section: its length class (length_classes)
+    avgdl: float = 1.0  # BM25's average length, which the classes are relative to
 
     def df(self) -> np.ndarray:
         return np.diff(self.starts)
+
+    def impacts(self, numbers: np.ndarray, counts: np.ndarray, table: np.ndarray) -> np.ndarray:
+        """The impacts (impact_table) of postings of these sections with these counts."""
+        return table[counts.astype(np.intp) - 1, self.classes[numbers]]
+
+
+def length_classes(lengths: np.ndarray, avgdl: float) -> np.ndarray:
+    """Each section's length class (see LENGTH_CLASSES). An impact depends on a section's length only through
+    its class, which the browser reads from lengths.json: a term file then changes only where its terms' counts
+    do, not every file of a section's terms whenever the section's length changes (an edit's 500 files of
+    2,000 at 10,000 reports, 0.4-0.7 s)."""
+    with np.errstate(divide="ignore"):
+        steps = np.round(np.log2(np.maximum(lengths, 0) / avgdl) * LENGTH_STEPS)
+    return np.clip(np.nan_to_num(steps, neginf=-LENGTH_MIDDLE) + LENGTH_MIDDLE, 0, LENGTH_CLASSES - 1).astype(np.uint8)
+
+
+def impact_table(settings: SearchSettings) -> np.ndarray:
+    """BM25's tf part, divided by (k1 + 1), as an integer 1..IMPACT_SCALE: [count - 1, length class] for the
+    counts 1..TF_MAX. The browser gets the same table (lengths.json) and looks impacts up in it."""
+    counts = np.arange(1, TF_MAX + 1, dtype=np.float64)[:, None]
+    relative = np.exp2((np.arange(LENGTH_CLASSES) - LENGTH_MIDDLE) / LENGTH_STEPS)[None, :]
+    norms = settings.k1 * (1 - settings.b + settings.b * relative)
+    return np.maximum(1, np.round(counts / (counts + norms) * IMPACT_SCALE)).astype(np.uint8)
 
 
 class SplicedArray:
     """`values` without the items at `drop` (sorted) and with put[j] before the item put_at[j] was at (sorted;
     several before one item in their order), without making that array: the postings' section numbers or
-    impacts after an edit (indexpatch), as the last plan's (on the kept state's mapped pages) and the edited
+    counts after an edit (indexpatch), as the last plan's (on the kept state's mapped pages) and the edited
     sections' new ones. An edit changes a few thousand of 36 million postings (10,000 reports), and the files
     it changes read those of a few thousand terms: copying all into new arrays took 0.2-0.3 s of a rebuild.
     Slices give arrays (a view when one piece holds them), gathered() the postings of some terms; numpy's
@@ -1254,10 +1283,9 @@ def _count_postings(texts: _Texts, segmenter: Segmenter, settings: SearchSetting
     del words
     return_freed_memory()  # pass one's counts: else the workers of pass two inherit their pages
     parts = _pass_two(job, ranges, keys, memo, cuts, frozenset(vocab))
-    # to three significant digits: an edit then rarely changes it, nor with it the impacts in every term file
-    # (925 of 2,000 files changed at 10,000 reports); BM25's ranking does not notice 0.5 %
+    # to three significant digits: an edit then rarely changes it, nor with it every section's length class
+    # (and every snippet row's order); BM25's ranking does not notice 0.5 %
     avgdl = float(f"{int(lengths.sum()) / max(1, len(texts)):.3g}") or 1.0
-    norms = settings.k1 * (1 - settings.b + settings.b * lengths / avgdl)
     terms = sorted(set().union(*(names for names, _ in parts)))
     index = {t: i for i, t in enumerate(terms)}
     blocks: list[Block] = []
@@ -1266,11 +1294,11 @@ def _count_postings(texts: _Texts, segmenter: Segmenter, settings: SearchSetting
         global_id = np.array([index[t] for t in names], np.int64)
         for ids, per_term, sections, counts, first in part_blocks:
             at = start + first
-            blocks.append((global_id[ids], per_term, sections, _impacts(counts, norms[at + sections.astype(np.int64)]),
-                           at))
+            blocks.append((global_id[ids], per_term, sections, counts, at))
     del parts
-    starts, sections, impacts = _gathered(blocks, len(terms))
-    return vocab, Postings(terms, starts, sections, impacts, avgdl), word_counts, lengths, keys
+    starts, sections, counts = _gathered(blocks, len(terms))
+    return (vocab, Postings(terms, starts, sections, counts, length_classes(lengths, avgdl), avgdl), word_counts,
+            lengths, keys)
 
 
 def _without(postings: Postings, dropped: set[str]) -> Postings:
@@ -1281,8 +1309,8 @@ def _without(postings: Postings, dropped: set[str]) -> Postings:
     mask = np.repeat(np.isin(np.arange(len(postings.terms)), keep_terms), counts)
     kept_counts = counts[keep_terms]
     starts = np.concatenate([[0], np.cumsum(kept_counts)]).astype(np.int64)
-    return Postings([postings.terms[i] for i in keep_terms], starts, postings.sections[mask], postings.impacts[mask],
-                    postings.avgdl)
+    return Postings([postings.terms[i] for i in keep_terms], starts, postings.sections[mask], postings.counts[mask],
+                    postings.classes, postings.avgdl)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -1595,22 +1623,22 @@ def _varint_sizes(values: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class EncodedPostings:
     """Each term's postings as two strings: its section numbers as varint deltas, and one character per
-    section for its impact (DIGITS[impact - 1]); made for a term file's terms when it is written (in the
+    section for the term's count there (DIGITS[count - 1]); made for a term file's terms when it is written (in the
     workers), so that the whole encoding - nor even its deltas, 240 MB at 10,000 reports - is never held."""
 
     postings: Postings
     chars: np.ndarray  # per term: characters of its varint deltas
 
     def sample(self, postings: int) -> list[np.ndarray]:
-        """The encoding of the first postings: varint characters, impact characters."""
+        """The encoding of the first postings: varint characters, count characters."""
         postings = min(postings, len(self.postings.sections))
         starts = self.postings.starts
         firsts = starts[:np.searchsorted(starts, postings)]  # of the terms that start before `postings`
         deltas = _deltas(self.postings.sections[:postings], firsts)
-        return [varints(deltas)[0], _DIGIT_CODES[self.postings.impacts[:postings] - 1]]
+        return [varints(deltas)[0], _DIGIT_CODES[self.postings.counts[:postings] - 1]]
 
     def of(self, terms: list[int]) -> list[tuple[str, str]]:
-        """(varint deltas, impacts) of each of these terms."""
+        """(varint deltas, counts) of each of these terms."""
         ids = np.array(terms, np.int64)
         starts = self.postings.starts
         lo, counts = starts[ids], starts[ids + 1] - starts[ids]  # not a diff of all terms' starts: per file
@@ -1618,11 +1646,11 @@ class EncodedPostings:
         firsts = (ends - counts)[counts > 0]
         sections = gathered(self.postings.sections, lo, counts)
         varint_text = varints(_deltas(sections, firsts))[0].tobytes().decode("ascii")
-        impact_text = _DIGIT_CODES[gathered(self.postings.impacts, lo, counts) - 1].tobytes().decode("ascii")
+        count_text = _DIGIT_CODES[gathered(self.postings.counts, lo, counts) - 1].tobytes().decode("ascii")
         out = []
         char_start = posting_start = 0
         for char_end, posting_end in zip(np.cumsum(self.chars[ids]).tolist(), ends.tolist(), strict=True):
-            out.append((varint_text[char_start:char_end], impact_text[posting_start:posting_end]))
+            out.append((varint_text[char_start:char_end], count_text[posting_start:posting_end]))
             char_start, posting_start = char_end, posting_end
         return out
 
@@ -1846,8 +1874,8 @@ def _plan_index(source: SearchInput, settings: SearchSettings, memo: IndexMemo |
 @dataclass(frozen=True)
 class IndexChange:
     """What an edit within sections changed since the index the site holds: that index's plan (plan_digest),
-    the sections whose texts changed, and the terms those held before or hold now (changed_terms). A file
-    of the same plan that holds none of these terms and texts is the file the site holds (write_index)."""
+    the sections whose texts changed, and the terms whose entries those changes can change (changed_terms). A
+    file of the same plan that holds none of these terms and texts is the file the site holds (write_index)."""
 
     plan: bytes
     sections: frozenset[int]
@@ -1863,25 +1891,112 @@ def plan_digest(plan: IndexPlan, salt: bytes) -> bytes:
 
 
 def changed_terms(plan: IndexPlan, old: dict[int, str]) -> frozenset[str]:
-    """The index terms of some sections in their old texts (section number -> its old body; the headings are
-    the same) and in their new ones."""
+    """The terms whose entries in the term files an edit of some sections can change (section number -> its
+    old body; the headings are the same): those whose count in one of the sections changed (its postings, its
+    idf), and those whose snippet rows show one of the sections, before the edit or after it (the row's text).
+    Not every term of the sections: an impact depends on the section's length only through its class, which
+    lengths.json carries, so a term whose counts stayed keeps its entry."""
     numbers = sorted(old)
     texts = plan.source.texts
-    before = _Texts.of([(texts.heading(k), old[k]) for k in numbers])
-    return frozenset(_section_terms(plan, before, range(len(numbers))) | _section_terms(plan, texts, numbers))
+    before = section_counts(plan, _Texts.of([(texts.heading(k), old[k]) for k in numbers]), range(len(numbers)))
+    after = section_counts(plan, texts, numbers)
+    changed: set[str] = set()
+    for (was, _), (now, _) in zip(before, after, strict=True):
+        changed.update(t for t in was.keys() | now.keys() if was.get(t) != now.get(t))
+    postings, table = plan.postings, impact_table(plan.settings)
+    old_classes = length_classes(np.array([length for _, length in before], np.int64), postings.avgdl)
+    new_classes = postings.classes[np.array(numbers, np.int64)]
+    # the terms whose counts stayed, with snippet rows: the best impact they have in an edited section
+    best: dict[str, int] = {}
+    for j, (now, _) in enumerate(after):
+        for t, count in now.items():
+            if t not in changed:
+                impact = max(int(table[count - 1, new_classes[j]]), int(table[count - 1, old_classes[j]]))
+                best[t] = max(best.get(t, 0), impact)
+    ids, wanted, bars = [], [], []
+    for t in sorted(best):
+        i = bisect.bisect_left(postings.terms, t)
+        if i < len(postings.terms) and postings.terms[i] == t:  # else a stop term: in no file
+            rows = snippet_rows_wanted(plan, t, int(postings.starts[i + 1] - postings.starts[i]))
+            if rows:
+                ids.append(i)
+                wanted.append(rows)
+                bars.append(best[t])
+    edited = np.array(numbers, np.int64)
+    for k in _unless_outranked(postings, np.array(ids, np.int64), np.array(wanted), np.array(bars), edited, table):
+        if _shows_any(postings, ids[k], wanted[k], edited, old_classes, table):
+            changed.add(postings.terms[ids[k]])
+    return frozenset(changed)
 
 
-def _section_terms(plan: IndexPlan, texts: _Texts, numbers: Iterable[int]) -> set[str]:
-    """The index terms of the sections `numbers` of `texts`, as the plan's vocabulary counts them."""
-    vocab = frozenset(plan.vocab)
+def _unless_outranked(postings: Postings, ids: np.ndarray, wanted: np.ndarray, bars: np.ndarray, edited: np.ndarray,
+                      table: np.ndarray) -> list[int]:
+    """Which of the terms `ids` may show an edited section among their `wanted` best: all but those with as
+    many sections of an impact above the edited sections' best (`bars`) among their first postings. Most
+    terms of a section are ruled out so, all at once, without reading their whole lists."""
+    if not len(ids):
+        return []
+    lo = postings.starts[ids]
+    taken = np.minimum(postings.starts[ids + 1] - lo, SHOWN_SAMPLE)
+    numbers = gathered(postings.sections, lo, taken)
+    impacts = postings.impacts(numbers, gathered(postings.counts, lo, taken), table)
+    term = np.repeat(np.arange(len(ids)), taken)
+    better = (impacts > bars[term]) & ~np.isin(numbers, edited)
+    return np.flatnonzero(np.bincount(term, weights=better, minlength=len(ids)) < wanted).tolist()
+
+
+SHOWN_SAMPLE = 512  # postings of each term _unless_outranked looks at
+
+
+def _shows_any(postings: Postings, i: int, wanted: int, edited: np.ndarray, old_classes: np.ndarray,
+               table: np.ndarray) -> bool:
+    """Whether the `wanted` best postings of term i show an edited section, ranked as now or with the edited
+    sections' old length classes (their counts are the same)."""
+    lo, hi = int(postings.starts[i]), int(postings.starts[i + 1])
+    numbers, counts = postings.sections[lo:hi], postings.counts[lo:hi]
+    at = np.searchsorted(numbers, edited)
+    held = (at < len(numbers)) & (numbers[np.minimum(at, len(numbers) - 1)] == edited)
+    at = at[held]
+    impacts = postings.impacts(numbers, counts, table)
+    was = table[counts[at].astype(np.intp) - 1, old_classes[held]]
+    for ranked in (impacts[at], was):
+        mine = impacts.copy()
+        mine[at] = ranked
+        for j, number in zip(at.tolist(), numbers[at].tolist(), strict=True):
+            ahead = int((mine > mine[j]).sum()) + int(((mine == mine[j]) & (numbers < number)).sum())
+            if ahead < wanted:
+                return True
+    return False
+
+
+def snippet_rows_wanted(plan: IndexPlan, term: str, df: int) -> int:
+    """How many snippet rows a term's file carries for a term of `df` sections (see SHARED_ROWS_MIN_SECTIONS)."""
+    if term in plan.own_index:
+        return plan.settings.snippet_rows
+    return FIRST_RESULTS if term in plan.vocab or df >= SHARED_ROWS_MIN_SECTIONS else 0
+
+
+def section_counts(plan: IndexPlan, texts: _Texts, numbers: Iterable[int]) -> list[tuple[dict[str, int], int]]:
+    """Per section `numbers` of `texts`: its index terms (as the plan's vocabulary counts them) -> how often
+    (up to TF_MAX, as postings keep them), and its BM25 length."""
     alone = texts.of_sections(numbers)  # not all the texts joined, when some were replaced (_PatchedTexts)
     job = _Job(alone, Segmenter(plan.settings.probes), plan.settings)
-    found: set[str] = set()
+    found = []
     for number in range(len(alone)):
         counter = _RangeCounter(job, (number, number + 1))
-        counter.words()
-        found.update(range_postings(counter.cut(), vocab, plan.settings)[0])
+        length = int(counter.words()[3][0])
+        found.append((unit_counts(counter, frozenset(plan.vocab), plan.settings), length))
     return found
+
+
+def unit_counts(counter: _RangeCounter, vocab: frozenset[str], settings: SearchSettings) -> dict[str, int]:
+    """The terms of the one section a counter counted (after its words()) -> how often (its heading
+    heading_weight times; up to TF_MAX)."""
+    names, blocks = range_postings(counter.cut(), vocab, settings)
+    counts: dict[str, int] = {}
+    for ids, _, _, block_counts, _ in blocks:  # one section: one posting per term
+        counts.update(zip((names[i] for i in ids.tolist()), block_counts.tolist(), strict=True))
+    return counts
 
 
 def index_files_digest(files: Iterable[tuple[str, bytes]]) -> bytes:
@@ -1899,8 +2014,8 @@ def write_index(plan: IndexPlan, finish: Callable[[OutputFile], T], memo: IndexM
         return _write_index(plan, finish, memo, change)
 
 
-# Files an edit changes, at least, for the files to be made in workers: an edit of a report's opening changes
-# the impact of each of its terms, and so 150 term files (0.8 s of one process at 10,000 reports).
+# Files an edit changes, at least, for the files to be made in workers (a few ms each): an edit that adds a
+# sentence changes 10-20.
 PARALLEL_MIN_CHANGED_FILES = 40
 
 
@@ -1911,12 +2026,10 @@ def _write_index(plan: IndexPlan, finish: Callable[[OutputFile], T], memo: Index
     sections, texts, report_rows = plan.source.sections, plan.source.texts, plan.source.report_rows
     n = max(len(sections), 1)
     df_kept = postings.df()
+    table = impact_table(settings)
 
     def rows_for(i: int) -> int:
-        term = postings.terms[i]
-        if term in own_index:
-            return settings.snippet_rows
-        return FIRST_RESULTS if term in vocab or df_kept[i] >= SHARED_ROWS_MIN_SECTIONS else 0
+        return snippet_rows_wanted(plan, postings.terms[i], int(df_kept[i]))
 
     term_files, doc_sections = plan.term_files, plan.doc_sections
     doc_firsts = range(0, len(sections), doc_sections)
@@ -1964,9 +2077,9 @@ def _write_index(plan: IndexPlan, finish: Callable[[OutputFile], T], memo: Index
             entries = _unchanged_entries(last_bytes(path), change.terms)
             made = [i for i in members if postings.terms[i] not in entries]
             return made_anew(path, lambda: _term_file(postings, encoded, members, facet_ranges,
-                                                      _snippet_sections(postings, made, rows_for), report_rows,
+                                                      _snippet_sections(postings, made, rows_for, table), report_rows,
                                                       sections, texts, n, entries))
-        rows_of = _snippet_sections(postings, members, rows_for)
+        rows_of = _snippet_sections(postings, members, rows_for, table)
         key = salt and _term_file_key(salt, path, postings, members, facet_ranges, rows_of, row_digest, n)
         return kept_or_made(path, key, lambda: _term_file(postings, encoded, members, facet_ranges, rows_of,
                                                           report_rows, sections, texts, n))
@@ -1995,10 +2108,12 @@ def _write_index(plan: IndexPlan, finish: Callable[[OutputFile], T], memo: Index
     manifest = {
         "version": FORMAT_VERSION, "sections": len(sections), "reports": len(report_rows),
         "termShards": plan.shared, "ownFiles": own_index, "docSections": doc_sections,
-        "impactScale": IMPACT_SCALE, "vocab": front_coded(sorted(vocab)), "stop": sorted(plan.stop),
-        "t2s": traditional_map(plan.charset),
+        "vocab": front_coded(sorted(vocab)), "stop": sorted(plan.stop), "t2s": traditional_map(plan.charset),
     }
-    return [finish(OutputFile(INDEX_DIR + "manifest.json", _json(manifest))), *files]
+    lengths = {"lengthClasses": LENGTH_CLASSES, "classes": _DIGIT_CODES[postings.classes].tobytes().decode("ascii"),
+               "impacts": _DIGIT_CODES[table.ravel() - 1].tobytes().decode("ascii")}
+    return [finish(OutputFile(INDEX_DIR + "manifest.json", _json(manifest))),
+            finish(OutputFile(INDEX_DIR + "lengths.json", _json(lengths))), *files]
 
 
 def _term_path(number: int, own: bool = False) -> str:
@@ -2077,15 +2192,16 @@ def _send_made(make: Callable[[int], Iterator[object]], part: int, batch: int, c
         send(_DONE)
 
 
-def _snippet_sections(postings: Postings, members: list[int], rows_for) -> list[list[int]]:
+def _snippet_sections(postings: Postings, members: list[int], rows_for, table: np.ndarray) -> list[list[int]]:
     """Per term of a term file, the sections of its snippet rows: its first `rows_for(term)` results, in the
-    order a one-word query ranks them."""
+    order a one-word query ranks them (impacts of `table`, impact_table)."""
     chosen = []
     for i in members:
         wanted = rows_for(i)
         if wanted:
             lo, hi = int(postings.starts[i]), int(postings.starts[i + 1])
-            numbers, impacts = postings.sections[lo:hi], postings.impacts[lo:hi]
+            numbers = postings.sections[lo:hi]
+            impacts = postings.impacts(numbers, postings.counts[lo:hi], table)
             best = np.lexsort((numbers, -impacts.astype(np.int16)))[:wanted]
             chosen.append(numbers[best].tolist())
         else:
@@ -2096,7 +2212,7 @@ def _snippet_sections(postings: Postings, members: list[int], rows_for) -> list[
 def _term_file(postings: Postings, encoded: EncodedPostings, members: list[int], facet_ranges: dict[str, str],
                rows_of: list[list[int]], report_rows: list[list[object]], sections: list[IndexedSection],
                texts: _Texts, n: int, kept: dict[str, LastEntry] | None = None) -> bytes:
-    """{"t": term -> [idf x 1000, deltas, impacts], "f": facet ranges, "r": report rows, "s": snippet rows};
+    """{"t": term -> [idf x 1000, deltas, counts], "f": facet ranges, "r": report rows, "s": snippet rows};
     rows_of: _snippet_sections of the members not `kept`: terms whose entries are as the last build made them
     (_unchanged_entries), taken as they were but for the numbers of their rows' reports in this file."""
     kept = kept or {}
@@ -2159,7 +2275,7 @@ def _term_file_key(salt: bytes, path: str, postings: Postings, members: list[int
     ids = np.array(members, np.int64)
     lo, counts = postings.starts[ids], postings.starts[ids + 1] - postings.starts[ids]
     rows = [number for numbers in rows_of for number in numbers]
-    for part in (counts, gathered(postings.sections, lo, counts), gathered(postings.impacts, lo, counts),
+    for part in (counts, gathered(postings.sections, lo, counts), gathered(postings.counts, lo, counts),
                  np.array(list(map(len, rows_of)), np.int64)):
         h.update(np.ascontiguousarray(part).tobytes())
     h.update(b"".join(map(row_digest, rows)))

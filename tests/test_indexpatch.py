@@ -30,7 +30,7 @@ def assert_same_plan(got: search.IndexPlan, expected: search.IndexPlan) -> None:
         assert getattr(got, name) == getattr(expected, name), name
     assert got.postings.terms == expected.postings.terms
     assert got.postings.avgdl == expected.postings.avgdl
-    for name in ("starts", "sections", "impacts"):
+    for name in ("starts", "sections", "counts", "classes"):
         assert np.array_equal(getattr(got.postings, name), getattr(expected.postings, name)), name
     assert np.array_equal(got.encoded.chars, expected.encoded.chars)
     assert got.source is not None and got.settings == expected.settings

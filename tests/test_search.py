@@ -40,10 +40,10 @@ def term_file(site: Path, name: str) -> dict:
     return json.loads((index_dir(site) / "t" / f"{name}.json").read_text(encoding="utf-8"))
 
 
-def decode(deltas: str, impacts: str) -> tuple[list[int], list[int]]:
-    """Section numbers (varint deltas in search.DIGITS) and impacts of one term, decoded as the worker does."""
+def decode(deltas: str, counts: str) -> tuple[list[int], list[int]]:
+    """Section numbers (varint deltas in search.DIGITS) and counts of one term, decoded as the worker does."""
     numbers, pos, last = [], 0, 0
-    for _ in impacts:
+    for _ in counts:
         value, shift = 0, 0
         while True:
             digit = search.DIGITS.index(deltas[pos])
@@ -55,7 +55,15 @@ def decode(deltas: str, impacts: str) -> tuple[list[int], list[int]]:
         last += value
         numbers.append(last)
     assert pos == len(deltas)
-    return numbers, [search.DIGITS.index(ch) + 1 for ch in impacts]
+    return numbers, [search.DIGITS.index(ch) + 1 for ch in counts]
+
+
+def impacts_of(lengths: dict, numbers: list[int], counts: list[int]) -> list[int]:
+    """The impacts of postings, looked up as the worker does: in lengths.json's table, by count and the
+    section's length class."""
+    per_count, table, classes = lengths["lengthClasses"], lengths["impacts"], lengths["classes"]
+    return [search.DIGITS.index(table[(count - 1) * per_count + search.DIGITS.index(classes[n])]) + 1
+            for n, count in zip(numbers, counts, strict=True)]
 
 
 def file_of(manifest: dict, term: str) -> str:
@@ -101,7 +109,7 @@ def test_index_covers_every_section_and_stays_within_file_budget(built_site: Pat
     assert len(section_rows(built_site)) == manifest["sections"]
     files = [p for p in index_dir(built_site).rglob("*") if p.is_file()]
     docs = -(-manifest["sections"] // manifest["docSections"])
-    assert len(files) == 1 + len(manifest["ownFiles"]) + manifest["termShards"] + docs
+    assert len(files) == 2 + len(manifest["ownFiles"]) + manifest["termShards"] + docs  # and lengths.json
     assert len(files) <= search.load_search_settings(CONTENT_DIR).max_files
 
 
@@ -143,14 +151,16 @@ def test_snippet_rows_are_a_terms_best_sections_with_a_window_of_their_text(buil
     """A term file carries, for its common terms, the sections a one-word query shows first, each with
     a window of the section's own text where the term stands (so the worker needs no text file for them)."""
     manifest = load_manifest(built_site)
+    lengths = json.loads((index_dir(built_site) / "lengths.json").read_text(encoding="utf-8"))
     rows = section_rows(built_site)
     checked = 0
     names = [f"b{i}" for i in range(len(manifest["ownFiles"]))] + [str(i) for i in range(manifest["termShards"])]
     for name in names:
         header = term_file(built_site, name)
         for term, snippet_rows in header["s"].items():
-            _idf, deltas, impact_text = header["t"][term]
-            numbers, impacts = decode(deltas, impact_text)
+            _idf, deltas, count_text = header["t"][term]
+            numbers, counts = decode(deltas, count_text)
+            impacts = impacts_of(lengths, numbers, counts)
             count = len(numbers)
             best = sorted(zip(numbers, impacts, strict=True), key=lambda p: (-p[1], p[0]))
             assert [r[0] for r in snippet_rows] == [n for n, _ in best[:len(snippet_rows)]]
@@ -484,7 +494,8 @@ def test_an_edit_makes_again_only_the_index_files_it_changed(content_copy: Path)
     edited = index(b"version 1")
     assert edited == index_of(content_copy) != first
     changed = {path for (path, data), (_, before) in zip(edited, first, strict=True) if data != before}
-    unchanged = {path for path, _ in edited} - changed - {search.INDEX_DIR + "manifest.json"}
+    unchanged = {path for path, _ in edited} - changed - {search.INDEX_DIR + name
+                                                           for name in ("manifest.json", "lengths.json")}
     # never a changed file; a file some of whose snippet texts changed out of sight is made again
     assert changed and set(kept) <= unchanged and len(kept) > 0.9 * len(unchanged), (len(kept), len(unchanged))
     end = text.index("。", at) + 1
@@ -492,6 +503,51 @@ def test_an_edit_makes_again_only_the_index_files_it_changed(content_copy: Path)
     assert index(b"version 1") == index_of(content_copy)
     kept.clear()
     assert index(b"version 2") == index_of(content_copy) and kept == []
+
+
+def test_the_rows_check_agrees_with_ranking_every_posting(monkeypatch):
+    """changed_terms takes a term whose counts an edit left as they were only when its snippet rows show an
+    edited section, ranked with the sections' length classes as now or as before: the quick check (a few
+    first postings of all terms at once, then the whole list of those not ruled out) against ranking all."""
+    import numpy as np
+
+    monkeypatch.setattr(search, "SHOWN_SAMPLE", 6)  # both ways taken: ruled out early, and looked at whole
+    table = search.impact_table(search.SearchSettings())
+    rng = np.random.default_rng(7)
+    seen = {True: 0, False: 0}
+    early = 0
+    for _ in range(300):
+        count = int(rng.integers(3, 200))
+        classes = rng.integers(20, 44, count).astype(np.uint8)
+        lists = [np.sort(rng.choice(count, int(rng.integers(1, count + 1)), replace=False)) for _ in range(6)]
+        starts = np.concatenate([[0], np.cumsum([len(x) for x in lists])]).astype(np.int64)
+        counts = rng.integers(1, 4, int(starts[-1])).astype(np.uint8)
+        postings = search.Postings([f"t{k}" for k in range(6)], starts, np.concatenate(lists).astype(np.int32), counts,
+                                   classes)
+        edited = np.sort(rng.choice(count, int(rng.integers(1, min(count, 3) + 1)), replace=False)).astype(np.int64)
+        moved = classes[edited].astype(np.int64) + rng.integers(-2, 3, len(edited))
+        old_classes = np.clip(moved, 0, 63).astype(np.uint8)
+        wanted = rng.integers(1, 8, 6)
+        bars = []
+        for k in range(6):
+            held = [(j, int(counts[starts[k] + np.searchsorted(lists[k], e)]))
+                    for j, e in enumerate(edited.tolist()) if e in set(lists[k].tolist())]
+            bars.append(max([max(table[c - 1, classes[edited[j]]], table[c - 1, old_classes[j]]) for j, c in held],
+                            default=0))
+        maybe = search._unless_outranked(postings, np.arange(6), wanted, np.array(bars), edited, table)
+        for k in range(6):
+            numbers, term_counts = lists[k], counts[starts[k]:starts[k + 1]]
+            now = table[term_counts.astype(np.intp) - 1, classes[numbers]]
+            was_classes = classes.copy()
+            was_classes[edited] = old_classes
+            was = table[term_counts.astype(np.intp) - 1, was_classes[numbers]]
+            shown = any(np.isin(numbers[np.lexsort((numbers, -impacts.astype(np.int16)))[:wanted[k]]], edited).any()
+                        for impacts in (now, was))
+            quick = k in maybe and search._shows_any(postings, k, int(wanted[k]), edited, old_classes, table)
+            assert quick == shown, (k, numbers, term_counts, edited)
+            seen[shown] += 1
+            early += k not in maybe
+    assert min(seen.values()) > 100 and 100 < early < seen[False]  # some ruled out early, some on their whole list
 
 
 def test_an_edit_s_known_change_keeps_files_and_entries_the_last_build_made(content_copy: Path, monkeypatch):
@@ -549,6 +605,69 @@ def test_an_edit_s_known_change_keeps_files_and_entries_the_last_build_made(cont
                             {p: (f.key, b"") for p, f in last.items()})
     assert [(f.path, f.data) for f in search.write_index(after, lambda f: f, memo, change)] == afresh
     assert len(windows) == rows
+
+
+def test_an_edit_that_changes_lengths_remakes_only_the_terms_it_changed(content_copy: Path):
+    """A sentence moved from one report to another changes the lengths of two sections, and with them the
+    impact of each of their terms; the impacts are looked up by the section's length class (lengths.json), so
+    the term files change only for the terms whose counts changed or whose snippet rows show the sections.
+    With the change known, the index is the bytes of one made afresh, and most of the sections' terms keep
+    their entries. (Moved, so that the average length, and with it every class, stays.)"""
+    import numpy as np
+
+    from reportsite.config import load_config
+    from reportsite.pipeline import derive
+    from reportsite.topics import load_topics
+
+    settings = search.load_search_settings(content_copy)
+    salt = search.IndexMemo(DictStore(), b"v").salt(settings)
+
+    def planned() -> search.IndexPlan:
+        data = derive(load_content(content_copy), load_topics(content_copy), load_config(content_copy, None))
+        return search.plan_index(search.search_input(data), settings)
+
+    reports = sorted((content_copy / "reports").glob("*.md"))
+    first, second = (reports[k].read_text(encoding="utf-8") for k in (1, 3))
+    body = second.index("\n## ")
+    # a sentence within a paragraph, of no quoted name (a rare word, which moved could change the vocabulary)
+    found = next(re.finditer(r"(?<=。)[^。\n*#“”《》]{30,60}。", second[body:]))
+    moved = (first.replace("\n## ", f"\n{found[0]}\n\n## ", 1),
+             second[:body + found.start()] + second[body + found.end():])
+    last: dict[str, OutputFile] = {}
+    kept: list[str] = []
+
+    def keep(path: str, key: bytes) -> OutputFile | None:
+        if last[path].key == key:
+            kept.append(path)
+            return last[path]
+        return None
+
+    before = planned()
+    classes_moved = 0
+    for texts in (moved, (first, second)):  # moved, and back
+        last.clear()
+        last.update((f.path, f) for f in search.write_index(before, lambda f: f, search.IndexMemo(
+            DictStore(), b"v", lambda path, key: None)))
+        for k, text in zip((1, 3), texts, strict=True):
+            reports[k].write_text(text, encoding="utf-8")
+        after = planned()
+        assert search.plan_digest(after, salt) == search.plan_digest(before, salt)
+        old = {k: before.source.texts.body(k) for k in range(len(before.source.sections))
+               if before.source.texts.body(k) != after.source.texts.body(k)}
+        edited = np.array(sorted(old), np.int64)
+        classes_moved += int((after.postings.classes[edited] != before.postings.classes[edited]).sum())
+        terms = search.changed_terms(after, old)
+        every = {t for counts, _ in search.section_counts(after, after.source.texts, sorted(old)) for t in counts}
+        assert len(old) == 2 and terms and len(terms) < len(every) / 2
+        change = search.IndexChange(search.plan_digest(before, salt), frozenset(old), terms)
+        afresh = [(f.path, f.data) for f in search.write_index(after, lambda f: f)]
+        kept.clear()
+        memo = search.IndexMemo(DictStore(), b"v", keep, lambda path, key: last[path] if last[path].key == key
+                                else None, {p: (f.key, b"") for p, f in last.items()})
+        assert [(f.path, f.data) for f in search.write_index(after, lambda f: f, memo, change)] == afresh
+        assert kept
+        before = after
+    assert classes_moved >= 2  # the lengths changed enough to move the sections to other classes
 
 
 def test_index_is_the_same_bytes_counted_in_small_chunks(monkeypatch):

@@ -149,7 +149,8 @@ function junctions(units, vocab, maxLen) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Index files (format 3, see reportsite/search.py): manifest.json, t/*.json term files, d/*.json texts
+// Index files (format 4, see reportsite/search.py): manifest.json, lengths.json, t/*.json term files,
+// d/*.json texts
 
 let base = "";
 let manifestPromise = null;
@@ -169,13 +170,17 @@ function load(path) {
 
 function manifest() {
   if (!manifestPromise) {
-    manifestPromise = load("manifest.json").then((m) => {
+    manifestPromise = Promise.all([load("manifest.json"), load("lengths.json")]).then(([m, lengths]) => {
       const t2s = new Map();
       for (let i = 0; i + 1 < m.t2s.length; i += 2) t2s.set(m.t2s[i], m.t2s[i + 1]);
       const words = vocabularyOf(m.vocab);
       const vocab = new Set(words);
       const maxLen = words.reduce((n, w) => Math.max(n, w.length), 3);
-      return { ...m, t2sMap: t2s, vocabSet: vocab, maxLen, stopSet: new Set(m.stop) };
+      return {
+        ...m, t2sMap: t2s, vocabSet: vocab, maxLen, stopSet: new Set(m.stop),
+        classes: digitValues(lengths.classes), impactTable: digitValues(lengths.impacts),
+        lengthClasses: lengths.lengthClasses,
+      };
     });
     manifestPromise.catch(() => { manifestPromise = null; });
   }
@@ -216,9 +221,18 @@ function readVarint(text, reader) {
   return value;
 }
 
-/** Section numbers (varint deltas) and impacts of one term. */
-function decodePostings(deltas, impactText, idf) {
-  const count = impactText.length;
+/** A text of DIGITS as their values. */
+function digitValues(text) {
+  const values = new Uint8Array(text.length);
+  for (let k = 0; k < text.length; k += 1) values[k] = DIGIT_VALUE[text.charCodeAt(k)];
+  return values;
+}
+
+/** Section numbers (varint deltas) and impacts of one term: an impact is BM25's part of the term's count
+ *  in the section (one character each, count - 1) and the section's length class, looked up in the table
+ *  of lengths.json (per count, a row of one impact - 1 per class). */
+function decodePostings(m, deltas, countText, idf) {
+  const count = countText.length;
   const numbers = new Int32Array(count);
   const impacts = new Uint8Array(count);
   const reader = { pos: 0 };
@@ -226,7 +240,7 @@ function decodePostings(deltas, impactText, idf) {
   for (let k = 0; k < count; k += 1) {
     last += readVarint(deltas, reader);
     numbers[k] = last;
-    impacts[k] = DIGIT_VALUE[impactText.charCodeAt(k)] + 1;
+    impacts[k] = m.impactTable[DIGIT_VALUE[countText.charCodeAt(k)] * m.lengthClasses + m.classes[last]] + 1;
   }
   return { idf, numbers, impacts };
 }
@@ -242,8 +256,8 @@ async function postings(m, keys) {
       if (key.startsWith("@")) decoded.set(key, Object.hasOwn(file.f, key) ? decodeNumbers(file.f[key]) : null);
       else if (!Object.hasOwn(file.t, key)) decoded.set(key, null);
       else {
-        const [idf, deltas, impacts] = file.t[key];
-        decoded.set(key, decodePostings(deltas, impacts, idf / 1000));
+        const [idf, deltas, counts] = file.t[key];
+        decoded.set(key, decodePostings(m, deltas, counts, idf / 1000));
       }
     }
     out.set(key, decoded.get(key));
@@ -255,7 +269,7 @@ async function postings(m, keys) {
   return { lists: out, rows };
 }
 
-/** A facet's section numbers (varint deltas, as postings without impacts), as a set. */
+/** A facet's section numbers (varint deltas, as postings without counts), as a set. */
 function decodeNumbers(deltas) {
   const numbers = new Set();
   const reader = { pos: 0 };
