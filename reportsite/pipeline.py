@@ -8,8 +8,11 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from itertools import islice
+from multiprocessing import Pipe
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -82,6 +85,7 @@ from .search import (
     SearchInput,
     SearchPiece,
     SearchSettings,
+    Segmenter,
     build_search_files,
     changed_terms,
     index_files_digest,
@@ -366,18 +370,44 @@ def search_apart(data: SiteData, options: BuildOptions, staging: Path, spare: Ch
                       else ChildJob(write_search_files, source, *job))
 
 
-def spare_child(options: BuildOptions, edited: Sequence[str] | None = None) -> ChildJob | None:
+def spare_child(options: BuildOptions, edited: Sequence[str] | None = None,
+                told: Connection | None = None) -> ChildJob | None:
     """A child process forked before the site is loaded, for the search index of a big site (search_apart):
     its input is then sent to it. A child forked later would share the parent's pages of 10,000 loaded
     reports only until the parent touched them, then hold its own copy: 0.7 GB more at a rebuild's peak.
     With a build cache, the child reads the last build's index input meanwhile (speculate_index; `edited`:
-    the content files edited since the last build, when the parent knows them)."""
+    the content files edited since the last build, when the parent knows them, or sent through `told`)."""
     big = sum(1 for _ in islice(found_content_files(options.content_dir), PARALLEL_MIN)) == PARALLEL_MIN
     if not big or not child_job_possible():
         return None
     disk = options.cache.disk if options.cache else None
     return ChildJob.spare(functools.partial(speculate_index, disk, _input_store_key(options.out_dir),
-                                            options.content_dir, options.cache.version, edited) if disk else None)
+                                            options.content_dir, options.cache.version, edited, told)
+                          if disk else None)
+
+
+def early_spare_child(options: BuildOptions) -> tuple[ChildJob, Connection] | None:
+    """The spare child of a build with a cache, forked before the parent looks for the files edited since the
+    last build (input_stamps, quick_candidates: 0.1-0.2 s at 10,000 reports), and the pipe to send them
+    through (tell_spare). Meanwhile the child reads the last build's index input and loads rjieba."""
+    if options.cache is None or options.cache.disk is None:
+        return None
+    told, tell = Pipe(duplex=False)
+    child = spare_child(options, told=told)
+    told.close()
+    if child is None:
+        tell.close()
+        return None
+    return child, tell
+
+
+def tell_spare(early: tuple[ChildJob, Connection], edited: Sequence[str] | None) -> ChildJob:
+    """The early spare child, sent the content files edited since the last build (None: not known)."""
+    child, tell = early
+    with suppress(OSError):  # the child ended: it speculates nothing
+        tell.send(edited)
+    tell.close()
+    return child
 
 
 def write_search_files(source: SearchInput, settings: SearchSettings, staging: Path, previous: Previous,
@@ -507,22 +537,34 @@ def topic_rules_digest(rules: TopicRules) -> bytes:
 
 
 def speculate_index(disk: DiskStore, store: bytes, content_dir: Path, version: bytes,
-                    edited: Sequence[str] | None = None) -> Speculated:
+                    edited: Sequence[str] | None = None, told: Connection | None = None) -> Speculated:
     """In the spare child, while the parent loads the site: the last build's input (last_index_input), and
     when the content files are those it was made of but a few edited within their sections (as the parent
     will find them: the same keys and shapes, see index_input), this build's input and its index planned.
     The parent's keys decide whether the plan is used (write_search_files_given). `edited`: the content
     files the parent found edited since the last build (quick_candidates), the others taken to be as the
     last input has them, without walking the content folder (10,000 files: 0.3 s); a wrong guess costs only
-    the plan."""
+    the plan. `told`: the pipe `edited` comes through, when the child was forked before the parent knew them
+    (early_spare_child): the child loads what it needs meanwhile."""
     last = last_index_input(disk, store, version)
+    try:
+        rules, settings, table = load_topics(content_dir), load_search_settings(content_dir), dv.load_divisions()
+        if told is not None and last is not None:
+            Segmenter(settings.probes)  # rjieba loaded (0.13 s), kept for the patch's segmenters
+    except (OSError, ReportsiteError):
+        last = None  # the parent finds it and says so
+    if told is not None:
+        try:
+            edited = told.recv()
+        except (EOFError, OSError):  # the parent needs no index
+            return Speculated(last)
+        finally:
+            told.close()
     at = {path: i for i, path in enumerate(last.keys.paths)} if last else {}
     files = content_files(content_dir) if edited is None else [Path(path) for path in edited]
     if last is None or (edited is None and len(files) != len(at)) or not all(str(path) in at for path in files):
         return Speculated(last)
     try:
-        rules = load_topics(content_dir)
-        settings = load_search_settings(content_dir)
         rules_digest = topic_rules_digest(rules)
         keys, changed = list(last.keys.keys), []
         known = known_file_digests(disk, version, content_dir) if edited is None else {}
@@ -535,7 +577,7 @@ def speculate_index(disk: DiskStore, store: bytes, content_dir: Path, version: b
                 changed.append((i, path, data if data is not None else path.read_bytes()))
         if not changed or len(changed) > SPECULATE_MAX:  # none: the parent keeps the last index, mostly
             return Speculated(last)
-        table, pieces = dv.load_divisions(), {}
+        pieces = {}
         for i, path, data in changed:
             report = parse_file(str(path), data, table).report
             if report is None:
@@ -982,9 +1024,8 @@ def quick_build(options: BuildOptions, cache: BuildCache, spare: ChildJob | None
     given = _edited_index_input(data, cache, head, edited, known)
     if given is None:
         return None
-    data = analyse(data)
-    steps.done("load + derive (edited reports)")
-    made = _quick_site(options, cache, spare, data, given, head, store, edited, steps)
+    steps.done("load (edited reports)")
+    made = _quick_site(options, cache, spare, data, analyse, given, head, store, edited, steps)
     try:
         cache.groups_made = dict(cache.groups)  # none was made again: all are kept
         cache.end_build(made.files, options.out_dir.resolve())
@@ -1039,16 +1080,15 @@ class QuickMade(Made):
     job: IndexChild | None = None  # the search index's child, saving the input for the next build
 
 
-def _quick_site(options: BuildOptions, cache: BuildCache, spare: ChildJob, data: SiteData, given: IndexInput,
-                head: IndexInputKeys, store: bytes, edited: list[str], steps: Steps) -> QuickMade:
+def _quick_site(options: BuildOptions, cache: BuildCache, spare: ChildJob, data: SiteData,
+                analyse: Callable[[SiteData], SiteData], given: IndexInput, head: IndexInputKeys, store: bytes,
+                edited: list[str], steps: Steps) -> QuickMade:
     """The edited reports' pages rendered and the search index patched (by the spare child) into a patch
     of the site, the site's other files kept; links checked, the patch put in place. When no report's
     piece of the index changed (a file touched, say) and the site holds the index of the kept input, its
-    files are kept as they are."""
+    files are kept as they are. The child is given its job first: the pages are analysed (load_derived's
+    `analyse`) and rendered meanwhile."""
     assert cache.disk is not None
-    renderer = MemoRenderer(make_environment(options.templates_dir), data, cache)
-    slugs = {r.slug for r in data.reports if r.path in set(edited)}
-    items = list(render_reports(renderer, data, only=slugs))
     previous = cache.previous_site(INDEX_DIR)
     index_kept = not given.changed and head.files == index_files_digest(
         (path, entry.digest) for path, entry in previous.pages.items())
@@ -1065,6 +1105,10 @@ def _quick_site(options: BuildOptions, cache: BuildCache, spare: ChildJob, data:
             job = IndexChild(spare.start(write_search_files_given, given, load_search_settings(options.content_dir),
                                          staging, previous.unchanged_file, cache.disk, None, memo, store,
                                          cache.version))
+        data = analyse(data)
+        renderer = MemoRenderer(make_environment(options.templates_dir), data, cache)
+        slugs = {r.slug for r in data.reports if r.path in set(edited)}
+        items = list(render_reports(renderer, data, only=slugs))
         made = produce(items, renderer, cache, staging, job)
         searched = job.result() if job else []
         if searched is None:  # the child could not read the kept input: the full build sends it whole
@@ -1103,17 +1147,27 @@ def _build(options: BuildOptions) -> BuildResult:
     check_output_dir(options.out_dir, [options.templates_dir, options.theme_dir, Path.cwd()], options.content_dir)
     cache = options.cache
     candidates = None  # of a quick rebuild (quick_build)
-    if cache:  # nothing changed since the last build into out_dir: nothing to do
-        stamps = input_stamps([options.content_dir, options.templates_dir, options.theme_dir])
-        inputs = inputs_digest(cache.version, build_settings(options), stamps)
-        done = previous_build(cache, inputs, options.out_dir)
-        if done is not None:
-            remove_leftovers(options.out_dir)  # of a killed build
-            cache.new_build()
-            return BuildResult(*done, seconds=time.perf_counter() - started, written=0)
-        candidates = quick_candidates(options, cache, stamps)
+    early = early_spare_child(options)
+    try:
+        if cache:  # nothing changed since the last build into out_dir: nothing to do
+            stamps = input_stamps([options.content_dir, options.templates_dir, options.theme_dir])
+            inputs = inputs_digest(cache.version, build_settings(options), stamps)
+            done = previous_build(cache, inputs, options.out_dir)
+            if done is not None:
+                if early:  # it only reads: not waited for
+                    early[1].close()
+                    early[0].stop(grace=0)
+                remove_leftovers(options.out_dir)  # of a killed build
+                cache.new_build()
+                return BuildResult(*done, seconds=time.perf_counter() - started, written=0)
+            candidates = quick_candidates(options, cache, stamps)
+    except BaseException:
+        if early:
+            early[0].stop()
+        raise
     steps = Steps()
-    spare = spare_child(options, candidates[1] if candidates else None)
+    edited = candidates[1] if candidates else None
+    spare = tell_spare(early, edited) if early else spare_child(options, edited)
     job = None
     staging = None
     try:

@@ -239,14 +239,14 @@ class ChildJob:
         assert self._message is not None
         return outcome(self._message)
 
-    def stop(self) -> None:
-        """Kill the child if it is still running (the build failed meanwhile, or a spare child was not
-        needed); idempotent."""
+    def stop(self, grace: float = 0.1) -> None:
+        """Kill the child if it is still running after `grace` seconds (the build failed meanwhile, or a spare
+        child was not needed); idempotent."""
         if self._jobs is not None:  # a spare child never started: told so, it ends
             self._jobs.close()
             self._jobs = None
-        if self._process.is_alive():
-            self._process.join(timeout=0.1)
+        if self._process.is_alive() and grace:
+            self._process.join(timeout=grace)
         if self._process.is_alive():
             self._process.kill()
             self._process.join()
