@@ -22,6 +22,7 @@ import mmap
 import os
 import pickle
 import re
+import shutil
 import sys
 import types
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -352,10 +353,27 @@ _BRANCHES: tuple[tuple[int, Callable[[type], bool]], ...] = (
 # Templates
 
 
-def template_digests(env: Environment) -> Callable[[str], bytes]:
-    """name -> digest of the template's source and of every template it pulls in, transitively."""
+TEMPLATE_REFS = "template-refs"  # per cache version: template name -> (digest of its source, what it pulls in)
+
+
+def template_digests(env: Environment, store: DiskStore | None = None, key: bytes = b"") -> Callable[[str], bytes]:
+    """name -> digest of the template's source and of every template it pulls in, transitively. With a
+    `store`, what a template's source pulls in is kept under `key` (the cache version): a rebuild of a few
+    pages then parses no template only to find out (0.03 s)."""
     sources: dict[str, tuple[str, set[str]]] = {}
     digests: dict[str, bytes] = {}
+    kept = store.get(TEMPLATE_REFS, key) if store else None
+    known: dict[str, tuple[bytes, frozenset[str | None]]] = kept if isinstance(kept, dict) else {}
+
+    def referenced(name: str, source: str, filename: str | None) -> frozenset[str | None]:
+        source_digest = framed_digest(source.encode())
+        if name in known and known[name][0] == source_digest:
+            return known[name][1]
+        found = frozenset(meta.find_referenced_templates(env.parse(source, name, filename)))
+        known[name] = (source_digest, found)
+        if store:
+            store.put(TEMPLATE_REFS, key, known)
+        return found
 
     def closure(name: str, seen: set[str]) -> None:
         if name in seen:
@@ -364,7 +382,7 @@ def template_digests(env: Environment) -> Callable[[str], bytes]:
         if name not in sources:
             assert env.loader is not None
             source, filename, _ = env.loader.get_source(env, name)
-            found = set(meta.find_referenced_templates(env.parse(source, name, filename)))
+            found = set(referenced(name, source, filename))
             if None in found:  # an include chosen at render time (a report panel): any partial, _*.html
                 found |= set(env.list_templates(filter_func=lambda t: t.rpartition("/")[2].startswith("_")))
             sources[name] = (source, {r for r in found if r is not None and r != name})
@@ -734,8 +752,27 @@ class BuildCache:
         its entries too (it parses again; nothing goes stale)."""
         if self.disk is None:
             return 0
+        for old in (self.disk.directory / "jinja").glob("*"):  # other code versions' compiled templates
+            if old.name != self._bytecode_name():
+                shutil.rmtree(old, ignore_errors=True)
         return (self.disk.prune("call", self._used)
-                + self.disk.prune("report", {entry.digest for entry in self.files.values()}))
+                + self.disk.prune("report", {entry.digest for entry in self.files.values()})
+                + self.disk.prune(TEMPLATE_REFS, {self.version}))
+
+    def _bytecode_name(self) -> str:
+        return hashlib.blake2b(self.version, digest_size=8).hexdigest()
+
+    def templates_bytecode(self) -> Path | None:
+        """A folder for Jinja's compiled templates (render.make_environment), one per code version: a
+        rebuild of a few pages then compiles no template (0.05 s)."""
+        if self.disk is None:
+            return None
+        folder = self.disk.directory / "jinja" / self._bytecode_name()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return None
+        return folder
 
     def open_site(self, site: Path) -> None:
         """Before building into `site`: take over what the last build (of this process or an earlier one)
@@ -1153,7 +1190,7 @@ class MemoRenderer(PageRenderer):
     def __init__(self, env: Environment, data: SiteData, cache: BuildCache):
         super().__init__(env, data)
         self.cache = cache
-        self.template_digest = template_digests(env)
+        self.template_digest = template_digests(env, cache.disk, cache.version)
         self._templates: bytes | None = None  # the digest of them all (group)
         self._site: bytes | None = None
         self._names: dict[tuple[str, ...], bytes] = {}

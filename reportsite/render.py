@@ -17,7 +17,14 @@ from typing import Any
 
 import markdown
 import nh3
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateSyntaxError, select_autoescape
+from jinja2 import (
+    Environment,
+    FileSystemBytecodeCache,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateSyntaxError,
+    select_autoescape,
+)
 
 from .compliance import DEADLINE_LABELS, STATUS_LABELS
 from .config import SiteConfig
@@ -277,10 +284,13 @@ def excerpt(text: str, length: int = 120) -> str:
 # Rendering
 
 
-def make_environment(templates_dir: Path) -> Environment:
+def make_environment(templates_dir: Path, bytecode_dir: Path | None = None) -> Environment:
+    """The templates' environment; with `bytecode_dir`, the templates compiled are kept there (by their
+    source's checksum) for the next build."""
     env = Environment(loader=FileSystemLoader(str(templates_dir)), autoescape=select_autoescape(["html", "xml"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-                      auto_reload=False)  # an environment serves one build: no stat() per page
+                      auto_reload=False,  # an environment serves one build: no stat() per page
+                      bytecode_cache=FileSystemBytecodeCache(str(bytecode_dir)) if bytecode_dir else None)
     env.filters["heading"] = display_heading
     env.filters["excerpt"] = excerpt
     env.filters["level_label"] = lambda level: LEVEL_LABELS.get(level, level)

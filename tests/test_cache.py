@@ -96,6 +96,36 @@ def test_template_change_invalidates_pages_using_it(project: BuildOptions, tmp_p
     assert tree(project.out_dir) == tree(tmp_path / "cold")
 
 
+def test_what_a_template_pulls_in_is_kept_by_its_source(tmp_path: Path) -> None:
+    """template_digests keeps, per template, what its source pulls in (so that a rebuild parses no template to
+    find out); a digest still follows every template pulled in, also one a template starts to include, and
+    the compiled templates kept for the next build are those of the sources as they are."""
+    from reportsite.cache import template_digests
+
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "page.html").write_text("<p>{{ x }}</p>", encoding="utf-8")
+    (folder / "part.html").write_text("一", encoding="utf-8")
+    store = DiskStore(tmp_path / "cache")
+
+    def digest() -> bytes:
+        return template_digests(make_environment(folder), store, b"v")("page.html")
+
+    first = digest()
+    assert digest() == first and store.get("template-refs", b"v")["page.html"][1] == frozenset()
+    (folder / "page.html").write_text('<p>{{ x }}</p>{% include "part.html" %}', encoding="utf-8")
+    included = digest()
+    (folder / "part.html").write_text("二", encoding="utf-8")
+    assert len({first, included, digest()}) == 3
+    bytecode = tmp_path / "bytecode"
+    bytecode.mkdir()
+    for text in ("一", "二"):
+        (folder / "part.html").write_text(text, encoding="utf-8")
+        for _ in range(2):  # compiled, then read back
+            assert make_environment(folder, bytecode).get_template("page.html").render(x=1) == f"<p>1</p>{text}"
+    assert list(bytecode.iterdir())
+
+
 def test_base_template_change_invalidates_every_page(project: BuildOptions, tmp_path: Path) -> None:
     cache_dir = tmp_path / "cache"
     build(with_cache(project, BuildCache(cache_dir)))
