@@ -1083,9 +1083,9 @@ class StoredLinks:
         return self._links().links
 
 
-@dataclasses.dataclass(frozen=True)
-class PageEntry:
-    """What a build made at one path: enough to reuse it without rendering or reading it again."""
+class PageEntry(NamedTuple):
+    """What a build made at one path: enough to reuse it without rendering or reading it again. (A named
+    tuple: a rebuild makes 13,000 of them twice at 10,000 reports, a frozen dataclass in twice the time.)"""
 
     key: bytes | None  # digest of the page's inputs (None: a file not made from a template)
     digest: bytes  # of its bytes
