@@ -401,6 +401,13 @@ def early_spare_child(options: BuildOptions) -> tuple[ChildJob, Connection] | No
     return child, tell
 
 
+def drop_spare(early: tuple[ChildJob, Connection] | None) -> None:
+    """The early spare child, not needed: stopped at once (it only reads)."""
+    if early:
+        early[1].close()
+        early[0].stop(grace=0)
+
+
 def tell_spare(early: tuple[ChildJob, Connection], edited: Sequence[str] | None) -> ChildJob:
     """The early spare child, sent the content files edited since the last build (None: not known)."""
     child, tell = early
@@ -549,11 +556,11 @@ def speculate_index(disk: DiskStore, store: bytes, content_dir: Path, version: b
     (early_spare_child): the child loads what it needs meanwhile."""
     last = last_index_input(disk, store, version)
     try:
-        rules, settings, table = load_topics(content_dir), load_search_settings(content_dir), dv.load_divisions()
+        loaded = load_topics(content_dir), load_search_settings(content_dir), dv.load_divisions()
         if told is not None and last is not None:
-            Segmenter(settings.probes)  # rjieba loaded (0.13 s), kept for the patch's segmenters
+            Segmenter(loaded[1].probes)  # rjieba loaded (0.13 s), kept for the patch's segmenters
     except (OSError, ReportsiteError):
-        last = None  # the parent finds it and says so
+        loaded = None  # the parent finds it and says so
     if told is not None:
         try:
             edited = told.recv()
@@ -563,8 +570,10 @@ def speculate_index(disk: DiskStore, store: bytes, content_dir: Path, version: b
             told.close()
     at = {path: i for i, path in enumerate(last.keys.paths)} if last else {}
     files = content_files(content_dir) if edited is None else [Path(path) for path in edited]
-    if last is None or (edited is None and len(files) != len(at)) or not all(str(path) in at for path in files):
+    if last is None or loaded is None or (edited is None and len(files) != len(at)) or not all(
+            str(path) in at for path in files):
         return Speculated(last)
+    rules, settings, table = loaded
     try:
         rules_digest = topic_rules_digest(rules)
         keys, changed = list(last.keys.keys), []
@@ -1161,16 +1170,13 @@ def _build(options: BuildOptions) -> BuildResult:
             inputs = inputs_digest(cache.version, build_settings(options), stamps)
             done = previous_build(cache, inputs, options.out_dir)
             if done is not None:
-                if early:  # it only reads: not waited for
-                    early[1].close()
-                    early[0].stop(grace=0)
+                drop_spare(early)
                 remove_leftovers(options.out_dir)  # of a killed build
                 cache.new_build()
                 return BuildResult(*done, seconds=time.perf_counter() - started, written=0)
             candidates = quick_candidates(options, cache, stamps)
     except BaseException:
-        if early:
-            early[0].stop()
+        drop_spare(early)
         raise
     steps = Steps()
     edited = candidates[1] if candidates else None
