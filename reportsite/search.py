@@ -20,16 +20,17 @@ How a query finds a section, and why the browser agrees with the build:
 - Ranking is BM25 with the heading counted `heading_weight` times. The per-section part of BM25 (an
   impact, 1..IMPACT_SCALE) is looked up in a table by the term's count in the section and the section's
   length class (its length relative to the average, in steps of 9 %): the term files carry the counts,
-  lengths.json the classes and the table. So an edit that changes a section's length changes only the
+  the manifest the classes and the table. So an edit that changes a section's length changes only the
   files of the terms whose counts changed, not those of all the section's terms.
   Nearness of the query words (words typed together, quoted phrases) is checked on the text of the
   sections shown, which also decides which quoted-phrase candidates are real.
 
 Files (format 4):
 - search/idx/manifest.json: what a query needs before it knows its terms - vocabulary, stop terms, the
-  Traditional->Simplified character map and where terms and sections live. Nothing else.
-- search/idx/lengths.json: each section's length class (one character of DIGITS), and the impact table
-  (per count 1..TF_MAX, the impact - 1 of each class): read with the manifest.
+  Traditional->Simplified character map, where terms and sections live, each section's length class
+  (one character of DIGITS) and the impact table (per count 1..TF_MAX, the impact - 1 of each class).
+  Nothing else. (The classes in a file of their own cost every first query a request: at 1,000 reports
+  30 of the 35 queries of bench/search_bench.py took at most 5 requests, against 31 with them here.)
 - search/idx/t/bN.json (one common term) and t/N.json (rarer terms, by FNV-1a hash of the term): per
   term [idf x 1000, section numbers as varint deltas, counts (a character each, count - 1)], as text in
   64 characters (JSON, so that a static host gzips them; gzipped they are as small as binary); facet
@@ -1150,7 +1151,7 @@ class Postings:
 
 def length_classes(lengths: np.ndarray, avgdl: float) -> np.ndarray:
     """Each section's length class (see LENGTH_CLASSES). An impact depends on a section's length only through
-    its class, which the browser reads from lengths.json: a term file then changes only where its terms' counts
+    its class, which the browser reads from the manifest: a term file then changes only where its terms' counts
     do, not every file of a section's terms whenever the section's length changes (an edit's 500 files of
     2,000 at 10,000 reports, 0.4-0.7 s)."""
     with np.errstate(divide="ignore"):
@@ -1160,7 +1161,7 @@ def length_classes(lengths: np.ndarray, avgdl: float) -> np.ndarray:
 
 def impact_table(settings: SearchSettings) -> np.ndarray:
     """BM25's tf part, divided by (k1 + 1), as an integer 1..IMPACT_SCALE: [count - 1, length class] for the
-    counts 1..TF_MAX. The browser gets the same table (lengths.json) and looks impacts up in it."""
+    counts 1..TF_MAX. The browser gets the same table (in the manifest) and looks impacts up in it."""
     counts = np.arange(1, TF_MAX + 1, dtype=np.float64)[:, None]
     relative = np.exp2((np.arange(LENGTH_CLASSES) - LENGTH_MIDDLE) / LENGTH_STEPS)[None, :]
     norms = settings.k1 * (1 - settings.b + settings.b * relative)
@@ -1895,7 +1896,7 @@ def changed_terms(plan: IndexPlan, old: dict[int, str]) -> frozenset[str]:
     old body; the headings are the same): those whose count in one of the sections changed (its postings, its
     idf), and those whose snippet rows show one of the sections, before the edit or after it (the row's text).
     Not every term of the sections: an impact depends on the section's length only through its class, which
-    lengths.json carries, so a term whose counts stayed keeps its entry."""
+    the manifest carries, so a term whose counts stayed keeps its entry."""
     numbers = sorted(old)
     texts = plan.source.texts
     before = section_counts(plan, _Texts.of([(texts.heading(k), old[k]) for k in numbers]), range(len(numbers)))
@@ -2109,11 +2110,10 @@ def _write_index(plan: IndexPlan, finish: Callable[[OutputFile], T], memo: Index
         "version": FORMAT_VERSION, "sections": len(sections), "reports": len(report_rows),
         "termShards": plan.shared, "ownFiles": own_index, "docSections": doc_sections,
         "vocab": front_coded(sorted(vocab)), "stop": sorted(plan.stop), "t2s": traditional_map(plan.charset),
+        "lengthClasses": LENGTH_CLASSES, "classes": _DIGIT_CODES[postings.classes].tobytes().decode("ascii"),
+        "impacts": _DIGIT_CODES[table.ravel() - 1].tobytes().decode("ascii"),
     }
-    lengths = {"lengthClasses": LENGTH_CLASSES, "classes": _DIGIT_CODES[postings.classes].tobytes().decode("ascii"),
-               "impacts": _DIGIT_CODES[table.ravel() - 1].tobytes().decode("ascii")}
-    return [finish(OutputFile(INDEX_DIR + "manifest.json", _json(manifest))),
-            finish(OutputFile(INDEX_DIR + "lengths.json", _json(lengths))), *files]
+    return [finish(OutputFile(INDEX_DIR + "manifest.json", _json(manifest))), *files]
 
 
 def _term_path(number: int, own: bool = False) -> str:

@@ -58,10 +58,10 @@ def decode(deltas: str, counts: str) -> tuple[list[int], list[int]]:
     return numbers, [search.DIGITS.index(ch) + 1 for ch in counts]
 
 
-def impacts_of(lengths: dict, numbers: list[int], counts: list[int]) -> list[int]:
-    """The impacts of postings, looked up as the worker does: in lengths.json's table, by count and the
+def impacts_of(manifest: dict, numbers: list[int], counts: list[int]) -> list[int]:
+    """The impacts of postings, looked up as the worker does: in the manifest's table, by count and the
     section's length class."""
-    per_count, table, classes = lengths["lengthClasses"], lengths["impacts"], lengths["classes"]
+    per_count, table, classes = manifest["lengthClasses"], manifest["impacts"], manifest["classes"]
     return [search.DIGITS.index(table[(count - 1) * per_count + search.DIGITS.index(classes[n])]) + 1
             for n, count in zip(numbers, counts, strict=True)]
 
@@ -109,7 +109,7 @@ def test_index_covers_every_section_and_stays_within_file_budget(built_site: Pat
     assert len(section_rows(built_site)) == manifest["sections"]
     files = [p for p in index_dir(built_site).rglob("*") if p.is_file()]
     docs = -(-manifest["sections"] // manifest["docSections"])
-    assert len(files) == 2 + len(manifest["ownFiles"]) + manifest["termShards"] + docs  # and lengths.json
+    assert len(files) == 1 + len(manifest["ownFiles"]) + manifest["termShards"] + docs
     assert len(files) <= search.load_search_settings(CONTENT_DIR).max_files
 
 
@@ -151,7 +151,6 @@ def test_snippet_rows_are_a_terms_best_sections_with_a_window_of_their_text(buil
     """A term file carries, for its common terms, the sections a one-word query shows first, each with
     a window of the section's own text where the term stands (so the worker needs no text file for them)."""
     manifest = load_manifest(built_site)
-    lengths = json.loads((index_dir(built_site) / "lengths.json").read_text(encoding="utf-8"))
     rows = section_rows(built_site)
     checked = 0
     names = [f"b{i}" for i in range(len(manifest["ownFiles"]))] + [str(i) for i in range(manifest["termShards"])]
@@ -160,7 +159,7 @@ def test_snippet_rows_are_a_terms_best_sections_with_a_window_of_their_text(buil
         for term, snippet_rows in header["s"].items():
             _idf, deltas, count_text = header["t"][term]
             numbers, counts = decode(deltas, count_text)
-            impacts = impacts_of(lengths, numbers, counts)
+            impacts = impacts_of(manifest, numbers, counts)
             count = len(numbers)
             best = sorted(zip(numbers, impacts, strict=True), key=lambda p: (-p[1], p[0]))
             assert [r[0] for r in snippet_rows] == [n for n, _ in best[:len(snippet_rows)]]
@@ -494,8 +493,7 @@ def test_an_edit_makes_again_only_the_index_files_it_changed(content_copy: Path)
     edited = index(b"version 1")
     assert edited == index_of(content_copy) != first
     changed = {path for (path, data), (_, before) in zip(edited, first, strict=True) if data != before}
-    unchanged = {path for path, _ in edited} - changed - {search.INDEX_DIR + name
-                                                           for name in ("manifest.json", "lengths.json")}
+    unchanged = {path for path, _ in edited} - changed - {search.INDEX_DIR + "manifest.json"}
     # never a changed file; a file some of whose snippet texts changed out of sight is made again
     assert changed and set(kept) <= unchanged and len(kept) > 0.9 * len(unchanged), (len(kept), len(unchanged))
     end = text.index("。", at) + 1
@@ -609,7 +607,7 @@ def test_an_edit_s_known_change_keeps_files_and_entries_the_last_build_made(cont
 
 def test_an_edit_that_changes_lengths_remakes_only_the_terms_it_changed(content_copy: Path):
     """A sentence moved from one report to another changes the lengths of two sections, and with them the
-    impact of each of their terms; the impacts are looked up by the section's length class (lengths.json), so
+    impact of each of their terms; the impacts are looked up by the section's length class (in the manifest), so
     the term files change only for the terms whose counts changed or whose snippet rows show the sections.
     With the change known, the index is the bytes of one made afresh, and most of the sections' terms keep
     their entries. (Moved, so that the average length, and with it every class, stays.)"""

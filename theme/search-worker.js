@@ -149,8 +149,7 @@ function junctions(units, vocab, maxLen) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Index files (format 4, see reportsite/search.py): manifest.json, lengths.json, t/*.json term files,
-// d/*.json texts
+// Index files (format 4, see reportsite/search.py): manifest.json, t/*.json term files, d/*.json texts
 
 let base = "";
 let manifestPromise = null;
@@ -170,7 +169,7 @@ function load(path) {
 
 function manifest() {
   if (!manifestPromise) {
-    manifestPromise = Promise.all([load("manifest.json"), load("lengths.json")]).then(([m, lengths]) => {
+    manifestPromise = load("manifest.json").then((m) => {
       const t2s = new Map();
       for (let i = 0; i + 1 < m.t2s.length; i += 2) t2s.set(m.t2s[i], m.t2s[i + 1]);
       const words = vocabularyOf(m.vocab);
@@ -178,8 +177,7 @@ function manifest() {
       const maxLen = words.reduce((n, w) => Math.max(n, w.length), 3);
       return {
         ...m, t2sMap: t2s, vocabSet: vocab, maxLen, stopSet: new Set(m.stop),
-        classes: digitValues(lengths.classes), impactTable: digitValues(lengths.impacts),
-        lengthClasses: lengths.lengthClasses,
+        classes: digitValues(m.classes), impactTable: digitValues(m.impacts),
       };
     });
     manifestPromise.catch(() => { manifestPromise = null; });
@@ -230,7 +228,7 @@ function digitValues(text) {
 
 /** Section numbers (varint deltas) and impacts of one term: an impact is BM25's part of the term's count
  *  in the section (one character each, count - 1) and the section's length class, looked up in the table
- *  of lengths.json (per count, a row of one impact - 1 per class). */
+ *  of the manifest (per count, a row of one impact - 1 per class). */
 function decodePostings(m, deltas, countText, idf) {
   const count = countText.length;
   const numbers = new Int32Array(count);
