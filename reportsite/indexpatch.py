@@ -106,7 +106,7 @@ class IndexState:
     ranges: list[tuple[int, int]]  # the ranges of sections of the plan made afresh...
     range_keys: list[bytes | None]  # ...their keys in the memo, whose words tell their phrases' sides...
     dirty: set[int]  # ...but those of ranges holding a section changed since
-    gzip_ratios: dict[bytes, float] = field(default_factory=dict)  # search._gzip_ratio's, by their samples
+    gzip_ratios: dict[bytes, float] = field(default_factory=dict)  # samples' gzipped sizes, see search._gzip_ratio
 
 
 _ARRAYS = ("lengths", "starts", "numbers", "counts", "chars", "file_of")  # kept as their bytes (write_state)

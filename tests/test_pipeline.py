@@ -8,6 +8,7 @@ import pickle
 import re
 import subprocess
 import sys
+from multiprocessing import Pipe
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,13 @@ def test_the_spare_child_plans_the_index_of_an_edit_the_parent_will_send(content
     assert plain(done.source) == plain(search.search_input(data))
     rules = pipeline.topic_rules_digest(data.topic_rules)
     assert done.keys == [report_key(Path(r.path), rules) for r in data.reports]
+    # told the edited file through its pipe (early_spare_child), it plans the same
+    told, tell = Pipe(duplex=False)
+    tell.send([str(report)])
+    tell.close()
+    quick = pipeline.speculate_index(disk, store, content_copy, VERSION, told=told)
+    assert quick.plan is not None and quick.source is not None and plain(quick.source) == plain(done.source)
+    assert quick.keys == done.keys
 
     heading = text.index("\n## ") + 4
     report.write_text(text[:heading] + "新" + text[heading:], encoding="utf-8")

@@ -454,15 +454,21 @@ def test_an_edit_within_sections_changes_the_index_input_by_replacing_texts(cont
 
 
 def test_gzip_ratios_are_worked_out_once_per_sample() -> None:
-    """The ratios that divide the file budget (_divided) are kept by a digest of their samples (PlanBasis,
-    IndexState): the same samples give the ratio kept, other samples are compressed."""
-    ratios: dict[bytes, float] = {}
+    """The ratios that divide the file budget (_divided) come from each sample's gzipped size, kept by a digest
+    of the sample (PlanBasis, IndexState): a sample seen before is not compressed again, an edited one is."""
+    import gzip
+
+    sizes: dict[bytes, float] = {}
     samples = [("行政复议案件" * 400).encode(), bytes(range(256)) * 40]
-    ratio = search._gzip_ratio(samples, ratios)
-    assert ratio > 1 and list(ratios.values()) == [ratio]
-    ratios[next(iter(ratios))] = 99.0
-    assert search._gzip_ratio(samples, ratios) == 99.0 and search._gzip_ratio(samples, {}) == ratio
-    assert search._gzip_ratio(samples[:1], ratios) != 99.0 and len(ratios) == 2
+    ratio = search._gzip_ratio(samples, sizes)
+    packed = [len(gzip.compress(sample, 6)) for sample in samples]
+    assert ratio == sum(map(len, samples)) / sum(packed) and sorted(sizes.values()) == sorted(packed)
+    first = next(iter(sizes))
+    sizes[first] = 1.0  # a size kept is used as it is
+    assert search._gzip_ratio(samples, sizes) != ratio and search._gzip_ratio(samples, {}) == ratio
+    edited = [samples[0] + "。".encode(), samples[1]]
+    search._gzip_ratio(edited, sizes)
+    assert len(sizes) == 3 and sizes[first] == 1.0
 
 
 def test_an_edit_makes_again_only_the_index_files_it_changed(content_copy: Path):
