@@ -18,6 +18,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -124,16 +125,23 @@ def run(command: list[str], cwd: Path, env: dict[str, str] | None = None,
     return seconds, peak[0] / 1024, output
 
 
-def measure(command: list[str], cwd: Path, prepare: Callable[[], None] = lambda: None) -> tuple[float, float, str]:
-    """(wall seconds of a run without memory sampling, peak MB of a second run with it, output of the
-    first); `prepare` runs before each. Reading every process's PSS every 50 ms takes CPU from the step
-    measured (at 10,000 reports: 5-8 s of our 55 s build, and it slows Pagefind's big process too), so
-    time and memory come from separate runs, for us and for Hugo + Pagefind alike."""
-    prepare()
-    seconds, _, output = run(command, cwd, sample=False)
+def measure(command: list[str], cwd: Path, prepare: Callable[[], None] = lambda: None,
+            runs: int = 1) -> tuple[float, float, str, list[float]]:
+    """(median wall seconds of `runs` runs without memory sampling, peak MB of one more run with it, output
+    of the first, the seconds of each run); `prepare` runs before each. Reading every process's PSS every
+    50 ms takes CPU from the step measured (at 10,000 reports: 5-8 s of our 55 s build, and it slows
+    Pagefind's big process too), so time and memory come from separate runs, for us and for Hugo +
+    Pagefind alike. A step of a second or so is timed several times: this machine's speed moves by a
+    third from one minute to the next."""
+    times, outputs = [], []
+    for _ in range(runs):
+        prepare()
+        seconds, _, output = run(command, cwd, sample=False)
+        times.append(seconds)
+        outputs.append(output)
     prepare()
     _, peak, _ = run(command, cwd)
-    return seconds, peak, output
+    return statistics.median(times), peak, outputs[0], times
 
 
 def folder_mb(folder: Path) -> float:
@@ -172,6 +180,9 @@ def snapshot_code(target: Path) -> Path:
     return target / "build.py"
 
 
+REBUILD_RUNS = 5  # each rebuild is timed this many times (the edit: a sentence more each time); the median counts
+
+
 def bench_ours(n: int, work: Path, build_py: str) -> list[Step]:
     raw, content, site = work / "raw", work / "content", work / "site"
     make_corpus(n, raw, "txt")
@@ -183,8 +194,8 @@ def bench_ours(n: int, work: Path, build_py: str) -> list[Step]:
         shutil.rmtree(content / "reports", ignore_errors=True)
         (content / "reports").mkdir()
 
-    seconds, peak, out = measure([sys.executable, build_py, "import", str(raw), "--content", str(content)], work,
-                                 empty_reports)
+    seconds, peak, out, _ = measure([sys.executable, build_py, "import", str(raw), "--content", str(content)], work,
+                                    empty_reports)
     imported = len(list((content / "reports").glob("*.md")))
     steps.append(Step(n, "import", seconds, peak, imported, note=f"{n - imported} duplicate(s) not imported"))
 
@@ -196,11 +207,16 @@ def bench_ours(n: int, work: Path, build_py: str) -> list[Step]:
     before = {"build, cold": empty_cache, "rebuild, nothing changed": lambda: None,
               "rebuild, 1 report edited": lambda: edit_one_report(content, site)}
     for name, prepare in before.items():
-        seconds, peak, out = measure(build, work, prepare)  # cwd = work: the cache is work/.reportsite-cache
+        runs = 1 if name == "build, cold" else REBUILD_RUNS
+        # cwd = work: the cache is work/.reportsite-cache
+        seconds, peak, out, times = measure(build, work, prepare, runs)
         match = re.search(r"built (\d+) report", out)
         work_done = re.search(r" s \((.*?rewritten)\)", out)
+        note = work_done.group(1) if work_done else ""
+        if runs > 1:
+            note = f"median of {runs}: {min(times):.2f}-{max(times):.2f} s; " + note
         steps.append(Step(n, name, seconds, peak, int(match.group(1)) if match else None, folder_mb(site),
-                          folder_mb(site / "search"), note=work_done.group(1) if work_done else ""))
+                          folder_mb(site / "search"), note=note))
     return steps
 
 
@@ -250,10 +266,10 @@ def bench_hugo(n: int, work: Path) -> list[Step]:
         'theme = "bench"\ndisableKinds = ["RSS", "sitemap", "robotsTXT"]\nhasCJKLanguage = true\n'
         '[taxonomies]\n  jurisdiction = "jurisdictions"\n  year = "years"\n'
         '[markup.tableOfContents]\n  startLevel = 2\n  endLevel = 3\n', encoding="utf-8")
-    seconds, peak, out = measure([hugo_binary(), "--quiet", "-s", str(site), "-d", str(site / "public")], work,
+    seconds, peak, out, _ = measure([hugo_binary(), "--quiet", "-s", str(site), "-d", str(site / "public")], work,
                                  lambda: shutil.rmtree(site / "public", ignore_errors=True))
     hugo = Step(n, "Hugo", seconds, peak, count, folder_mb(site / "public"))
-    seconds, peak, out = measure([sys.executable, "-m", "pagefind", "--site", str(site / "public")], work,
+    seconds, peak, out, _ = measure([sys.executable, "-m", "pagefind", "--site", str(site / "public")], work,
                                  lambda: shutil.rmtree(site / "public" / "pagefind", ignore_errors=True))
     extended = "extended" in out.lower() or "pagefind_extended" in out
     pagefind = Step(n, "Pagefind" + (" (extended)" if extended else ""), seconds, peak, count,
