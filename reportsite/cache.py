@@ -29,11 +29,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
-import markdown
 import orjson
-from jinja2 import Environment, meta
 
 from . import divisions as dv
 from . import writer
@@ -56,6 +54,9 @@ from .model import (
 from .render import KEY_LATER, OutputFile, Page, PageRenderer, PendingPage, SiteData
 from .renderpool import RenderedPage
 from .workers import PARALLEL_MIN, SharedObjects, map_in_pool, pool_size
+
+if TYPE_CHECKING:  # imported where used (render.make_environment)
+    from jinja2 import Environment
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 CACHE_FORMAT = "1"
@@ -346,7 +347,8 @@ _BRANCHES: tuple[tuple[int, Callable[[type], bool]], ...] = (
     (_METHOD, lambda kind: issubclass(kind, types.MethodType)),
     (_FUNCTION, lambda kind: issubclass(kind, (types.FunctionType, types.BuiltinFunctionType))),
     (_PATTERN, lambda kind: issubclass(kind, re.Pattern)),
-    (_MARKDOWN, lambda kind: issubclass(kind, markdown.Markdown)),
+    # none without the module loaded (imported where used: render.make_markdown)
+    (_MARKDOWN, lambda kind: "markdown" in sys.modules and issubclass(kind, sys.modules["markdown"].Markdown)),
 )
 
 
@@ -370,6 +372,8 @@ def template_digests(env: Environment, store: DiskStore | None = None, key: byte
         source_digest = framed_digest(source.encode())
         if name in known and known[name][0] == source_digest:
             return known[name][1]
+        from jinja2 import meta  # with the templates' environment: imported by then
+
         found = frozenset(meta.find_referenced_templates(env.parse(source, name, filename)))
         known[name] = (source_digest, found)
         if store:

@@ -1142,6 +1142,7 @@ def _quick_site(options: BuildOptions, cache: BuildCache, spare: ChildJob, data:
         kept = {path: RenderedPage(path, entry.digest, entry.links, entry.data, written=False, key=entry.key)
                 for path, entry in cache.pages.items()}
         ready = cache.end_ready([*kept.values(), *made.files], options.out_dir.resolve())
+        checked = _checked_but_index(list({**kept, **{f.path: f for f in made.files}}.values()), cache)
         searched = job.result() if job else []
         if searched is None:  # the child could not read the kept input: the full build sends it whole
             cache.disk.remove(INPUT, store)
@@ -1154,7 +1155,8 @@ def _quick_site(options: BuildOptions, cache: BuildCache, spare: ChildJob, data:
         files += new.values()  # index files the last site had not
         whole = QuickMade(files, made.written + sum(f.written for f in searched), job, settle, ready)
         cache.stats.reused += len(files) - len(items)
-        check_made(whole, cache)
+        if not (checked and _same_index_paths(previous, searched if job else None)):
+            check_made(whole, cache)
         finish_patch(staging, options.out_dir, removed)
         steps.done("link check + patch")
     except BaseException:
@@ -1164,6 +1166,25 @@ def _quick_site(options: BuildOptions, cache: BuildCache, spare: ChildJob, data:
         discard_staging(staging)
         raise
     return whole
+
+
+def _checked_but_index(files: list[RenderedPage], cache: BuildCache) -> bool:
+    """Whether the links of these pages resolve (check_made), the search index's files taken to be the last
+    site's: worked out while the child writes the index (0.02 s at 10,000 reports). False: not known."""
+    try:
+        check_made(Made(files, 0), cache)
+    except ReportsiteError:  # a link to an index file the child is to make, say: checked again after
+        return False
+    return True
+
+
+def _same_index_paths(previous: PreviousSite, searched: list[RenderedPage] | None) -> bool:
+    """Whether the index files the child made (None: the last site's kept) leave the link check as it was:
+    at the same paths as the last site's, and with no links on them (the JSON files)."""
+    if searched is None:
+        return True
+    return (len(searched) == len(previous.pages) and all(f.path in previous.pages for f in searched)
+            and all(f.links is None for f in searched) and all(e.links is None for e in previous.pages.values()))
 
 
 def build(options: BuildOptions) -> BuildResult:

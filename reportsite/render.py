@@ -13,18 +13,9 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import markdown
 import nh3
-from jinja2 import (
-    Environment,
-    FileSystemBytecodeCache,
-    FileSystemLoader,
-    StrictUndefined,
-    TemplateSyntaxError,
-    select_autoescape,
-)
 
 from .compliance import DEADLINE_LABELS, STATUS_LABELS
 from .config import SiteConfig
@@ -32,6 +23,10 @@ from .errors import Problem
 from .figures import Analysis
 from .model import LEVEL_LABELS, Report, ReportFace, Section, pinyin_slug
 from .topics import TopicMatch, TopicRules
+
+if TYPE_CHECKING:  # imported where used: a rebuild's spare child, forked after this module is, renders nothing
+    import markdown
+    from jinja2 import Environment
 
 ALLOWED_TAGS = {"p", "br", "strong", "em", "b", "i", "ul", "ol", "li", "blockquote", "code", "pre", "table",
                 "thead", "tbody", "tr", "th", "td", "hr", "sup", "sub", "span", "div", "a", "h5", "h6"}
@@ -169,6 +164,8 @@ def _relative_url(base: str, target: str) -> str:
 
 
 def make_markdown() -> markdown.Markdown:
+    import markdown
+
     return markdown.Markdown(extensions=["attr_list", "sane_lists"], output_format="html")
 
 
@@ -287,6 +284,8 @@ def excerpt(text: str, length: int = 120) -> str:
 def make_environment(templates_dir: Path, bytecode_dir: Path | None = None) -> Environment:
     """The templates' environment; with `bytecode_dir`, the templates compiled are kept there (by their
     source's checksum) for the next build."""
+    from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined, select_autoescape
+
     env = Environment(loader=FileSystemLoader(str(templates_dir)), autoescape=select_autoescape(["html", "xml"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                       auto_reload=False,  # an environment serves one build: no stat() per page
@@ -357,6 +356,8 @@ class PageRenderer:
 
 def problem_of(exc: BaseException) -> Problem:
     """A located problem for an exception raised while building (template errors, bugs)."""
+    from jinja2 import TemplateSyntaxError
+
     if isinstance(exc, TemplateSyntaxError):
         return Problem(exc.filename or exc.name or "template", exc.lineno, f"template error: {exc.message}",
                        "fix the template")

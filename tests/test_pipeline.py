@@ -220,6 +220,20 @@ def test_a_rebuild_after_edits_of_texts_loads_only_their_jurisdictions_and_write
     rebuild(everything)
     edit("210700-2020-c14.md", sentence)
     rebuild("loaded 42 report(s)")
+    # a link the edit breaks: the quick rebuild's link check finds it (not only when checking the pages
+    # before the index files are made), and the site is left as it was
+    before, path = tree(site), content_copy / "reports" / "210700-2020-c14.md"
+    good = path.read_text(encoding="utf-8")
+    broken = good.replace("本句为测试的修改。", "本句为测试的修改（[另见](../no-such-report/)）。", 1)
+    path.write_text(broken, encoding="utf-8")
+    failed = subprocess.run([sys.executable, "-c", COUNTED_BUILD, "--content", str(content_copy), "--out", str(site)],
+                            cwd=site.parent, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert failed.returncode != 0 and "loaded 42 report(s)" in failed.stdout, failed.stdout
+    assert "no-such-report" in failed.stderr and "Traceback" not in failed.stderr, failed.stderr
+    assert tree(site) == before
+    path.write_text(good, encoding="utf-8")
+    rebuild("loaded 42 report(s)")
     # the site was touched since: a full build, which writes it anew
     (site / "about.txt").write_text("mine", encoding="utf-8")
     edit("210700-2020-c12.md", sentence)

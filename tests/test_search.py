@@ -388,6 +388,10 @@ def test_an_edit_within_sections_changes_the_index_input_by_replacing_texts(cont
     columns, joined = search.input_columns(before)
     kept = search.input_of_columns(pickle.loads(pickle.dumps(columns)), joined)
     assert as_plain(kept) == as_plain(before)
+    # equal anchors, heading paths and places are one object each, written once by pickle
+    anchors = kept.sections.anchors
+    assert len(set(map(id, anchors))) == len(set(anchors)) < len(anchors)
+    assert len({id(place) for place in kept.report_rows.columns[4]}) == len(set(kept.report_rows.columns[4]))
     # kept as columns, its sections are made when asked for, and stand for the list they were
     listed = list(before.sections)
     assert isinstance(kept.sections, search.SectionColumns) and list(kept.sections) == listed
