@@ -51,7 +51,7 @@ from .model import (
     framed_digest,
     parse_files,
 )
-from .render import KEY_LATER, OutputFile, Page, PageRenderer, PendingPage, SiteData
+from .render import KEY_LATER, MarkdownOnDemand, OutputFile, Page, PageRenderer, PendingPage, SiteData
 from .renderpool import RenderedPage
 from .workers import PARALLEL_MIN, SharedObjects, map_in_pool, pool_size
 
@@ -347,8 +347,9 @@ _BRANCHES: tuple[tuple[int, Callable[[type], bool]], ...] = (
     (_METHOD, lambda kind: issubclass(kind, types.MethodType)),
     (_FUNCTION, lambda kind: issubclass(kind, (types.FunctionType, types.BuiltinFunctionType))),
     (_PATTERN, lambda kind: issubclass(kind, re.Pattern)),
-    # none without the module loaded (imported where used: render.make_markdown)
-    (_MARKDOWN, lambda kind: "markdown" in sys.modules and issubclass(kind, sys.modules["markdown"].Markdown)),
+    # (the module is imported where used: render.make_markdown)
+    (_MARKDOWN, lambda kind: issubclass(kind, MarkdownOnDemand) or (
+        "markdown" in sys.modules and issubclass(kind, sys.modules["markdown"].Markdown))),
 )
 
 

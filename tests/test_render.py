@@ -8,7 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reportsite.model import load_content
-from reportsite.render import excerpt, make_markdown, markdown_to_html, plain_markdown_html, relative_url, sanitized
+from reportsite.render import (
+    MarkdownOnDemand,
+    excerpt,
+    make_markdown,
+    markdown_to_html,
+    plain_markdown_html,
+    relative_url,
+    sanitized,
+)
 
 from .conftest import CONTENT_DIR
 
@@ -36,6 +44,21 @@ def test_markdown_beyond_plain_paragraphs_goes_to_python_markdown() -> None:
                  "行一\n行二", "`代码`", "<b>粗</b>", "&copy; 版权"):
         assert plain_markdown_html(text) is None, text
         assert markdown_to_html(MD, text) == python_markdown_html(text)
+
+
+def test_python_markdown_is_made_only_for_a_text_that_needs_it() -> None:
+    """A report page's converter (MarkdownOnDemand) makes Python-Markdown when a text first goes beyond plain
+    paragraphs, configured as by the extensions' names (make_markdown passes them as objects)."""
+    import markdown
+
+    by_name = markdown.Markdown(extensions=["attr_list", "sane_lists"], output_format="html")
+    md = MarkdownOnDemand()
+    plain = "一是加强**组织领导**。\n\n二是完善制度。"
+    assert markdown_to_html(md, plain) == python_markdown_html(plain) and md._md is None
+    for text in ("- 一项\n- 二项", "1. 第一\n2. 第二", "段落\n{: .closing }", "见[通知](https://example.org/)。"):
+        by_name.reset()
+        assert markdown_to_html(md, text) == python_markdown_html(text) == sanitized(by_name.convert(text))
+    assert md._md is not None
 
 
 PIECES = ["一是", "加强", "。", "，", "2024", "1", ".", " ", "*", "**", "\\", "\\*", "\\[", "_", "[", "]", "(", ")",
