@@ -936,6 +936,9 @@ def render_edited_reports(last: SiteData, options: BuildOptions, paths: list[Pat
 # their jurisdictions (which their pages list), renders their pages (the same keys as a full build's), has
 # the spare child patch the search index, and patches the site. Anything else is a full build.
 LAST_INPUTS = "site-inputs"  # DiskStore kind: LastInputs, per site folder
+# DiskStore kind: the stamps and problems of the files edited since LastInputs was kept, per site folder: a
+# quick rebuild keeps these (0.001 s), not 10,000 files' stamps, digests and problems again (2.7 MB, 0.025 s)
+LAST_EDITS = "site-inputs-edits"
 QUICK_MAX = 20  # reports edited, at most, for a quick rebuild
 SHOWN_ELSEWHERE = (1, 2)  # the per-report work's results shown by other pages (load_derived: analysis, views)
 
@@ -951,6 +954,8 @@ class LastInputs:
     problems: dict[str, tuple[Problem, ...]]  # content file -> what its parse found, in content order
     across: tuple[Problem, ...]  # what was found across files (a jurisdiction's year reported twice)
     reports: int
+    generation: bytes = b""  # this keeping of the inputs, whose edits since (LAST_EDITS) apply to it
+    since: dict[str, tuple[int, int]] = field(default_factory=dict)  # stamps of the files edited since kept
 
 
 def build_settings(options: BuildOptions) -> tuple[Any, ...]:
@@ -978,6 +983,7 @@ def remember_inputs(options: BuildOptions, cache: BuildCache, stamps: dict[str, 
     assert cache.disk is not None
     key = site_key(options.out_dir)
     files = cache.files
+    cache.disk.remove(LAST_EDITS, key)
     if sum(1 for entry in files.values() if entry.report is not None) != len(content.reports):
         cache.disk.remove(LAST_INPUTS, key)  # a slug used twice: which report is dropped depends on them all
         return
@@ -987,7 +993,7 @@ def remember_inputs(options: BuildOptions, cache: BuildCache, stamps: dict[str, 
     cache.disk.put(LAST_INPUTS, key, LastInputs(
         settings_digest(cache.version, build_settings(options)), stamps,
         {r.path: r.jurisdiction.key for r in content.reports}, {p: d for p, d in shown.items() if d is not None},
-        problems, content.problems[found:], len(content.reports)))
+        problems, content.problems[found:], len(content.reports), os.urandom(16)))
 
 
 def edited_reports(last: LastInputs, stamps: dict[str, tuple[int, int]]) -> list[str] | None:
@@ -1010,9 +1016,14 @@ def quick_candidates(options: BuildOptions, cache: BuildCache, stamps: dict[str,
     """What the last build read, and the report files edited since, when a quick rebuild may follow."""
     if cache.disk is None or options.strict:  # strict: every problem is an error, found by a full build
         return None
-    last = cache.disk.get(LAST_INPUTS, site_key(options.out_dir))
+    key = site_key(options.out_dir)
+    last = cache.disk.get(LAST_INPUTS, key)
     if not isinstance(last, LastInputs) or last.settings != settings_digest(cache.version, build_settings(options)):
         return None
+    edits = cache.disk.get(LAST_EDITS, key)
+    if isinstance(edits, tuple) and len(edits) == 3 and edits[0] == last.generation:
+        since, problems = edits[1], edits[2]
+        last = replace(last, stamps={**last.stamps, **since}, problems=problems, since=since)
     edited = edited_reports(last, stamps)
     return (last, edited) if edited is not None else None
 
@@ -1044,8 +1055,9 @@ def quick_build(options: BuildOptions, cache: BuildCache, spare: ChildJob | None
     if given is None:
         return None
     steps.done("load (edited reports)")
-    inputs_now = functools.partial(disk.put_later, LAST_INPUTS, site_key(options.out_dir),
-                                   replace(last, stamps=stamps, problems=by_file))
+    since = {**last.since, **{path: stamps[path] for path in edited}}
+    inputs_now = functools.partial(disk.put_later, LAST_EDITS, site_key(options.out_dir),
+                                   (last.generation, since, by_file))
     made = _quick_site(options, cache, spare, data, analyse, given, head, store, edited, steps, inputs_now)
     kept = False
     try:
