@@ -724,9 +724,10 @@ class BuildCache:
         entries = {m.path: (m, PageEntry(m.key, m.digest, m.links, m.data, stamps[m.path]))
                    for m in latest if m.path in stamps}
         last = self._last_links()
-        pages = {path: e for path, (_, e) in entries.items()}
-        return EndReady(site, last, entries, pages, site_folders(entries), {path: _row(e) for path, e in pages.items()},
-                        {path: (e.digest, e.links) for path, e in _new_links_at(pages, last).items()})
+        by_path = {path: e for path, (_, e) in entries.items()}
+        return EndReady(site, last, entries, by_path, site_folders(entries),
+                        {path: _row(e) for path, e in by_path.items()},
+                        {path: (e.digest, e.links) for path, e in _new_links_at(by_path, last).items()})
 
     def end_build(self, made: list[RenderedPage], site: Path | None, ready: EndReady | None = None) -> None:
         """Remember what this build made (with each page's key: its inputs' digest) and forget what it
