@@ -1055,11 +1055,7 @@ def quick_build(options: BuildOptions, cache: BuildCache, spare: ChildJob | None
     if given is None:
         return None
     steps.done("load (edited reports)")
-    since = {**last.since, **{path: stamps[path] for path in edited}}
-    inputs_now = functools.partial(disk.put_later, LAST_EDITS, site_key(options.out_dir),
-                                   (last.generation, since, by_file))
-    made = _quick_site(options, cache, spare, data, analyse, given, head, store, edited, steps, inputs_now)
-    kept = False
+    made = _quick_site(options, cache, spare, data, analyse, given, head, store, edited, steps)
     try:
         cache.groups_made = dict(cache.groups)  # none was made again: all are kept
         cache.end_build(made.files, options.out_dir.resolve(), made.ready)
@@ -1067,10 +1063,10 @@ def quick_build(options: BuildOptions, cache: BuildCache, spare: ChildJob | None
         for path in edited:  # the parse of the text before the edit, which no build will read
             if path in known and known[path][1] != cache.files[path].digest:
                 disk.remove("report", known[path][1])
-        kept = True
+        since = {**last.since, **{path: stamps[path] for path in edited}}
+        disk.put(LAST_EDITS, site_key(options.out_dir), (last.generation, since, by_file))
         steps.done("save cache")
     finally:
-        made.settle(kept)
         if made.job:
             made.job.finish()
     return BuildResult(last.reports, len(made.files), tuple(problems), time.perf_counter() - started, made.written,
@@ -1113,27 +1109,24 @@ def _edited_index_input(data: SiteData, cache: BuildCache, head: IndexInputKeys,
 @dataclass
 class QuickMade(Made):
     job: IndexChild | None = None  # the search index's child, saving the input for the next build
-    settle: Callable[[bool], None] = lambda keep: None  # puts the value stored meanwhile in place, or drops it
     ready: EndReady | None = None  # end_build's work on the pages made before the index files
 
 
 def _quick_site(options: BuildOptions, cache: BuildCache, spare: ChildJob, data: SiteData,
                 analyse: Callable[[SiteData], SiteData], given: IndexInput, head: IndexInputKeys, store: bytes,
-                edited: list[str], steps: Steps, meanwhile: Callable[[], Callable[[bool], None]]) -> QuickMade:
+                edited: list[str], steps: Steps) -> QuickMade:
     """The edited reports' pages rendered and the search index patched (by the spare child) into a patch
     of the site, the site's other files kept; links checked, the patch put in place. When no report's
     piece of the index changed (a file touched, say) and the site holds the index of the kept input, its
     files are kept as they are. The child is given its job first: the pages are analysed (load_derived's
     `analyse`) and rendered meanwhile; then, while it writes the index, the kept files are listed, their
-    entries made (BuildCache.end_ready) and a value is stored for later (`meanwhile`: what a build that
-    ends well keeps, see QuickMade.settle)."""
+    entries made (BuildCache.end_ready) and their links checked."""
     assert cache.disk is not None
     previous = cache.previous_site(INDEX_DIR)
     index_kept = not given.changed and head.files == index_files_digest(
         (path, entry.digest) for path, entry in previous.pages.items())
     staging = start_patch(options.out_dir)
     job = None
-    settle: Callable[[bool], None] = QuickMade.settle
     try:
         if index_kept:
             spare.stop()
@@ -1150,11 +1143,11 @@ def _quick_site(options: BuildOptions, cache: BuildCache, spare: ChildJob, data:
         slugs = {r.slug for r in data.reports if r.path in set(edited)}
         items = list(render_reports(renderer, data, only=slugs))
         made = produce(items, renderer, cache, staging, job)
-        settle = meanwhile()
         kept = {path: RenderedPage(path, entry.digest, entry.links, entry.data, written=False, key=entry.key)
                 for path, entry in cache.pages.items()}
-        ready = cache.end_ready([*kept.values(), *made.files], options.out_dir.resolve())
-        checked = _checked_but_index(list({**kept, **{f.path: f for f in made.files}}.values()), cache)
+        before_index = list({**kept, **{f.path: f for f in made.files}}.values())  # the site but the child's files
+        ready = cache.end_ready(before_index, options.out_dir.resolve())
+        checked = _checked_but_index(before_index, cache)
         searched = job.result() if job else []
         if searched is None:  # the child could not read the kept input: the full build sends it whole
             cache.disk.remove(INPUT, store)
@@ -1165,14 +1158,13 @@ def _quick_site(options: BuildOptions, cache: BuildCache, spare: ChildJob, data:
         gone = set(removed)
         files = [new.pop(path) if path in new else page for path, page in kept.items() if path not in gone]
         files += new.values()  # index files the last site had not
-        whole = QuickMade(files, made.written + sum(f.written for f in searched), job, settle, ready)
+        whole = QuickMade(files, made.written + sum(f.written for f in searched), job, ready)
         cache.stats.reused += len(files) - len(items)
         if not (checked and _same_index_paths(previous, searched if job else None)):
             check_made(whole, cache)
         finish_patch(staging, options.out_dir, removed)
         steps.done("link check + patch")
     except BaseException:
-        settle(False)
         if job:
             job.stop()
         discard_staging(staging)
