@@ -30,8 +30,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from .imports import lazy_import
 from .search import (
     CHAIN_MARK,
     SHARED_ROWS_MIN_SECTIONS,
@@ -65,6 +64,8 @@ from .search import (
     splice_pieces,
     unit_counts,
 )
+
+np = lazy_import("numpy")  # a quick rebuild's main process never loads it
 
 PATCH_MAX_SECTIONS = 64  # sections an edit changes, at most, for the plan to be patched (each is counted twice)
 HEAD_MARGIN = 2000  # words kept in rank order after the vocabulary's: how far an edit's words may climb
@@ -202,7 +203,7 @@ def patched_plan(state: IndexState, old: SearchInput, source: SearchInput, setti
     changed = [k for k in sections_of_reports(source.sections, wanted) if old.texts.body(k) != source.texts.body(k)]
     if len(changed) > PATCH_MAX_SECTIONS:
         return None
-    segmenter = Segmenter(settings.probes)
+    segmenter = Segmenter(settings.probes, few=True)
     before = _sections(_Job(old.texts, segmenter, settings), changed)
     after = _sections(_Job(source.texts, segmenter, settings), changed)
     lengths = state.lengths.copy()

@@ -68,6 +68,7 @@ import hashlib
 import math
 import pickle
 import re
+import shutil
 import sys
 import tempfile
 import unicodedata
@@ -81,14 +82,17 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, TypeVar
 
-import numpy as np
 import orjson
 
+from . import wordtable
 from .datafile import read_yaml
 from .errors import fail
+from .imports import lazy_import
 from .model import Report
 from .render import OutputFile, SiteData, jurisdiction_label, report_path
 from .workers import collections_paused, forked_processes, pool_size, received, reporting_to, return_freed_memory
+
+np = lazy_import("numpy")  # a quick rebuild's main process never loads it
 
 INDEX_DIR = "search/idx/"
 FORMAT_VERSION = 4
@@ -227,6 +231,18 @@ def cutter_versions() -> tuple[str, str] | None:
         return None
 
 
+def _make_word_table(fast_cut: Callable[[str], list[str]], probes: dict[str, tuple[str, ...]]) -> None:
+    """The dictionary's table (wordtable), when it is missing and it cuts the probes as rjieba does: once per
+    installed jieba and rjieba (0.5 s), by a segmenter that has loaded rjieba whole."""
+    versions = cutter_versions()
+    if versions is None or wordtable.table_folder(versions).is_dir() or not wordtable.write_table(
+            wordtable.table_folder(versions)):
+        return
+    few_cut = wordtable.few_runs_cutter(versions)
+    if few_cut is None or any(few_cut(t) != list(fast_cut(t)) for t in probes):
+        shutil.rmtree(wordtable.table_folder(versions), ignore_errors=True)
+
+
 def agreement_mark(probes: dict[str, tuple[str, ...]]) -> Path | None:
     """A file that says rjieba cut the probes exactly as jieba, for the installed versions of both. Beside
     jieba's own cache (jieba.cache in the temporary folder): a build then need not load jieba (0.6 s) only
@@ -241,20 +257,26 @@ def agreement_mark(probes: dict[str, tuple[str, ...]]) -> Path | None:
 class Segmenter:
     """jieba search mode, checked once before use so that a broken setup fails the build loudly.
     Runs repeat a lot across reports (set phrases, headings), so each distinct run is cut once.
-    rjieba cuts instead when it cuts the probes as jieba does (remembered: agreement_mark)."""
+    rjieba cuts instead when it cuts the probes as jieba does (remembered: agreement_mark); and a segmenter
+    for `few` runs (a patch after an edit) loads only their words of the dictionary, when its table is
+    there (wordtable: made by a segmenter that loaded rjieba whole)."""
 
-    def __init__(self, probes: dict[str, tuple[str, ...]], fast: bool = True):
-        fast_cut = _fast_cutter() if fast else None
-        mark = agreement_mark(probes) if fast_cut else None
+    def __init__(self, probes: dict[str, tuple[str, ...]], fast: bool = True, few: bool = False):
+        mark = agreement_mark(probes) if fast else None
+        agreed = mark is not None and mark.exists()
+        few_cut = wordtable.few_runs_cutter(cutter_versions()) if agreed and few else None
+        fast_cut = _fast_cutter() if mark is not None and few_cut is None else None
         self._cache: dict[str, list[str]] = {}
-        self.fast = fast_cut is not None and mark is not None and mark.exists()
-        self._cut = fast_cut if fast_cut and self.fast else self._jieba_cut()
+        self.fast = few_cut is not None or (fast_cut is not None and agreed)
+        self._cut = few_cut or (fast_cut if fast_cut and self.fast else self._jieba_cut())
         self._check(probes)
         if fast_cut and not self.fast and all(list(fast_cut(t)) == list(self._cut(t)) for t in probes):
             self._cut, self.fast = fast_cut, True
             with contextlib.suppress(OSError):  # a read-only temporary folder: compared again next time
                 if mark:
                     mark.touch()
+        if fast_cut and self.fast:
+            _make_word_table(fast_cut, probes)
         self._cache.clear()
 
     @staticmethod
@@ -715,13 +737,13 @@ class _Job:
 
 
 # section counts of jieba's 3+ character words and of phrases; the phrases' neighbours; each section's BM25 length
-PassOne = tuple[Counter[str], Counter[str], dict[str, Sides], np.ndarray]
+PassOne = tuple[Counter[str], Counter[str], dict[str, Sides], "np.ndarray"]
 # the postings of at most _CHUNK_SECTIONS consecutive sections in term order: their terms' ids (int32), postings
 # per term (int32), section numbers counted from the block's first section (uint16), term counts (uint8, up to
 # TF_MAX), and that first section's number (counted from the range's first section). Small
 # types: a worker holds its blocks until it sends them all. Counts, not BM25 impacts: an impact depends on the
 # average length of all sections, which an edit anywhere changes; a range's counts change only with its texts.
-Block = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
+Block = tuple["np.ndarray", "np.ndarray", "np.ndarray", "np.ndarray", int]
 PassTwo = tuple[list[str], list[Block]]  # see range_postings
 
 
@@ -1611,7 +1633,12 @@ def _report_facets(report: Report) -> list[str]:
 # Postings are text, so that static hosts gzip them like any JSON (many leave binary types alone):
 # 64 characters that JSON does not escape, each carrying 5 bits and a "more follows" flag.
 DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-_DIGIT_CODES = np.frombuffer(DIGITS.encode("ascii"), np.uint8)
+
+
+@functools.cache
+def digit_codes() -> np.ndarray:
+    """DIGITS as an array, for numbers encoded all at once."""
+    return np.frombuffer(DIGITS.encode("ascii"), np.uint8)
 
 
 def varints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1625,7 +1652,7 @@ def varints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for k in range(1, int(size.max()) if len(v) else 0):  # the numbers of 2+ characters
         sel = np.flatnonzero(size > k)
         digits[at[sel] + k] = ((v[sel] >> (5 * k)) & 31).astype(np.uint8) | ((size[sel] > k + 1).astype(np.uint8) << 5)
-    return _DIGIT_CODES[digits], size
+    return digit_codes()[digits], size
 
 
 def _varint_sizes(values: np.ndarray) -> np.ndarray:
@@ -1651,7 +1678,7 @@ class EncodedPostings:
         starts = self.postings.starts
         firsts = starts[:np.searchsorted(starts, postings)]  # of the terms that start before `postings`
         deltas = _deltas(self.postings.sections[:postings], firsts)
-        return [varints(deltas)[0], _DIGIT_CODES[self.postings.counts[:postings] - 1]]
+        return [varints(deltas)[0], digit_codes()[self.postings.counts[:postings] - 1]]
 
     def of(self, terms: list[int]) -> list[tuple[str, str]]:
         """(varint deltas, counts) of each of these terms."""
@@ -1662,7 +1689,7 @@ class EncodedPostings:
         firsts = (ends - counts)[counts > 0]
         sections = gathered(self.postings.sections, lo, counts)
         varint_text = varints(_deltas(sections, firsts))[0].tobytes().decode("ascii")
-        count_text = _DIGIT_CODES[gathered(self.postings.counts, lo, counts) - 1].tobytes().decode("ascii")
+        count_text = digit_codes()[gathered(self.postings.counts, lo, counts) - 1].tobytes().decode("ascii")
         out = []
         char_start = posting_start = 0
         for char_end, posting_end in zip(np.cumsum(self.chars[ids]).tolist(), ends.tolist(), strict=True):
@@ -1996,7 +2023,7 @@ def section_counts(plan: IndexPlan, texts: _Texts, numbers: Iterable[int]) -> li
     """Per section `numbers` of `texts`: its index terms (as the plan's vocabulary counts them) -> how often
     (up to TF_MAX, as postings keep them), and its BM25 length."""
     alone = texts.of_sections(numbers)  # not all the texts joined, when some were replaced (_PatchedTexts)
-    job = _Job(alone, Segmenter(plan.settings.probes), plan.settings)
+    job = _Job(alone, Segmenter(plan.settings.probes, few=True), plan.settings)
     vocab = frozenset(plan.vocab)  # 14,000 words at 10,000 reports: made once, not per section
     found = []
     for number in range(len(alone)):
@@ -2126,8 +2153,8 @@ def _write_index(plan: IndexPlan, finish: Callable[[OutputFile], T], memo: Index
         "version": FORMAT_VERSION, "sections": len(sections), "reports": len(report_rows),
         "termShards": plan.shared, "ownFiles": own_index, "docSections": doc_sections,
         "vocab": front_coded(sorted(vocab)), "stop": sorted(plan.stop), "t2s": traditional_map(plan.charset),
-        "lengthClasses": LENGTH_CLASSES, "classes": _DIGIT_CODES[postings.classes].tobytes().decode("ascii"),
-        "impacts": _DIGIT_CODES[table.ravel() - 1].tobytes().decode("ascii"),
+        "lengthClasses": LENGTH_CLASSES, "classes": digit_codes()[postings.classes].tobytes().decode("ascii"),
+        "impacts": digit_codes()[table.ravel() - 1].tobytes().decode("ascii"),
     }
     return [finish(OutputFile(INDEX_DIR + "manifest.json", _json(manifest))), *files]
 
