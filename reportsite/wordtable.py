@@ -9,9 +9,10 @@ So a Jieba given only the words found in the runs it cuts, and one word that sta
 sums it: each word once), cuts those runs exactly as rjieba with the whole dictionary.
 tests/test_wordtable.py proves it on every run of the samples and of a bench corpus.
 
-The table is made from jieba's own dict.txt (the one rjieba embeds) once per installed jieba and rjieba,
-beside jieba's cache in the temporary folder (search.agreement_mark), by a build that has loaded rjieba
-whole anyway, and only when it cuts the probes as rjieba does.
+The table is made from jieba's own dict.txt (the dictionary jieba-rs embeds too) once per installed jieba
+and rjieba, beside jieba's cache in the temporary folder (search.agreement_mark), by a segmenter that has
+loaded rjieba whole anyway (a cold build's, or the first patch's without a table), and kept only when it
+cuts the probes as rjieba does. A table that cannot be read is left alone: rjieba then cuts, as before.
 """
 
 from __future__ import annotations
