@@ -235,12 +235,12 @@ def _make_word_table(fast_cut: Callable[[str], list[str]], probes: dict[str, tup
     """The dictionary's table (wordtable), when it is missing and it cuts the probes as rjieba does: once per
     installed jieba and rjieba (0.5 s), by a segmenter that has loaded rjieba whole."""
     versions = cutter_versions()
-    if versions is None or wordtable.table_folder(versions).is_dir() or not wordtable.write_table(
-            wordtable.table_folder(versions)):
+    folder = wordtable.table_folder(versions) if versions else None
+    if versions is None or folder is None or folder.is_dir() or not wordtable.write_table(folder):
         return
     few_cut = wordtable.few_runs_cutter(versions)
     if few_cut is None or any(few_cut(t) != list(fast_cut(t)) for t in probes):
-        shutil.rmtree(wordtable.table_folder(versions), ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def agreement_mark(probes: dict[str, tuple[str, ...]]) -> Path | None:
