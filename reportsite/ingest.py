@@ -21,6 +21,7 @@ import yaml
 
 from . import divisions as dv
 from .datafile import YAML_LOADER
+from .divisions import LEVELS
 from .errors import ReportsiteError, fail
 from .markup import cn_int, match_heading, to_markdown
 from .slugs import default_slug
@@ -208,7 +209,6 @@ def detect_issuer(title: str | None, body_lines: list[str], meta: dict[str, str]
 # ------------------------------------------------------------------------------------------------------
 # Jurisdiction
 
-LEVELS = ("province", "city", "district", "county", "town", "street", "department", "other")
 _DEPARTMENT = re.compile(r"^(?:中共)?(?P<org>\S{2,30}?(?:局|厅|委员会|办公室|中心))(?:关于)?(?:19|20)\d{2}")
 _TOWN = re.compile(r"(?P<name>[\u4e00-\u9fff]{2,8}?(?:街道|镇|乡))"
                    r"(?:人民政府|办事处|党工委|党委)?(?:关于)?(?:19|20)\d{2}")

@@ -19,8 +19,8 @@ import yaml
 
 from . import divisions as dv
 from .datafile import YAML_LOADER
+from .divisions import LEVELS
 from .errors import Problem
-from .ingest import LEVELS
 from .markup import cn_int, match_heading, strip_markup
 from .slugs import default_slug, pinyin_slug
 from .textio import blank_control_characters

@@ -839,11 +839,12 @@ def prepare(options: BuildOptions) -> tuple[Content, SiteData]:
     return content, analyse(data)
 
 
-def load_derived(options: BuildOptions, only: Sequence[Path] | None = None
+def load_derived(options: BuildOptions, only: Sequence[Path] | None = None,
+                 known: dict[str, tuple[tuple[int, int, int], bytes]] | None = None
                  ) -> tuple[Content, SiteData, Callable[[SiteData], SiteData]]:
     """The content and its views but the key figures and structure checks, and the function that adds
     those (a build starts the search index, which needs none of them, before it). With `only` (and a
-    cache): of those content files alone (quick_build)."""
+    cache): of those content files alone (quick_build), `known` their digests as the last build found them."""
     cache = options.cache
     config = load_config(options.content_dir, options.base_url)
     if cache:
@@ -855,7 +856,7 @@ def load_derived(options: BuildOptions, only: Sequence[Path] | None = None
     # 10,000 reports unpickled (from the workers or the cache) and their derived values registered: without
     # this, 3.5 s of garbage collections that find nothing
     with collections_paused():
-        content = (cache.load_content(options.content_dir, work, only) if cache
+        content = (cache.load_content(options.content_dir, work, only, known) if cache
                    else load_content(options.content_dir, work))
         if options.strict and content.problems:
             raise ReportsiteError(list(content.problems))
@@ -1045,7 +1046,7 @@ def quick_build(options: BuildOptions, cache: BuildCache, spare: ChildJob | None
     known = known_file_digests(disk, cache.version, options.content_dir)  # before the edited files are loaded
     wanted = {last.jurisdictions[path] for path in edited}
     content, data, analyse = load_derived(options, sorted((Path(path) for path, key in last.jurisdictions.items()
-                                                           if key in wanted), key=str))
+                                                           if key in wanted), key=str), known)
     reports = {r.path for r in content.reports}
     if any(path not in reports or shown_digests(cache.files[path]) != last.shown[path] for path in edited):
         return None

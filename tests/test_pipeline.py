@@ -132,8 +132,8 @@ load_derived = pipeline.load_derived
 cache.SAVED_WHOLE_AT = 1.0
 
 
-def counted(options, only=None):
-    loaded = load_derived(options, only)
+def counted(options, *args):
+    loaded = load_derived(options, *args)
     print(f"loaded {len(loaded[0].reports)} report(s)", flush=True)
     return loaded
 
