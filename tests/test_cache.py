@@ -12,17 +12,20 @@ from pathlib import Path
 import pytest
 
 from reportsite.cache import (
+    STAMPS,
+    STAMPS_EDITS,
     BuildCache,
     DiskStore,
     Fingerprinter,
     MemoRenderer,
     Progress,
     Unfingerprintable,
+    _content_key,
     package_version,
 )
 from reportsite.config import load_config
 from reportsite.errors import Problem, ReportsiteError
-from reportsite.pipeline import BuildOptions, build, derive, prepare, produce, render_site
+from reportsite.pipeline import BuildOptions, build, derive, load_derived, prepare, produce, render_site
 from reportsite.render import make_environment
 from reportsite.topics import load_topics
 
@@ -268,6 +271,36 @@ def test_a_new_process_reads_only_the_content_files_touched_since_the_last_build
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
     build(with_cache(project, None, tmp_path / "cold"))
     assert tree(project.out_dir) == tree(tmp_path / "cold")
+
+
+def test_a_load_of_a_few_files_keeps_their_stamps_apart_from_all_the_others(
+        project: BuildOptions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quick rebuild loads a few content files (`only`): their stamps and digests are kept apart
+    (STAMPS_EDITS), not with the 10,000 others again; the next process takes them from there, and reads no file
+    that it did not touch since."""
+    cache_dir = tmp_path / "cache"
+    build(with_cache(project, BuildCache(cache_dir)))
+    cache = BuildCache(cache_dir)
+    content_key = _content_key(project.content_dir)
+    assert cache.disk is not None
+    whole = cache.disk._path(STAMPS, content_key).read_bytes()
+    replace_in(project.content_dir / REPORT, "以习近平法治思想为指导", "以习近平法治思想为科学指导")
+    load_derived(with_cache(project, cache), only=[project.content_dir / REPORT])
+    assert cache.disk._path(STAMPS, content_key).read_bytes() == whole
+    version, edits = cache.disk.get(STAMPS_EDITS, content_key)
+    assert version == cache.version and list(edits) == [str(project.content_dir / REPORT)]
+    assert edits[str(project.content_dir / REPORT)][1] == cache.files[str(project.content_dir / REPORT)].digest
+    read: list[str] = []
+    read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read.append(str(self)) or read_bytes(self))
+    again = BuildCache(cache_dir)
+    load_derived(with_cache(project, again))
+    assert not [path for path in read if path.startswith(str(project.content_dir))]
+    assert again.stats.parsed == 0
+    replace_in(project.content_dir / REPORT, "以习近平法治思想为科学指导", "以习近平法治思想为指导")
+    load_derived(with_cache(project, BuildCache(cache_dir)))  # a load of all files: the stamps kept whole again
+    assert cache.disk.get(STAMPS_EDITS, content_key) is None
+    assert str(project.content_dir / REPORT) in cache.disk.get(STAMPS, content_key)[1]
 
 
 def test_unchanged_files_are_not_rewritten_and_removed_ones_are_deleted(project: BuildOptions) -> None:
