@@ -56,6 +56,7 @@ from .search import (
     cut_text,
     doc_bytes_of,
     fnv1a,
+    gathered,
     is_han,
     length_classes,
     phrase_least,
@@ -506,11 +507,13 @@ def _patched_postings(state: IndexState, changed: list[int], old_terms: list[dic
     # the postings: those of the changed sections taken out, their new ones put in their places
     drop: list[int] = []
     put: list[tuple[int, str, int, int]] = []  # (where, term, section, count)
+    sections = np.array(changed, numbers.dtype)
     for t, i, there in zip(moved, ids, exists, strict=True):
         lo = int(starts[i])
         segment = numbers[lo:int(starts[i + 1])] if there else numbers[:0]
+        places = (np.searchsorted(segment, sections) + lo).tolist()  # of all changed sections at once
         for j, k in enumerate(changed):
-            at = lo + int(np.searchsorted(segment, k))
+            at = places[j]
             if t in old_terms[j]:
                 drop.append(at)
             if t in new_terms[j]:
@@ -540,14 +543,28 @@ def _patched_postings(state: IndexState, changed: list[int], old_terms: list[dic
         elif was and not now:
             letters.subtract(t)
     # the characters of the moved terms' deltas, now at their new places
-    new_ids = [bisect.bisect_left(new_names, moved[k]) for k in back]
-    chars = np.array([int(_varint_sizes(np.diff(new_numbers[new_starts[i]:new_starts[i + 1]], prepend=0)).sum())
-                      for i in new_ids], np.int64)
-    new_chars = _spliced(state.chars, term_drop, back_at, chars)
+    new_ids = np.array([bisect.bisect_left(new_names, moved[k]) for k in back], np.int64)
+    new_chars = _spliced(state.chars, term_drop, back_at, _delta_chars(new_numbers, new_starts, new_ids))
     postings = Postings(new_names, new_starts, new_numbers, new_counts, length_classes(lengths, state.avgdl),
                         state.avgdl)
     assert len(new_numbers) == new_starts[-1] and len(new_chars) == len(new_names) == len(file_of)
     return EncodedPostings(postings, new_chars), _TermState(removed, +letters, with_rows, file_of)
+
+
+def _delta_chars(numbers: SplicedArray, starts: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The characters of the varint deltas of each of these terms' postings (EncodedPostings.chars), all
+    gathered at once: term by term, an edit's few hundred terms took 0.03 s."""
+    if not len(ids):
+        return np.zeros(0, np.int64)
+    counts = starts[ids + 1] - starts[ids]
+    values = gathered(numbers, starts[ids], counts).astype(np.int64)
+    first = np.cumsum(counts) - counts  # where each term's postings begin among them
+    deltas = np.diff(values, prepend=0)
+    deltas[first[counts > 0]] = values[first[counts > 0]]  # a term's first delta is from 0
+    sizes = _varint_sizes(deltas).astype(np.int64)
+    if not len(sizes):
+        return np.zeros(len(ids), np.int64)
+    return np.add.reduceat(sizes, np.minimum(first, len(sizes) - 1)) * (counts > 0)  # an empty term: 0
 
 
 def _spliced(values: np.ndarray, drop: list[int], put_at: list[int], put: np.ndarray) -> np.ndarray:

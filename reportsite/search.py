@@ -2404,6 +2404,9 @@ def _divided(postings: Postings, encoded: EncodedPostings, with_rows: int, doc_b
 
 
 _GZIP_SAMPLE = 256 * 1024
+# zlib's fastest level, as nginx serves by default (gzip_comp_level 1): a third of level 6's time (0.01 s a
+# sample, 0.02 s of a rebuild after an edit at 10,000 reports), and the ratio of what most readers download
+GZIP_LEVEL = 1
 
 
 def _gzip_ratio(parts: list, packed_sizes: dict[bytes, float]) -> float:
@@ -2416,7 +2419,7 @@ def _gzip_ratio(parts: list, packed_sizes: dict[bytes, float]) -> float:
         data = bytes(part[:_GZIP_SAMPLE])
         key = hashlib.blake2b(data, digest_size=16).digest()
         if key not in packed_sizes:
-            packed_sizes[key] = len(gzip.compress(data, 6))
+            packed_sizes[key] = len(gzip.compress(data, GZIP_LEVEL))
         raw += len(data)
         packed += int(packed_sizes[key])
     return raw / packed if packed else 1.0

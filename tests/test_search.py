@@ -465,7 +465,7 @@ def test_gzip_ratios_are_worked_out_once_per_sample() -> None:
     sizes: dict[bytes, float] = {}
     samples = [("行政复议案件" * 400).encode(), bytes(range(256)) * 40]
     ratio = search._gzip_ratio(samples, sizes)
-    packed = [len(gzip.compress(sample, 6)) for sample in samples]
+    packed = [len(gzip.compress(sample, search.GZIP_LEVEL)) for sample in samples]
     assert ratio == sum(map(len, samples)) / sum(packed) and sorted(sizes.values()) == sorted(packed)
     first = next(iter(sizes))
     sizes[first] = 1.0  # a size kept is used as it is
