@@ -48,18 +48,29 @@ from .model import (
     _drop_duplicates,
     content_files,
     do_work,
-    framed_digest,
     parse_files,
 )
 from .render import KEY_LATER, MarkdownOnDemand, OutputFile, Page, PageRenderer, PendingPage, SiteData
 from .renderpool import RenderedPage
+from .stamps import (
+    CACHE_FORMAT,
+    SITE_CHANGES,
+    SITE_STATE,
+    Lookahead,
+    cache_store,
+    framed_digest,
+    site_key,
+    site_state_parts,
+    site_untouched,
+    state_identity,
+    store_file,
+)
 from .workers import PARALLEL_MIN, SharedObjects, map_in_pool, pool_size
 
 if TYPE_CHECKING:  # imported where used (render.make_environment)
     from jinja2 import Environment
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-CACHE_FORMAT = "1"
 
 
 STAMPS = "stamps"  # the content files' stamps and digests as the last build found them
@@ -470,8 +481,7 @@ class DiskStore:
         self.directory = directory
 
     def _path(self, kind: str, key: bytes) -> Path:
-        name = key.hex()
-        return self.directory / kind / name[:2] / f"{name}.pickle"
+        return store_file(self.directory, kind, key)
 
     def get(self, kind: str, key: bytes, known: Fingerprinter | None = None,
             shared: SharedObjects | None = None) -> Any | None:
@@ -678,7 +688,7 @@ class BuildCache:
 
     def __init__(self, directory: Path | None = None, version: str | None = None):
         self.version = (version or code_version()).encode()
-        self.disk = DiskStore(directory / f"v{CACHE_FORMAT}") if directory else None
+        self.disk = DiskStore(cache_store(directory)) if directory else None
         self.store: DiskStore | MemoryStore = self.disk or MemoryStore()  # for memos of their own (the index's)
         self.files: dict[str, LoadedFile] = {}
         self.memo: dict[bytes, Any] = {}
@@ -1174,8 +1184,6 @@ class StoredLinks:
         return self._links().links
 
 
-SITE_STATE = "site"  # DiskStore kind: a site folder's rows, link check, groups and folders, saved whole
-SITE_CHANGES = "site-changes"  # ...and the changes of the quick rebuilds since (BuildCache._save_changes)
 SAVED_WHOLE_AT = 0.25  # share of a site's state changed since it was saved whole: saved whole again
 
 
@@ -1193,27 +1201,11 @@ def read_site_state(disk: DiskStore, key: bytes) -> tuple[dict[str, tuple[Any, .
                                                           SavedSite] | None:
     """(rows, link check's code version, groups, folders, how saved) of a site as its last build left it: the
     state saved whole, with the changes since put over it."""
-    found = disk.get(SITE_STATE, key)
-    if not (isinstance(found, tuple) and len(found) == 5 and isinstance(found[0], dict)):
+    found = site_state_parts(disk.get, key)
+    if found is None:
         return None
-    rows, checked_by, groups, folders, generation = found
-    changes = disk.get(SITE_CHANGES, key)
-    if not (isinstance(changes, tuple) and len(changes) == 5 and changes[0] == generation):
-        return rows, checked_by, groups, folders, SavedSite(generation)
-    _, changed_rows, changed_folders, checked_by, groups = changes
-    return (_changed(rows, changed_rows), checked_by, groups, _changed(folders, changed_folders),
-            SavedSite(generation, changed_rows, changed_folders))
-
-
-def _changed(whole: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """`whole` (changed in place) with `changes` put over it; a None removes its key. New keys come last, in
-    the order of the changes (as a quick rebuild adds files after the others)."""
-    for key, value in changes.items():
-        if value is None:
-            whole.pop(key, None)
-        else:
-            whole[key] = value
-    return whole
+    rows, checked_by, groups, folders, generation, changes = found
+    return rows, checked_by, groups, folders, SavedSite(generation, *(changes or ()))
 
 
 def _changes(before: dict[str, int], after: dict[str, int]) -> dict[str, int | None]:
@@ -1444,38 +1436,6 @@ class MemoRenderer(PageRenderer):
 # A build whose inputs did not change
 
 
-def file_stamps(roots: Iterable[Path], hidden: bool = True) -> dict[str, tuple[int, int]]:
-    """path -> (mtime_ns, size) of every file under the roots (`hidden` False: but hidden ones and those in
-    hidden folders, see input_stamps)."""
-    found: dict[str, tuple[int, int]] = {}
-    stack = [str(r) for r in roots if r.exists()]
-    while stack:
-        folder = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        for entry in entries:
-            try:
-                if not hidden and entry.name.startswith("."):
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                elif entry.is_file():
-                    st = entry.stat()
-                    found[entry.path] = (st.st_mtime_ns, st.st_size)
-            except FileNotFoundError:
-                continue
-    return found
-
-
-def input_stamps(roots: Iterable[Path]) -> dict[str, tuple[int, int]]:
-    """file_stamps of a build's inputs (content, templates, theme). Hidden files and folders are none: the
-    build cache's own (a build run from inside the content folder writes it there), an editor's or a version
-    control's (model.found_content_files skips them too)."""
-    return file_stamps(roots, hidden=False)
-
-
 def inputs_digest(version: bytes, settings: tuple[Any, ...], stamps: dict[str, tuple[int, int]]) -> bytes:
     """Everything a build reads: its settings, the code, and every file under content/, templates/ and
     theme/ (`stamps`: input_stamps, by timestamp and size). Today's date too: validation accepts years up
@@ -1486,11 +1446,6 @@ def inputs_digest(version: bytes, settings: tuple[Any, ...], stamps: dict[str, t
 def settings_digest(version: bytes, settings: tuple[Any, ...]) -> bytes:
     """The code, a build's settings and today's date: what a build reads besides its input files."""
     return framed_digest(version, date.today().isoformat().encode(), repr(settings).encode())
-
-
-def site_key(out: Path) -> bytes:
-    """The key of what the cache keeps of one site folder."""
-    return framed_digest(str(out.resolve()).encode())
 
 
 def site_folders(paths: Iterable[str]) -> set[str]:
@@ -1513,34 +1468,9 @@ def _mtimes(site: Path, paths: Iterable[str]) -> dict[str, int]:
     return found
 
 
-def site_untouched(site: Path, files: Iterable[tuple[str, tuple[int, ...] | None]], folders: dict[str, int]) -> bool:
-    """Whether `site` is as a build left it: each of its `files` (path, stamp) and each of its `folders`
-    (and its marker) as stamped then. A file added, removed or renamed anywhere changes its folder's time.
-    (Instead of a walk of the site, which reads 10,000 report folders: 0.3 s at 10,000 reports, against
-    0.1 s for the stats.)"""
-    if writer.MARKER not in folders:
-        return False
-    try:
-        root = os.open(site, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return False
-    try:  # paths from the site's folder: the kernel walks fewer names (0.07 s against 0.1 s at 10,000 reports)
-        for folder, mtime in folders.items():
-            if os.stat(folder or ".", dir_fd=root).st_mtime_ns != mtime:
-                return False
-        for path, stamp in files:
-            st = os.stat(path, dir_fd=root)
-            if stamp is None or st.st_mtime_ns != stamp[0] or st.st_size != stamp[1]:
-                return False
-    except OSError:
-        return False
-    finally:
-        os.close(root)
-    return True
-
-
-def previous_build(cache: BuildCache, inputs: bytes, out: Path) -> Any | None:
-    """What the last build into `out` returned, if its inputs were these and `out` is untouched since."""
+def previous_build(cache: BuildCache, inputs: bytes, out: Path, look: Lookahead | None = None) -> Any | None:
+    """What the last build into `out` returned, if its inputs were these and `out` is untouched since (as
+    `look` found it, when it read the same state)."""
     if cache.disk is None or not out.is_dir():
         return None
     if cache.disk.get_head(LAST_BUILD, site_key(out)) != inputs:  # the summary unread: 5,000 warnings, 0.02 s
@@ -1549,8 +1479,15 @@ def previous_build(cache: BuildCache, inputs: bytes, out: Path) -> Any | None:
     site = read_site_state(cache.disk, site_key(out))  # as open_site reads it, without making its entries
     if found is None or found[0] != inputs or site is None:
         return None
-    files = ((path, row[4]) for path, row in site[0].items())
-    return found[1] if site_untouched(out.resolve(), files, site[3]) else None
+    rows, _, _, folders, saved = site
+    untouched = look.site_untouched(_identity(saved, rows, folders)) if look else None
+    if untouched is None:
+        untouched = site_untouched(out.resolve(), ((path, row[4]) for path, row in rows.items()), folders)
+    return found[1] if untouched else None
+
+
+def _identity(saved: SavedSite, rows: dict[str, Any], folders: dict[str, int]) -> tuple[Any, ...]:
+    return state_identity(saved.generation, (saved.rows, saved.folders), rows, folders)
 
 
 def remove_leftovers(out: Path) -> None:
@@ -1558,13 +1495,15 @@ def remove_leftovers(out: Path) -> None:
     writer._remove_leftovers(out.resolve())
 
 
-def site_as_left(cache: BuildCache, out: Path) -> bool:
+def site_as_left(cache: BuildCache, out: Path, look: Lookahead | None = None) -> bool:
     """Whether `out` holds what the last build (whose entries the cache opened, open_site) left there, every
-    file untouched and none added: a rebuild may then change it in place (writer.start_patch)."""
+    file untouched and none added: a rebuild may then change it in place (writer.start_patch). `look`: the
+    child that checked it meanwhile, whose verdict counts when it read the state the cache opened."""
     if cache.site != out.resolve() or not cache.pages:
         return False
-    cache.site_checked = site_untouched(cache.site, ((path, e.stamp) for path, e in cache.pages.items()),
-                                        cache.site_folders)
+    found = look.site_untouched(_identity(cache.saved_as, cache.pages, cache.site_folders)) if look else None
+    cache.site_checked = found if found is not None else site_untouched(
+        cache.site, ((path, e.stamp) for path, e in cache.pages.items()), cache.site_folders)
     return cache.site_checked
 
 

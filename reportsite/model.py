@@ -5,7 +5,6 @@ Every problem is a Problem with `path:line`; a bad report is left out and the ot
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -50,15 +49,6 @@ class Jurisdiction:
     def key(self) -> str:
         """Identity of the jurisdiction across years (a department is its own jurisdiction)."""
         return f"{self.adcode or ''}:{self.name}:{self.level}"
-
-
-def framed_digest(*parts: bytes) -> bytes:
-    """A digest of the parts in order, each framed by its length (so that no two lists of parts share one)."""
-    digest = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        digest.update(len(part).to_bytes(8, "little"))
-        digest.update(part)
-    return digest.digest()
 
 
 @dataclass(frozen=True)

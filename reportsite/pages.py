@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from .config import SiteConfig
-from .model import LEVEL_LABELS, Report, ReportFace, Section, framed_digest
+from .model import LEVEL_LABELS, Report, ReportFace, Section
 from .render import (
     Deferred,
     OutputFile,
@@ -23,6 +23,7 @@ from .render import (
     region_id,
     report_path,
 )
+from .stamps import framed_digest
 from .topics import Topic, TopicMatch
 
 

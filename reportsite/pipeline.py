@@ -30,7 +30,6 @@ from .cache import (
     PreviousSite,
     Progress,
     file_digest,
-    input_stamps,
     inputs_digest,
     known_file_digests,
     previous_build,
@@ -105,6 +104,7 @@ from .search import (
     sections_of_reports,
     write_index,
 )
+from .stamps import Lookahead, input_stamps, project_path
 from .topics import TopicRules, assign_topics, load_topics
 from .workers import (
     PARALLEL_MIN,
@@ -127,7 +127,6 @@ from .writer import (
     write_into,
 )
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 # Whole-site work that the live preview may finish just after reloading the page (cache.py `defer`).
 DEFERRABLE = {build_search_files: ()}  # function -> stand-in until its first result
@@ -161,12 +160,6 @@ class IndexChild:
 SearchApart = IndexChild | list[KeptPage] | None
 
 
-def project_path(name: str) -> Path:
-    """templates/ or theme/ of the current folder when it has one, else of the reportsite checkout."""
-    local = Path(name)
-    return local if local.is_dir() else PROJECT_DIR / name
-
-
 @dataclass(frozen=True)
 class BuildOptions:
     content_dir: Path
@@ -176,6 +169,8 @@ class BuildOptions:
     templates_dir: Path = field(default_factory=lambda: project_path("templates"))
     theme_dir: Path = field(default_factory=lambda: project_path("theme"))
     cache: BuildCache | None = None  # incremental: redo only what changed since the last build (cache.py)
+    # the child that takes the input stamps and checks the site while the command imports (stamps.py)
+    look: Lookahead | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -1036,7 +1031,8 @@ def quick_build(options: BuildOptions, cache: BuildCache, spare: ChildJob | None
     when it cannot be done so (nothing was changed then, and the spare child is still free)."""
     disk = cache.disk
     last, edited = candidates
-    if disk is None or spare is None or cache.checked_by != cache.version or not site_as_left(cache, options.out_dir):
+    if disk is None or spare is None or cache.checked_by != cache.version or not site_as_left(cache, options.out_dir,
+                                                                                              options.look):
         return None
     store = _input_store_key(options.out_dir)
     head = kept_input_head(disk, store, cache.version)
@@ -1207,9 +1203,10 @@ def _build(options: BuildOptions) -> BuildResult:
     early = early_spare_child(options)
     try:
         if cache:  # nothing changed since the last build into out_dir: nothing to do
-            stamps = input_stamps([options.content_dir, options.templates_dir, options.theme_dir])
+            roots = [options.content_dir, options.templates_dir, options.theme_dir]
+            stamps = (options.look and options.look.input_stamps(roots)) or input_stamps(roots)
             inputs = inputs_digest(cache.version, build_settings(options), stamps)
-            done = previous_build(cache, inputs, options.out_dir)
+            done = previous_build(cache, inputs, options.out_dir, options.look)
             if done is not None:
                 drop_spare(early)
                 remove_leftovers(options.out_dir)  # of a killed build
@@ -1234,7 +1231,7 @@ def _build(options: BuildOptions) -> BuildResult:
             if quick is not None:
                 return quick
         content, data, analyse = load_derived(options)
-        staging = start_patch(options.out_dir) if cache and site_as_left(cache, options.out_dir) else (
+        staging = start_patch(options.out_dir) if cache and site_as_left(cache, options.out_dir, options.look) else (
             start_staging(options.out_dir))
         apart = search_apart(data, options, staging, spare)
         return_freed_memory()  # the search index's input, pickled and sent: 128 MB at 10,000 reports

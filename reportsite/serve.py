@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from .cache import BuildCache, input_stamps
+from .cache import BuildCache
 from .errors import Problem, ReportsiteError, print_problems
 from .pipeline import DEFERRABLE, BuildOptions, render_edited_reports, render_site_data
 from .render import SiteData, problem_of, report_path
+from .stamps import input_stamps
 
 POLL_SECONDS = 0.1  # how often the inputs are walked when the file system gives no events
 EVENTS_POLL_SECONDS = 2.0  # ...and when it does: in case one is missed (a network file system, say)

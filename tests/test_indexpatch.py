@@ -244,3 +244,23 @@ def test_edits_of_a_synthetic_corpus_patch_the_plan_into_plan_index_s(tmp_path: 
     for phrase, counted in fresh.phrases.items():
         if phrase in site.state.phrases and phrase not in site.state.unsure:
             assert site.state.phrases[phrase] == counted, phrase
+
+
+def test_a_term_s_delta_characters_after_an_edit_are_those_of_its_new_postings() -> None:
+    """_chars_after works out a term's varint characters from the numbers around the sections that left or
+    joined its postings: the same as encoding the whole new list, for lists and edits of every shape (empty,
+    at either end, next to each other, far apart, deltas of 1 to 6 characters)."""
+    rng = np.random.default_rng(7)
+
+    def characters(numbers: list[int]) -> int:
+        return int(search._varint_sizes(np.diff(np.array(numbers, np.int64), prepend=0)).sum()) if numbers else 0
+
+    for _ in range(400):
+        universe = np.unique(rng.integers(0, 1 << int(rng.integers(3, 30)), int(rng.integers(1, 60))))
+        held = universe[rng.random(len(universe)) < 0.5]
+        changed = rng.choice(universe, min(len(universe), int(rng.integers(1, 6))), replace=False).tolist()
+        gone = [k for k in changed if k in set(held.tolist()) and rng.random() < 0.7]
+        come = [k for k in changed if k not in set(held.tolist()) and rng.random() < 0.7]
+        after = sorted(set(held.tolist()).difference(gone).union(come))
+        segment = held.astype(np.int32)
+        assert indexpatch._chars_after(segment, characters(held.tolist()), gone, come) == characters(after)
