@@ -36,6 +36,7 @@ import orjson
 from . import divisions as dv
 from . import writer
 from .errors import Problem
+from .imports import installed_versions
 from .links import Links, PageLinks, parse_page
 from .model import (
     Content,
@@ -119,19 +120,14 @@ def code_version() -> str:
 def package_version(package_dir: Path) -> str:
     """Hash of a package's source and data files and of the versions of the libraries that shape the
     output."""
-    from importlib import metadata
-
     h = hashlib.blake2b(digest_size=16)
     h.update(CACHE_FORMAT.encode())
     for path in sorted(package_dir.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
             h.update(path.relative_to(package_dir).as_posix().encode())
             h.update(path.read_bytes())
-    for name in OUTPUT_LIBRARIES:
-        try:
-            h.update(f"{name}={metadata.version(name)};".encode())
-        except metadata.PackageNotFoundError:
-            h.update(f"{name}=-;".encode())
+    for name, version in installed_versions(OUTPUT_LIBRARIES).items():
+        h.update(f"{name}={version or '-'};".encode())
     return h.hexdigest()
 
 

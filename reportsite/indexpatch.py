@@ -189,12 +189,12 @@ def _sections(job: _Job, numbers: list[int]) -> list[_Section]:
 
 
 def patched_plan(state: IndexState, old: SearchInput, source: SearchInput, settings: SearchSettings, salt: bytes,
-                 reports: Iterable[int], store: MemoStore | None = None
+                 reports: Iterable[int], store: MemoStore | None = None, segmenter: Segmenter | None = None
                  ) -> tuple[IndexPlan, Callable[[], IndexState]] | None:
     """The plan of `source`, which is `old` (the input of the state's plan) with the texts of some sections of
     `reports` replaced (search.patched_input), and a function that makes its state; None when it is not
     certainly search.plan_index's plan (then made so). `store`: the memo's (IndexMemo), whose ranges' words
-    show the sides of phrases."""
+    show the sides of phrases. `segmenter`: one that has cut some of the runs already (the spare child's)."""
     n = len(source.sections)
     if state.salt != salt or state.sections != n or len(old.sections) != n:
         return None
@@ -202,7 +202,7 @@ def patched_plan(state: IndexState, old: SearchInput, source: SearchInput, setti
     changed = [k for k in sections_of_reports(source.sections, wanted) if old.texts.body(k) != source.texts.body(k)]
     if len(changed) > PATCH_MAX_SECTIONS:
         return None
-    segmenter = Segmenter(settings.probes, few=True)
+    segmenter = segmenter or Segmenter(settings.probes, few=True)
     before = _sections(_Job(old.texts, segmenter, settings), changed)
     after = _sections(_Job(source.texts, segmenter, settings), changed)
     lengths = state.lengths.copy()

@@ -553,10 +553,11 @@ def speculate_index(disk: DiskStore, store: bytes, content_dir: Path, version: b
     the edited reports' pieces with the job, the child would load no division table nor parse a report;
     but the patch then waits for the parent: an edit at 10,000 reports took 0.15 s longer.)"""
     last = last_index_input(disk, store, version)
+    segmenter = None  # one for the plan and the change: each run of the edited sections is cut once
     try:
         loaded = load_topics(content_dir), load_search_settings(content_dir), dv.load_divisions()
         if told is not None and last is not None:
-            Segmenter(loaded[1].probes, few=True)  # the word table mapped, or rjieba loaded (0.13 s)
+            segmenter = Segmenter(loaded[1].probes, few=True)  # the word table mapped, or rjieba loaded (0.13 s)
     except (OSError, ReportsiteError):
         loaded = None  # the parent finds it and says so
     if told is not None:
@@ -597,10 +598,10 @@ def speculate_index(disk: DiskStore, store: bytes, content_dir: Path, version: b
         return Speculated(last)  # the parent finds it and says so
     source = last.with_changes(pieces)
     memo = IndexMemo(disk, version)
-    plan, state, patched = planned(disk, store, last, source, settings, memo, tuple(pieces))
+    plan, state, patched = planned(disk, store, last, source, settings, memo, tuple(pieces), segmenter)
     # worked out before the parent asks (0.05 s), as write_search_files_given would, when the plan is the last's
-    change = (index_change(plan, last, tuple(pieces)) if last.keys.plan == plan_digest(plan, memo.salt(settings))
-              else None)
+    same_plan = last.keys.plan == plan_digest(plan, memo.salt(settings))
+    change = index_change(plan, last, tuple(pieces), segmenter) if same_plan else None
     return Speculated(last, keys, source, settings, plan, tuple(pieces), state, patched, change)
 
 
@@ -609,8 +610,8 @@ STATE = "index-state"
 
 
 def planned(disk: DiskStore, store: bytes, last: LastIndexInput | None, source: SearchInput,
-            settings: SearchSettings, memo: IndexMemo,
-            changed: tuple[int, ...]) -> tuple[IndexPlan, Callable[[], IndexState], bool]:
+            settings: SearchSettings, memo: IndexMemo, changed: tuple[int, ...],
+            segmenter: Segmenter | None = None) -> tuple[IndexPlan, Callable[[], IndexState], bool]:
     """The index planned, a function that makes its state for the next build, and whether the plan is the
     kept state's patched: the state is of the whole input kept (`last.original`), and `source` is that input
     with the texts of the reports edited since (`last.edits`, and now `changed`) replaced; the plan is
@@ -622,7 +623,7 @@ def planned(disk: DiskStore, store: bytes, last: LastIndexInput | None, source: 
     if state is not None:
         assert last is not None
         since = tuple(sorted({*last.edits, *changed}))
-        patched = patched_plan(state, last.original, source, settings, salt, since, memo.store)
+        patched = patched_plan(state, last.original, source, settings, salt, since, memo.store, segmenter)
         if patched is not None:
             return (*patched, True)
     del state  # read for one patch, and changed by it
@@ -776,14 +777,16 @@ def _keep_edits(disk: DiskStore, store: bytes, version: bytes, edits: KeptEdits)
         disk.remove(INPUT_EDITS, store)
 
 
-def index_change(plan: IndexPlan, last: LastIndexInput, changed: tuple[int, ...]) -> IndexChange:
-    """What the texts of the `changed` reports changed since the index of the last input (search.IndexChange)."""
+def index_change(plan: IndexPlan, last: LastIndexInput, changed: tuple[int, ...],
+                 segmenter: Segmenter | None = None) -> IndexChange:
+    """What the texts of the `changed` reports changed since the index of the last input (search.IndexChange);
+    `segmenter`: the plan's, which has cut the edited sections' runs."""
     reports = set(changed)
     new = plan.source.texts
     sections = plan.source.sections
     old = {k: body for k in sections_of_reports(sections, reports)
            if (body := last.old_body(sections[k])) != new.body(k)}
-    return IndexChange(last.keys.plan, frozenset(old), changed_terms(plan, old))
+    return IndexChange(last.keys.plan, frozenset(old), changed_terms(plan, old, segmenter))
 
 
 def kept_search_file(path: str, key: bytes, staging: Path, previous: PreviousSite) -> RenderedPage | None:

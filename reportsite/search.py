@@ -87,7 +87,7 @@ import orjson
 from . import wordtable
 from .datafile import read_yaml
 from .errors import fail
-from .imports import lazy_import
+from .imports import installed_versions, lazy_import
 from .model import Report
 from .render import OutputFile, SiteData, jurisdiction_label, report_path
 from .workers import collections_paused, forked_processes, pool_size, received, reporting_to, return_freed_memory
@@ -223,12 +223,9 @@ def _fast_cutter():
 @functools.cache
 def cutter_versions() -> tuple[str, str] | None:
     """(jieba's version, rjieba's): what decides whether they cut alike. None without rjieba."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("jieba"), version("rjieba")
-    except PackageNotFoundError:
-        return None
+    found = installed_versions(("jieba", "rjieba"))
+    jieba, rjieba = found["jieba"], found["rjieba"]
+    return (jieba, rjieba) if jieba is not None and rjieba is not None else None
 
 
 def _make_word_table(fast_cut: Callable[[str], list[str]], probes: dict[str, tuple[str, ...]]) -> None:
@@ -1933,7 +1930,7 @@ def plan_digest(plan: IndexPlan, salt: bytes) -> bytes:
         sorted(plan.own_index.items()), plan.shared, plan.doc_sections)), digest_size=16).digest()
 
 
-def changed_terms(plan: IndexPlan, old: dict[int, str]) -> frozenset[str]:
+def changed_terms(plan: IndexPlan, old: dict[int, str], segmenter: Segmenter | None = None) -> frozenset[str]:
     """The terms whose entries in the term files an edit of some sections can change (section number -> its
     old body; the headings are the same): those whose count in one of the sections changed (its postings, its
     idf), and those whose snippet rows show one of the sections, before the edit or after it (the row's text).
@@ -1941,8 +1938,10 @@ def changed_terms(plan: IndexPlan, old: dict[int, str]) -> frozenset[str]:
     the manifest carries, so a term whose counts stayed keeps its entry."""
     numbers = sorted(old)
     texts = plan.source.texts
-    before = section_counts(plan, _Texts.of([(texts.heading(k), old[k]) for k in numbers]), range(len(numbers)))
-    after = section_counts(plan, texts, numbers)
+    segmenter = segmenter or Segmenter(plan.settings.probes, few=True)
+    before = section_counts(plan, _Texts.of([(texts.heading(k), old[k]) for k in numbers]), range(len(numbers)),
+                            segmenter)
+    after = section_counts(plan, texts, numbers, segmenter)
     changed: set[str] = set()
     for (was, _), (now, _) in zip(before, after, strict=True):
         changed.update(t for t in was.keys() | now.keys() if was.get(t) != now.get(t))
@@ -2019,11 +2018,12 @@ def snippet_rows_wanted(plan: IndexPlan, term: str, df: int) -> int:
     return FIRST_RESULTS if term in plan.vocab or df >= SHARED_ROWS_MIN_SECTIONS else 0
 
 
-def section_counts(plan: IndexPlan, texts: _Texts, numbers: Iterable[int]) -> list[tuple[dict[str, int], int]]:
+def section_counts(plan: IndexPlan, texts: _Texts, numbers: Iterable[int],
+                   segmenter: Segmenter | None = None) -> list[tuple[dict[str, int], int]]:
     """Per section `numbers` of `texts`: its index terms (as the plan's vocabulary counts them) -> how often
     (up to TF_MAX, as postings keep them), and its BM25 length."""
     alone = texts.of_sections(numbers)  # not all the texts joined, when some were replaced (_PatchedTexts)
-    job = _Job(alone, Segmenter(plan.settings.probes, few=True), plan.settings)
+    job = _Job(alone, segmenter or Segmenter(plan.settings.probes, few=True), plan.settings)
     vocab = frozenset(plan.vocab)  # 14,000 words at 10,000 reports: made once, not per section
     found = []
     for number in range(len(alone)):
