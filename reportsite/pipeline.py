@@ -14,10 +14,9 @@ from itertools import islice
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import divisions as dv
-from .analysis_pages import Memo, figures_panel, render_analysis_pages, with_analysis
 from .cache import (
     BuildCache,
     DiskStore,
@@ -39,10 +38,8 @@ from .cache import (
     site_as_left,
     site_key,
 )
-from .compliance import load_part_rules
 from .config import SiteConfig, load_config
 from .errors import Problem, ReportsiteError
-from .figures import analyse_report, load_indicators
 from .indexpatch import IndexState, index_state, patched_plan, read_state, write_state
 from .links import check_pages, pages_to_check
 from .model import (
@@ -56,7 +53,6 @@ from .model import (
     parse_file,
     work_args,
 )
-from .pages import render_index_pages, topic_views
 from .render import (
     KEY_LATER,
     OutputFile,
@@ -128,6 +124,8 @@ from .writer import (
 )
 
 T = TypeVar("T")
+if TYPE_CHECKING:  # the views of analysis and lists: imported where used, after the spare child is forked
+    from .analysis_pages import Memo
 # Whole-site work that the live preview may finish just after reloading the page (cache.py `defer`).
 DEFERRABLE = {build_search_files: ()}  # function -> stand-in until its first result
 
@@ -225,6 +223,8 @@ def _same(args: tuple[Any, ...], expected: tuple[Any, ...]) -> bool:
 
 def derive(content: Content, topic_rules: TopicRules, config: SiteConfig, cache: BuildCache | None = None,
            call: Memo | None = None) -> SiteData:
+    from .pages import topic_views
+
     call = call or memo_of(content, (), cache)
     topics = {r.slug: call(assign_topics, r, topic_rules) for r in content.reports}
     views = {r.slug: call(topic_views, r, topics[r.slug]) for r in content.reports}
@@ -248,6 +248,9 @@ def render_all(data: SiteData, options: BuildOptions, renderer: PageRenderer,
                apart: SearchApart = None) -> list[Page | KeptPage]:
     """Every file of the site: finished files, pages to render and pages kept from the last build. The
     search index is made here unless it is made or kept apart (see search_apart)."""
+    from .analysis_pages import render_analysis_pages
+    from .pages import render_index_pages
+
     if apart is None:
         view, settings = search_view(data), load_search_settings(options.content_dir)
         cache = options.cache
@@ -843,6 +846,11 @@ def load_derived(options: BuildOptions, only: Sequence[Path] | None = None,
     """The content and its views but the key figures and structure checks, and the function that adds
     those (a build starts the search index, which needs none of them, before it). With `only` (and a
     cache): of those content files alone (quick_build), `known` their digests as the last build found them."""
+    from .analysis_pages import with_analysis
+    from .compliance import load_part_rules
+    from .figures import analyse_report, load_indicators
+    from .pages import topic_views
+
     cache = options.cache
     config = load_config(options.content_dir, options.base_url)
     if cache:
@@ -896,6 +904,9 @@ def render_edited_reports(last: SiteData, options: BuildOptions, paths: list[Pat
     """The pages of edited report files only, rendered against the last build's site data: the live
     preview shows them at once and rebuilds the rest just after (as Hugo's fast render mode does).
     None when the edit needs a full build first (a new or broken file, a changed slug)."""
+    from .analysis_pages import figures_panel
+    from .figures import analyse_report
+
     table = dv.load_divisions()
     by_path = {r.path: r for r in last.reports}
     edited: dict[str, Report] = {}

@@ -17,16 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 import nh3
 
-from .compliance import DEADLINE_LABELS, STATUS_LABELS
 from .config import SiteConfig
 from .errors import Problem
-from .figures import Analysis
 from .model import LEVEL_LABELS, Report, ReportFace, Section, pinyin_slug
 from .topics import TopicMatch, TopicRules
 
 if TYPE_CHECKING:  # imported where used: a rebuild's spare child, forked after this module is, renders nothing
     import markdown
     from jinja2 import Environment
+
+    from .figures import Analysis
 
 ALLOWED_TAGS = {"p", "br", "strong", "em", "b", "i", "ul", "ol", "li", "blockquote", "code", "pre", "table",
                 "thead", "tbody", "tr", "th", "td", "hr", "sup", "sub", "span", "div", "a", "h5", "h6"}
@@ -317,6 +317,8 @@ def make_environment(templates_dir: Path, bytecode_dir: Path | None = None) -> E
     env.filters["level_label"] = lambda level: LEVEL_LABELS.get(level, level)
     env.filters["cn_date"] = lambda d: f"{d.year}年{d.month}月{d.day}日" if isinstance(d, date) else ""
     # constants of the code (its version is part of every page's key), not given to each of 10,000 pages
+    from .compliance import DEADLINE_LABELS, STATUS_LABELS
+
     env.globals.update(status_labels=STATUS_LABELS, deadline_labels=DEADLINE_LABELS)
     return env
 
