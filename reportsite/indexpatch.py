@@ -55,6 +55,7 @@ from .search import (
     cut_text,
     doc_bytes_of,
     fnv1a,
+    front_coded,
     is_han,
     length_classes,
     phrase_least,
@@ -107,6 +108,7 @@ class IndexState:
     range_keys: list[bytes | None]  # ...their keys in the memo, whose words tell their phrases' sides...
     dirty: set[int]  # ...but those of ranges holding a section changed since
     gzip_ratios: dict[bytes, float] = field(default_factory=dict)  # samples' gzipped sizes, see search._gzip_ratio
+    vocab_coded: str = ""  # the manifest's vocabulary (search.front_coded): a patched plan's is the same
 
 
 _ARRAYS = ("lengths", "starts", "numbers", "counts", "chars", "file_of")  # kept as their bytes (write_state)
@@ -166,7 +168,7 @@ def index_state(plan: IndexPlan, basis: PlanBasis, salt: bytes) -> IndexState:
         postings.starts, postings.sections, postings.counts, plan.encoded.chars, letters, basis.with_rows,
         basis.doc_bytes, own, plan.shared, plan.doc_sections, file_of,
         [facets for _, _, facets in plan.term_files[len(own):]], basis.ranges, basis.range_keys, set(),
-        dict(basis.gzip_ratios))
+        dict(basis.gzip_ratios), plan.vocab_coded or front_coded(sorted(plan.vocab)))
 
 
 @dataclass(frozen=True)
@@ -237,7 +239,7 @@ def patched_plan(state: IndexState, old: SearchInput, source: SearchInput, setti
     plan = IndexPlan(source, settings, set(state.vocab), set(state.stop),
                      {ch for ch, count in term_state.letters.items() if count > 0 and is_han(ch)},
                      spliced.postings, spliced, {term: i for i, term in enumerate(own)}, shared, doc_sections,
-                     _term_files(term_state.file_of, own, shared, state.facet_groups))
+                     _term_files(term_state.file_of, own, shared, state.facet_groups), state.vocab_coded or None)
     word_df, head, word_count = words
     phrase_counts, floor, unsure = phrases
 

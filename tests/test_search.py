@@ -896,3 +896,16 @@ def test_once_rjieba_agreed_with_jieba_a_build_cuts_without_loading_jieba(tmp_pa
     assert run() == [True, True, jieba_words]  # compared with jieba: they agree, rjieba cuts
     assert list(tmp_path.glob("reportsite-rjieba-agrees-*"))
     assert run() == [True, False, jieba_words]  # the next build: rjieba at once, jieba not even loaded
+
+
+def test_a_kept_column_of_strings_reads_as_the_list_it_was_made_of() -> None:
+    """JoinedStrings (a kept input's titles and heading paths as one string): every way the index reads a list
+    of strings gives what the list gives, after pickling too; empty strings and characters beyond the BMP
+    included."""
+    strings = ["总体情况", "", "一、主要举措 › （一）深化改革", "𠀀扩展字", "行政复议", ""]
+    joined = search.JoinedStrings.of(strings)
+    for column in (joined, pickle.loads(pickle.dumps(joined))):
+        assert len(column) == len(strings) and list(column) == strings and column == strings
+        assert [column[k] for k in range(-len(strings), len(strings))] == strings * 2
+        assert column[1:4] == strings[1:4] and column[::2] == strings[::2]
+    assert search.JoinedStrings.of(joined) is joined and len(search.JoinedStrings.of([])) == 0
