@@ -99,25 +99,36 @@ def load_divisions() -> DivisionTable:
         if isinstance(table_found, DivisionTable):
             return table_found
     made = make_table(_read_rows(table, errata))
-    with suppress(OSError):  # a folder not writable: the table is made by each process
-        temporary = kept.with_name(f"{kept.name}.{os.getpid()}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pickle.dumps(made, protocol=pickle.HIGHEST_PROTOCOL))
-        os.replace(temporary, kept)
+    _keep_own_file(kept, pickle.dumps(made, protocol=pickle.HIGHEST_PROTOCOL))
     return made
 
 
 def _read_own_file(path: Path) -> bytes | None:
     """The bytes of a file that this user owns and no one else can write; None for any other. The temporary
-    folder is shared: a pickle that someone else could have put there is never unpickled."""
+    folder is shared: a pickle that someone else could have put there is never unpickled. (Where there are
+    no owners to tell, Windows, the temporary folder is the user's own.)"""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
         return None
     with os.fdopen(fd, "rb") as fh:
         st = os.fstat(fd)
-        return fh.read() if st.st_uid == os.getuid() and not st.st_mode & 0o022 else None
+        own = not hasattr(os, "getuid") or (st.st_uid == os.getuid() and not st.st_mode & 0o022)
+        return fh.read() if own else None
+
+
+def _keep_own_file(path: Path, data: bytes) -> None:
+    """`data` as the file `path`, readable and writable by this user alone, put in place once complete; not
+    kept where the folder is not writable (each process then makes the table)."""
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(temporary, path)
+    except OSError:
+        with suppress(OSError):
+            temporary.unlink()
 
 
 def kept_table_path(table: Path, errata: str) -> Path:
