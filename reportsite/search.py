@@ -1349,7 +1349,21 @@ class IndexedSection(NamedTuple):
     path: str  # heading path, " › "-joined
 
 
-class SectionColumns(Sequence[IndexedSection]):
+class _Column(Sequence[T]):
+    """A sequence whose items are made when asked for (`_item`); a slice gives a list of them."""
+
+    __slots__ = ()
+
+    def __getitem__(self, k):  # type: ignore[override]  # int -> an item; slice -> a list of them
+        if isinstance(k, slice):
+            return [self._item(i) for i in range(*k.indices(len(self)))]
+        return self._item(k + len(self) if k < 0 else k)
+
+    def _item(self, k: int) -> T:
+        raise NotImplementedError
+
+
+class SectionColumns(_Column[IndexedSection]):
     """The sections of a kept input as its columns (input_of_columns), each IndexedSection made only when
     asked for: a rebuild after an edit looks at a few hundred of 140,000 (making them all took the spare
     child 0.3 s at 10,000 reports)."""
@@ -1362,11 +1376,7 @@ class SectionColumns(Sequence[IndexedSection]):
     def __len__(self) -> int:
         return len(self.reports)
 
-    def __getitem__(self, k):  # type: ignore[override]  # int -> a section; slice -> a list of them
-        if isinstance(k, slice):
-            return [self[i] for i in range(*k.indices(len(self)))]
-        if k < 0:
-            k += len(self)
+    def _item(self, k: int) -> IndexedSection:
         return IndexedSection(k, self.reports[k], self.anchors[k], self.titles[k], self.paths[k])
 
     def __iter__(self) -> Iterator[IndexedSection]:
@@ -1379,7 +1389,7 @@ class SectionColumns(Sequence[IndexedSection]):
         return SectionColumns, (self.reports, self.anchors, self.titles, self.paths)
 
 
-class JoinedStrings(Sequence[str]):
+class JoinedStrings(_Column[str]):
     """A kept input's column of section titles or heading paths, as one string and where each ends: read back
     in 0.003 s, where a list of their 138,000 strings took 0.02 s of the spare child's start (10,000 reports),
     which then reads a few hundred of them."""
@@ -1398,11 +1408,7 @@ class JoinedStrings(Sequence[str]):
     def __len__(self) -> int:
         return len(self.ends)
 
-    def __getitem__(self, k):  # type: ignore[override]  # int -> a string; slice -> a list of them
-        if isinstance(k, slice):
-            return [self[i] for i in range(*k.indices(len(self)))]
-        if k < 0:
-            k += len(self)
+    def _item(self, k: int) -> str:
         return self.joined[self.ends[k - 1] if k else 0:self.ends[k]]
 
     def __iter__(self) -> Iterator[str]:
