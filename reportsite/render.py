@@ -143,8 +143,10 @@ def _relative_url(base: str, target: str) -> str:
     if "#" in target:
         target, _, anchor = target.partition("#")
         anchor = "#" + anchor
-    if target == "":
-        return anchor or "./"
+    if anchor and not target:  # an anchor alone stays on the page
+        return anchor
+    if target == "":  # the site's root (首页)
+        return "../" * len(base.split("/")) if base else "./"
     is_dir = target.endswith("/")
     base_parts = base.split("/") if base else []
     target_parts = target.rstrip("/").split("/") if target.rstrip("/") else []

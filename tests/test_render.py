@@ -107,5 +107,5 @@ def test_relative_links_lead_back_to_their_target(page_parts: list[str], page_is
     assert link.endswith(anchor) and not link.startswith("/")
     path = link[: len(link) - len(anchor)]
     folder = page.rstrip("/") if page.endswith("/") else posixpath.dirname(page)
-    assert posixpath.normpath(posixpath.join(folder, path)) == posixpath.normpath(target or folder or ".")
+    assert posixpath.normpath(posixpath.join(folder, path)) == posixpath.normpath(target or ".")  # "": the root
     assert path.endswith("/") == (target.endswith("/") or not target)

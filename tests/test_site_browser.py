@@ -65,6 +65,15 @@ def test_font_size_and_elder_mode_are_remembered_across_pages(page, site_url):
     assert page.locator("[data-fontsize-set=l]").first.get_attribute("aria-pressed") == "true"
 
 
+@pytest.mark.parametrize("link", ["header a.brand", "nav a:text-is('首页')"])
+def test_home_links_lead_to_the_home_page_from_deep_pages(page, site_url, link):
+    for start in ("reports/610114-2023/", "topics/", "regions/"):
+        page.goto(site_url + start)
+        page.locator(link).first.click()
+        page.wait_for_load_state()
+        assert page.url == site_url, (start, link)
+
+
 @pytest.mark.parametrize("width", [375, 1280])
 def test_no_horizontal_overflow(browser, site_url, width, tmp_path):
     context = browser.new_context(viewport={"width": width, "height": 800})
