@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
 from array import array
 from dataclasses import replace
 from html.parser import HTMLParser
@@ -11,7 +12,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reportsite import links as links_module
@@ -57,6 +58,20 @@ def test_every_page_of_the_site_gives_the_ids_and_links_an_html_parser_gives(bui
     for path in pages:
         data = path.read_bytes()
         assert parse_page(data) == reference_links(data), path.relative_to(built_site)
+
+
+# The whole pattern the scans of links._attributes stand for
+_WHOLE = re.compile(r"""\s(id|href|src)\s*=\s*(?:"([^"<>]*)"|'([^'<>]*)')""")
+_SOUP = st.lists(st.sampled_from([" ", "\n", "x", "<a", ">", " = ", '"', "'", ' id="', " id='", ' href="', " src='",
+                                  "grid=", "#s1", "&amp;", "报告"]), max_size=30).map("".join)
+
+
+@settings(max_examples=500)
+@given(_SOUP)
+def test_the_scans_by_name_find_what_one_scan_of_the_whole_pattern_finds(text: str) -> None:
+    whole = [(m.start(), m.group(1) == "id", m.group(2) if m.group(2) is not None else m.group(3))
+             for m in _WHOLE.finditer(text)]
+    assert list(links_module._attributes(text)) == whole
 
 
 def test_html_quoted_in_report_text_is_not_taken_for_a_link(content_copy: Path, tmp_path: Path) -> None:
