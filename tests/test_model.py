@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from reportsite.model import load_content, load_report, parse_sections
+from reportsite.model import content_files, load_content, load_report, parse_sections
 from reportsite.textio import _CONTROLS
 
 from .conftest import CONTENT_DIR, ROOT
@@ -161,3 +161,22 @@ def test_every_control_character_is_blanked_and_counted(code):
     assert report == load_report(path, with_space)[0]
     assert [w.message for w in warnings] == ["1 control character(s) replaced by spaces"]
     assert load_report(path, text)[1] == []
+
+
+def test_content_files_are_the_visible_markdown_files_in_the_order_of_their_paths(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    for name in ["a/1.md", "a-b/2.md", "a.b/3.md", ".hidden/4.md", ".5.md", "6.md", "7.MD", "a/.8.md",
+                 "x.md/9.md", "b/c/10.md", "notes.txt"]:
+        (reports / name).parent.mkdir(parents=True, exist_ok=True)
+        (reports / name).write_text("x", encoding="utf-8")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "11.md").write_text("x", encoding="utf-8")
+    (reports / "linked").symlink_to(tmp_path / "elsewhere")  # a folder linked to: not entered, as by rglob
+    (reports / "link.md").symlink_to(reports / "6.md")
+    (reports / "broken.md").symlink_to(reports / "missing.md")
+    # the definition: Path.rglob, without hidden files and folders, sorted as Paths
+    expected = sorted(p for p in reports.rglob("*.md")
+                      if p.is_file() and not any(part.startswith(".") for part in p.relative_to(reports).parts))
+    assert content_files(tmp_path) == expected
+    assert [p.relative_to(reports).as_posix() for p in expected] == [
+        "6.md", "a/1.md", "a-b/2.md", "a.b/3.md", "b/c/10.md", "link.md", "x.md/9.md"]
