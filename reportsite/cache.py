@@ -974,7 +974,7 @@ class BuildCache:
         for path, entry in entries.items():
             fresh = parsed.get(path)
             if fresh is not None:
-                entry = entries[path] = shared.loads(fresh) if isinstance(fresh, bytes) else loaded(path, fresh)
+                entry = entries[path] = fresh if isinstance(fresh, LoadedFile) else loaded(path, fresh)
             elif path in redone:
                 entry = entries[path] = redone[path]
             assert isinstance(entry, LoadedFile)

@@ -464,9 +464,10 @@ def parse_file(path: str, data: bytes, table: dv.DivisionTable, work: Sequence[R
 
 CHUNK = 25  # files per task of the parse pool
 # Called with each file's path and parse where it was parsed, returns the parse to keep (a build cache
-# digests the derived results and stores it from the worker), or its own entry for it as it pickled it
-# to store it: a worker then sends those bytes, not the parse pickled a second time.
-AfterParse = Callable[[str, Parsed], "Parsed | bytes"]
+# digests the derived results and stores it from the worker), or, in a worker, its own entry for it as it
+# pickled it to store it (with SharedObjects of the work's arguments): those bytes are sent, not the parse
+# pickled a second time, and parse_files gives the entry.
+AfterParse = Callable[[str, Parsed], Any]
 # in each worker
 _parse_job: tuple[dv.DivisionTable, Sequence[ReportWork], AfterParse | None, SharedObjects] | None = None
 
@@ -485,14 +486,13 @@ def _parse_chunk(items: list[tuple[str, bytes]]) -> bytes:
 
 
 def _parse_one(path: str, data: bytes, table: dv.DivisionTable, work: Sequence[ReportWork],
-               after: AfterParse | None) -> Parsed | bytes:
+               after: AfterParse | None) -> Any:
     parsed = parse_file(path, data, table, work)
     return after(path, parsed) if after is not None else parsed
 
 
 def parse_files(items: list[tuple[str, bytes]], table: dv.DivisionTable, work: Sequence[ReportWork] = (),
-                advance: Callable[[int], None] = lambda n: None, after: AfterParse | None = None
-                ) -> list[Parsed | bytes]:
+                advance: Callable[[int], None] = lambda n: None, after: AfterParse | None = None) -> list[Any]:
     """Parse content files (and do the per-report work, and `after`), in worker processes when there are
     many."""
     workers = pool_size(len(items))
@@ -503,11 +503,12 @@ def parse_files(items: list[tuple[str, bytes]], table: dv.DivisionTable, work: S
             advance(1)
         return out
     chunks = [items[i:i + CHUNK] for i in range(0, len(items), CHUNK)]
-    results: list[Parsed | bytes] = []
+    results: list[Any] = []
     shared = SharedObjects([args for _, args in work])
     for chunk_result in map_in_pool(_parse_chunk, chunks, workers, _start_parse_worker, (table, work, after, shared)):
         parsed = shared.loads(chunk_result)
-        results += parsed
+        # unpickled as they come, while the workers parse on (all of them at once: 280 MB at 10,000 reports)
+        results += [shared.loads(p) if isinstance(p, bytes) else p for p in parsed]
         advance(len(parsed))
     return results
 
