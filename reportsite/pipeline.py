@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import pickle
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -515,14 +514,13 @@ SPECULATE_MAX = 20  # reports changed, at most, for the child to make the index 
 
 @dataclass(frozen=True)
 class IndexInput:
-    """What the spare child makes the index's input of: every report's piece, or the last build's input (of
-    keys `last`) and the pieces of the reports whose keys changed, which kept their shapes."""
+    """What the spare child makes the index's input of: the whole input, or the last build's input (of keys
+    `last`) and the pieces of the reports whose keys changed, which kept their shapes."""
 
     keys: list[bytes]
     paths: list[str]
-    # every report's piece, each pickled apart: the child puts them together (in the parent, that took
-    # twice the time, while the child waited), reading one at a time (all at once: 100 MB of fragmented heap)
-    pieces: list[bytes] | None = None
+    source: SearchInput | None = None  # every report's piece, put together...
+    shapes: list[bytes] | None = None  # ...and their shapes
     last: bytes | None = None  # the digest of the last input's keys (input_id)
     changed: dict[int, SearchPiece] = field(default_factory=dict)
 
@@ -696,7 +694,7 @@ def _input_head(head: Any, version: bytes) -> IndexInputKeys | None:
 
 def index_input(data: SiteData, cache: BuildCache, disk: DiskStore, store: bytes) -> IndexInput:
     """What the parent sends the spare child: the pieces of the reports whose keys changed since the input
-    the child read (last_index_input), when their shapes did not change; else every report's piece."""
+    the child read (last_index_input), when their shapes did not change; else the whole input (search_input_of)."""
     rules = topic_rules_digest(data.topic_rules)
     keys = [report_key(cache.files[r.path].digest, rules) for r in data.reports]
     paths = [r.path for r in data.reports]
@@ -706,20 +704,9 @@ def index_input(data: SiteData, cache: BuildCache, disk: DiskStore, store: bytes
                    for i, (key, was) in enumerate(zip(keys, last.keys, strict=True)) if key != was}
         if all(piece_shape(piece) == last.shapes[i] for i, piece in changed.items()):
             return IndexInput(keys, paths, last=input_id(last.keys), changed=changed)
-    pieces = (search_piece(r, data.topics.get(r.slug, {})) for r in data.reports)
-    return IndexInput(keys, paths, pieces=[pickle.dumps(piece, pickle.HIGHEST_PROTOCOL) for piece in pieces])
-
-
-def input_of_pieces(pieces: list[bytes]) -> tuple[SearchInput, list[bytes]]:
-    """The input of the pickled pieces (IndexInput.pieces), which are dropped as they are read, and their shapes."""
     shapes: list[bytes] = []
-
-    def read() -> Iterator[SearchPiece]:
-        for i, piece in enumerate(pieces):
-            pieces[i] = b""
-            yield pickle.loads(piece)
-
-    return search_input_of(read(), shapes), shapes
+    source = search_input_of((search_piece(r, data.topics.get(r.slug, {})) for r in data.reports), shapes)
+    return IndexInput(keys, paths, source, shapes)
 
 
 def write_search_files_given(take: Callable[[], Speculated | None], given: IndexInput, settings: SearchSettings,
@@ -739,8 +726,8 @@ def write_search_files_given(take: Callable[[], Speculated | None], given: Index
         assert done.source is not None and last is not None
         plan, source, shapes, changed = done.plan, done.source, last.keys.shapes, done.changed
         state, patched, worked_out = done.state, done.patched, done.change
-    elif given.pieces is not None:
-        plan, (source, shapes) = None, input_of_pieces(given.pieces)
+    elif given.source is not None and given.shapes is not None:
+        plan, source, shapes = None, given.source, given.shapes
     elif last is None or input_id(last.keys.keys) != given.last:
         return None
     else:
@@ -761,14 +748,14 @@ def write_search_files_given(take: Callable[[], Speculated | None], given: Index
     made = write_search_files(source, settings, staging, previous, disk, key, memo, plan, change)
     plan = None  # its postings: 300 MB at 10,000 reports
     return_freed_memory()
-    if given.pieces is None and not given.changed:
+    if given.source is None and not given.changed:
         return made
     # kept for the next build, once the workers are gone (pickling the input takes 150 MB more for a moment),
     # after the parent has the files: it finishes the build meanwhile (0.3 s at 10,000 reports)
     files = index_files_digest((page.path, page.digest) for page in made)
     keys = IndexInputKeys(given.keys, shapes, given.paths, digest, files)
     edits = {**edits, **given.changed}
-    if given.pieces is None and base and patched and len(edits) <= EDITS_MAX:
+    if given.source is None and base and patched and len(edits) <= EDITS_MAX:
         return Afterwards(made, functools.partial(_keep_edits, disk, store, version, KeptEdits(base, keys, edits)),
                           held=(source, state))
     return Afterwards(made, functools.partial(_keep_input, disk, store, version, keys, source, state))

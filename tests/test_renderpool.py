@@ -77,8 +77,8 @@ class Counted(pipeline.ChildJob):
         super().__init__(function, *args)
 
     def start(self, function, *args):
-        given = args[0] if args else None  # the index's input: every piece, or the changes to the last one
-        print(function.__name__ + (" (changes)" if getattr(given, "pieces", ()) is None else ""))
+        given = args[0] if args else None  # the index's input: whole, or the changes to the last one
+        print(function.__name__ + (" (changes)" if getattr(given, "source", ()) is None else ""))
         return super().start(function, *args)
 
     def running(self):
