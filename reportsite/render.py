@@ -308,9 +308,11 @@ def excerpt(text: str, length: int = 120) -> str:
 def make_environment(templates_dir: Path, bytecode_dir: Path | None = None) -> Environment:
     """The templates' environment; with `bytecode_dir`, the templates compiled are kept there (by their
     source's checksum) for the next build."""
-    from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined, select_autoescape
+    from jinja2 import FileSystemBytecodeCache, FileSystemLoader, StrictUndefined, select_autoescape
 
-    env = Environment(loader=FileSystemLoader(str(templates_dir)), autoescape=select_autoescape(["html", "xml"]),
+    from .environment import SiteEnvironment
+
+    env = SiteEnvironment(loader=FileSystemLoader(str(templates_dir)), autoescape=select_autoescape(["html", "xml"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                       auto_reload=False,  # an environment serves one build: no stat() per page
                       bytecode_cache=FileSystemBytecodeCache(str(bytecode_dir)) if bytecode_dir else None)
