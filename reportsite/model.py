@@ -492,9 +492,10 @@ def _parse_one(path: str, data: bytes, table: dv.DivisionTable, work: Sequence[R
 
 
 def parse_files(items: list[tuple[str, bytes]], table: dv.DivisionTable, work: Sequence[ReportWork] = (),
-                advance: Callable[[int], None] = lambda n: None, after: AfterParse | None = None) -> list[Any]:
+                advance: Callable[[int], None] = lambda n: None, after: AfterParse | None = None,
+                arrived: Callable[[bytes, Any], None] | None = None) -> list[Any]:
     """Parse content files (and do the per-report work, and `after`), in worker processes when there are
-    many."""
+    many. `arrived` is told of each entry a worker sent as bytes (see AfterParse), with what they hold."""
     workers = pool_size(len(items))
     if workers < 2:
         out = []
@@ -508,7 +509,13 @@ def parse_files(items: list[tuple[str, bytes]], table: dv.DivisionTable, work: S
     for chunk_result in map_in_pool(_parse_chunk, chunks, workers, _start_parse_worker, (table, work, after, shared)):
         parsed = shared.loads(chunk_result)
         # unpickled as they come, while the workers parse on (all of them at once: 280 MB at 10,000 reports)
-        results += [shared.loads(p) if isinstance(p, bytes) else p for p in parsed]
+        for p in parsed:
+            if isinstance(p, bytes):
+                entry = shared.loads(p)
+                if arrived is not None:
+                    arrived(p, entry)
+                p = entry
+            results.append(p)
         advance(len(parsed))
     return results
 

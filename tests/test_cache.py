@@ -18,6 +18,7 @@ from reportsite.cache import (
     DiskStore,
     Fingerprinter,
     MemoRenderer,
+    PackWriter,
     Progress,
     Unfingerprintable,
     _content_key,
@@ -578,3 +579,46 @@ def test_progress_bar_starts_no_thread_so_builds_on_a_terminal_still_fork_their_
         assert threading.active_count() == threads
     finally:
         progress.done()
+
+
+def test_values_in_a_pack_are_found_and_a_mostly_unused_pack_is_written_again(tmp_path: Path) -> None:
+    import pickle
+
+    disk = DiskStore(tmp_path)
+    keys = [bytes([k]) * 16 for k in range(6)]
+    pack = PackWriter(disk, "report")
+    for k, key in enumerate(keys[:4]):
+        pack.add(key, pickle.dumps(("值", k)))
+    assert disk.get("report", keys[0]) is None  # not until the pack is closed
+    pack.close()
+    disk.put("report", keys[4], ("值", 4))  # a file of its own beside the pack
+    assert [disk.get("report", key) for key in keys] == [("值", 0), ("值", 1), ("值", 2), ("值", 3), ("值", 4), None]
+    assert DiskStore(tmp_path).get("report", keys[3]) == ("值", 3)  # another store reads the pack's index
+    packs = lambda: sorted(disk.pack_folder("report").glob("*.pack"))  # noqa: E731
+    assert len(packs()) == 1 and not list(disk.pack_folder("report").glob(".*"))
+    # three of four kept: the pack stays as it is
+    assert disk.prune("report", set(keys[:3]) | {keys[4]}) == 0 and len(packs()) == 1
+    # one of four kept: written again with that one alone; the others are gone
+    first = packs()[0]
+    assert disk.prune("report", {keys[1], keys[4]}) == 3
+    assert packs() != [first] and len(packs()) == 1
+    fresh = DiskStore(tmp_path)
+    assert [fresh.get("report", key) for key in keys] == [None, ("值", 1), None, None, ("值", 4), None]
+    assert disk.prune("report", set()) == 2 and packs() == []
+    assert DiskStore(tmp_path).get("report", keys[1]) is None
+
+
+def test_a_pack_cut_short_or_discarded_gives_nothing(tmp_path: Path) -> None:
+    import pickle
+
+    disk = DiskStore(tmp_path)
+    pack = PackWriter(disk, "report")
+    pack.add(bytes(16), pickle.dumps("内容" * 1000))
+    pack.close()
+    [path] = disk.pack_folder("report").glob("*.pack")
+    path.write_bytes(path.read_bytes()[:-3])  # its index's position cut
+    assert DiskStore(tmp_path).get("report", bytes(16)) is None
+    dropped = PackWriter(disk, "call")
+    dropped.add(bytes(16), pickle.dumps(1))
+    dropped.discard()
+    assert list(disk.pack_folder("call").iterdir()) == [] and DiskStore(tmp_path).get("call", bytes(16)) is None

@@ -126,6 +126,9 @@ def test_parallel_build_writes_the_same_site_as_a_build_in_one_process(content_c
         said[run] = cached.stdout + cached.stderr
     assert f"({PARALLEL_MIN + 5} report(s) parsed" in said["first"] and "_parse_chunk" in said["first"]
     assert "(0 report(s) parsed" in said["second"]
+    # the workers' parses are stored by the parent in one pack, not in a file each (cache.PackWriter)
+    store = tmp_path / ".reportsite-cache"
+    assert len(list(store.glob("v*/report-packs/*.pack"))) == 1 and not list(store.glob("v*/report/*/*.pickle"))
     assert "(0 report(s) parsed, 0 page(s) rendered" in said["third"], said["third"]
     # the cache keeps where the search index was written, not its bytes: a build into another folder makes
     # it again, one into the same folder keeps its files, unless one of them is gone
