@@ -676,8 +676,9 @@ class PackWriter:
         self._file.write(at.to_bytes(_PACK_TAIL, "little"))
         self._file.close()
         self._file = None
-        name = hashlib.blake2b(b"".join(sorted(self._index)), digest_size=16).hexdigest()
-        pack = self._tmp.with_name(f"{name}.pack")
+        # named as written, never after what it holds: a pack replaced under the same name while another
+        # process still reads its index would give that process one value's bytes for another's key
+        pack = self._tmp.with_name(self._tmp.name[1:].removesuffix(".tmp") + ".pack")
         os.replace(self._tmp, pack)
         index = self.store._packed.get(self.kind)
         if index is not None:
@@ -1146,14 +1147,14 @@ class BuildCache:
         last = known.get(str(path))
         if old is None and last is not None and last[0] == stamp and stored_in:
             stored = stored_in.get("report", last[1], shared=shared)
-            if isinstance(stored, LoadedFile):
+            if isinstance(stored, LoadedFile) and stored.digest == last[1]:
                 return stored if stored.stamp == stamp else dataclasses.replace(stored, stamp=stamp)
         data = path.read_bytes()
         digest = file_digest(self.version, str(path), data)
         if old is not None and old.digest == digest:
             return dataclasses.replace(old, stamp=stamp)
         stored = stored_in.get("report", digest, shared=shared) if stored_in else None
-        if not isinstance(stored, LoadedFile):
+        if not isinstance(stored, LoadedFile) or stored.digest != digest:
             return stamp, digest, data
         return dataclasses.replace(stored, stamp=stamp)  # its derived values are redone if `work` changed
 

@@ -313,9 +313,9 @@ def make_environment(templates_dir: Path, bytecode_dir: Path | None = None) -> E
     from .environment import SiteEnvironment
 
     env = SiteEnvironment(loader=FileSystemLoader(str(templates_dir)), autoescape=select_autoescape(["html", "xml"]),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-                      auto_reload=False,  # an environment serves one build: no stat() per page
-                      bytecode_cache=FileSystemBytecodeCache(str(bytecode_dir)) if bytecode_dir else None)
+                          undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                          auto_reload=False,  # an environment serves one build: no stat() per page
+                          bytecode_cache=FileSystemBytecodeCache(str(bytecode_dir)) if bytecode_dir else None)
     env.filters["heading"] = display_heading
     env.filters["excerpt"] = excerpt
     env.filters["level_label"] = lambda level: LEVEL_LABELS.get(level, level)

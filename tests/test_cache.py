@@ -622,3 +622,19 @@ def test_a_pack_cut_short_or_discarded_gives_nothing(tmp_path: Path) -> None:
     dropped.add(bytes(16), pickle.dumps(1))
     dropped.discard()
     assert list(disk.pack_folder("call").iterdir()) == [] and DiskStore(tmp_path).get("call", bytes(16)) is None
+
+
+def test_a_stored_parse_under_another_files_key_is_not_taken_for_it(project: BuildOptions, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    build(with_cache(project, BuildCache(cache_dir)))
+    first, second = sorted(cache_dir.glob("v*/report/*/*.pickle"))[:2]
+    one, other = first.read_bytes(), second.read_bytes()
+    first.write_bytes(other)  # each key now holds the other file's parse
+    second.write_bytes(one)
+    for path in (project.content_dir / "reports").glob("*.md"):
+        os.utime(path)  # touched: each file is read and its parse looked up by its digest
+    swapped = BuildCache(cache_dir)
+    build(with_cache(project, swapped, tmp_path / "again"))
+    assert swapped.stats.parsed == 2
+    build(with_cache(project, None, tmp_path / "cold"))
+    assert tree(tmp_path / "again") == tree(tmp_path / "cold")
