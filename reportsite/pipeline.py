@@ -100,7 +100,7 @@ from .search import (
     sections_of_reports,
     write_index,
 )
-from .stamps import Lookahead, input_stamps, project_path
+from .stamps import Lookahead, input_stamps, project_path, stamps_digest
 from .topics import TopicRules, assign_topics, load_topics
 from .workers import (
     PARALLEL_MIN,
@@ -305,7 +305,7 @@ def produce(items: list[Page | KeptPage], renderer: PageRenderer, cache: BuildCa
         if entry is not None:
             kept = take_over(item.path, entry, cache, staging)
             # a file made again with the same bytes: kept, under its new key
-            made.files.append(kept if isinstance(item, KeptPage) else replace(kept, key=item.key))
+            made.files.append(kept if isinstance(item, KeptPage) else kept._replace(key=item.key))
         else:
             assert isinstance(item, OutputFile)
             made.files.append(finish_page(item, staging))
@@ -1218,8 +1218,9 @@ def _build(options: BuildOptions) -> BuildResult:
     try:
         if cache:  # nothing changed since the last build into out_dir: nothing to do
             roots = [options.content_dir, options.templates_dir, options.theme_dir]
-            stamps = (options.look and options.look.input_stamps(roots)) or input_stamps(roots)
-            inputs = inputs_digest(cache.version, build_settings(options), stamps)
+            taken = options.look.input_stamps(roots) if options.look else None
+            stamps = taken[0] if taken else input_stamps(roots)
+            inputs = inputs_digest(cache.version, build_settings(options), taken[1] if taken else stamps_digest(stamps))
             done = previous_build(cache, inputs, options.out_dir, options.look)
             if done is not None:
                 drop_spare(early)

@@ -42,7 +42,8 @@ def test_the_child_takes_the_stamps_and_checks_the_site_as_the_build_would(proje
     identity = _state_identity(cache_dir, project.out_dir)
     look = _look(project, cache_dir)
     try:
-        assert look.input_stamps(roots) == stamps.input_stamps(roots) != {}
+        taken = stamps.input_stamps(roots)
+        assert look.input_stamps(roots) == (taken, stamps.stamps_digest(taken)) and taken != {}
         assert look.input_stamps(roots[:2]) is None  # taken of other folders: not these
         assert look.site_untouched(identity) is True
         assert look.site_untouched((b"another state", *identity[1:])) is None
@@ -81,7 +82,19 @@ def test_without_a_kept_site_the_child_gives_the_stamps_only(project: BuildOptio
     look = _look(project, tmp_path / "cache")
     roots = [project.content_dir, project.templates_dir, project.theme_dir]
     try:
-        assert look.input_stamps(roots) == stamps.input_stamps(roots)
+        taken = stamps.input_stamps(roots)
+        assert look.input_stamps(roots) == (taken, stamps.stamps_digest(taken))
         assert look.site_untouched((b"", 0, 0, 0, 0)) is None
     finally:
         look.close()
+
+
+def test_the_stamps_digest_is_of_the_stamps_not_of_their_order(project: BuildOptions) -> None:
+    taken = stamps.input_stamps([project.content_dir, project.templates_dir, project.theme_dir])
+    backwards = dict(reversed(list(taken.items())))
+    assert list(backwards) != list(taken)
+    assert stamps.stamps_digest(backwards) == stamps.stamps_digest(taken)
+    path, (mtime, size) = next(iter(taken.items()))
+    for changed in ({**taken, path: (mtime + 1, size)}, {**taken, path: (mtime, size + 1)},
+                    {p: s for p, s in taken.items() if p != path}, {**taken, path + "x": (mtime, size)}):
+        assert stamps.stamps_digest(changed) != stamps.stamps_digest(taken)
