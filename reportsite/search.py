@@ -1395,7 +1395,7 @@ class SectionColumns(_Column[IndexedSection]):
 
 class JoinedStrings(_Column[str]):
     """A kept input's column of section titles or heading paths, as one string and where each ends: read back
-    in 0.003 s, where a list of their 138,000 strings took 0.02 s of the spare child's start (10,000 reports),
+    at once, where a list of their 138,000 strings took 0.02 s of the spare child's start (10,000 reports),
     which then reads a few hundred of them."""
 
     __slots__ = ("joined", "ends")
@@ -1424,8 +1424,14 @@ class JoinedStrings(_Column[str]):
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Sequence) and len(other) == len(self) and all(map(str.__eq__, self, other))
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return JoinedStrings, (self.joined, self.ends)
+    def __reduce__(self) -> tuple[Callable[[bytes, array], JoinedStrings], tuple[bytes, array]]:
+        # as UTF-16, which Python decodes 4-5 times as fast as pickle's UTF-8 (0.04 s of the spare child's start
+        # after an edit at 10,000 reports)
+        return _joined_strings, (self.joined.encode("utf-16-le", "surrogatepass"), self.ends)
+
+
+def _joined_strings(utf16: bytes, ends: array) -> JoinedStrings:
+    return JoinedStrings(utf16.decode("utf-16-le", "surrogatepass"), ends)
 
 
 class RowColumns(_Column[list[object]]):

@@ -113,11 +113,11 @@ def site_state_parts(get: Callable[[str, bytes], Any], key: bytes
     if not (isinstance(changes, tuple) and len(changes) == 5 and changes[0] == generation):
         return rows, checked_by, groups, folders, generation, None
     _, changed_rows, changed_folders, checked_by, groups = changes
-    return (changed(rows, changed_rows), checked_by, groups, changed(folders, changed_folders), generation,
+    return (put_changes(rows, changed_rows), checked_by, groups, put_changes(folders, changed_folders), generation,
             (changed_rows, changed_folders))
 
 
-def changed(whole: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+def put_changes(whole: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """`whole` (changed in place) with `changes` put over it; a None removes its key. New keys come last, in
     the order of the changes (as a quick rebuild adds files after the others)."""
     for key, value in changes.items():

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from reportsite import pipeline, search
-from reportsite.cache import DiskStore, file_digest
+from reportsite.cache import LAST_BUILD, DiskStore, file_digest
 from reportsite.config import load_config
 from reportsite.model import content_files, load_content
 from reportsite.topics import load_topics
@@ -237,6 +237,14 @@ def test_a_rebuild_after_edits_of_texts_loads_only_their_jurisdictions_and_write
     assert tree(site) == before
     path.write_text(good, encoding="utf-8")
     rebuild("loaded 42 report(s)")
+    # what the quick rebuilds kept of the site is what a full build finds: made to build in full (what the
+    # last build read and returned forgotten), it renders no page again and rewrites no file
+    for kind in (pipeline.LAST_INPUTS, LAST_BUILD):
+        for kept_inputs in (tmp_path / ".reportsite-cache").glob(f"v*/{kind}/*/*.pickle"):
+            kept_inputs.unlink()
+    full = counted_build(content_copy, site)
+    assert everything in full.stdout and "(edited reports)" not in full.stderr, full.stdout
+    assert "(0 report(s) parsed, 0 page(s) rendered," in full.stdout and "; 0 file(s) rewritten)" in full.stdout
     # the site was touched since: a full build, which writes it anew
     (site / "about.txt").write_text("mine", encoding="utf-8")
     edit("210700-2020-c12.md", sentence)

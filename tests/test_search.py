@@ -900,9 +900,9 @@ def test_once_rjieba_agreed_with_jieba_a_build_cuts_without_loading_jieba(tmp_pa
 
 def test_a_kept_column_of_strings_reads_as_the_list_it_was_made_of() -> None:
     """JoinedStrings (a kept input's titles and heading paths as one string): every way the index reads a list
-    of strings gives what the list gives, after pickling too; empty strings and characters beyond the BMP
-    included."""
-    strings = ["总体情况", "", "一、主要举措 › （一）深化改革", "𠀀扩展字", "行政复议", ""]
+    of strings gives what the list gives, after pickling too; empty strings, characters beyond the BMP and a
+    byte that was not UTF-8 (a lone surrogate, as surrogateescape reads it) included."""
+    strings = ["总体情况", "", "一、主要举措 › （一）深化改革", "𠀀扩展字", "行政复议", "", "坏\udc80字节"]
     joined = search.JoinedStrings.of(strings)
     for column in (joined, pickle.loads(pickle.dumps(joined))):
         assert len(column) == len(strings) and list(column) == strings and column == strings
