@@ -1379,12 +1379,6 @@ def read_site_state(disk: DiskStore, key: bytes) -> tuple[dict[str, tuple[Any, .
     return rows, checked_by, groups, folders, SavedSite(generation, *(changes or ()))
 
 
-def _changes(before: dict[str, int], after: dict[str, int]) -> dict[str, int | None]:
-    changed: dict[str, int | None] = {key: value for key, value in after.items() if before.get(key) != value}
-    changed.update(dict.fromkeys(before.keys() - after.keys()))
-    return changed
-
-
 def _row(entry: PageEntry) -> tuple[Any, ...]:
     """A page's entry as end_build saves it (BuildCache._entries reads it back)."""
     return entry.key, entry.digest, entry.links is not None, entry.data, entry.stamp
